@@ -1,0 +1,29 @@
+# kedro-mlflow-starter: `make test` runs the test suite, `make demo` the quickstart,
+# `make bench` the performance table. Each builds its own virtualenv from the project files.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+.PHONY: venv test demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+test: venv
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly $(PYTEST_ARGS)
+
+demo: venv
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/demo.py
+
+bench: venv
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info plugin/*.egg-info .demo

@@ -1,0 +1,27 @@
+"""kedro-mlflow-starter: MLflow tracking and pipeline-as-a-model for Kedro projects.
+
+Public names are resolved lazily so that importing the package (which Kedro does for
+every ``kedro`` command through the entry points) never imports ``mlflow``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "MlflowHook": "kedro_mlflow_starter.framework.hooks",
+    "pipeline_ml_factory": "kedro_mlflow_starter.pipeline",
+    "PipelineML": "kedro_mlflow_starter.pipeline",
+    "KedroPipelineModel": "kedro_mlflow_starter.mlflow",
+}
+
+__all__ = ["KedroPipelineModel", "MlflowHook", "PipelineML", "__version__", "pipeline_ml_factory"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kedro_mlflow_starter' has no attribute {name!r}")

@@ -1,0 +1,132 @@
+"""Read ``mlflow.yml`` through the project's config loader and validate it.
+
+The file is optional. ``conf/<env>/mlflow.yml`` overrides ``conf/base/mlflow.yml`` key by
+key (soft merge), and OmegaConf interpolation (``${oc.env:...}``, ``${globals:...}``)
+works as in any Kedro config file. Every problem becomes one ``MlflowConfigError`` that
+names the file, the key path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+from kedro_mlflow_starter.config.uris import UnsupportedTrackingUriError
+
+CONFIG_KEY = "mlflow"
+CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
+
+
+class MlflowConfigError(ValueError):
+    """``mlflow.yml`` is invalid; the message says where and how to fix it."""
+
+
+def register_mlflow_patterns(config_loader: Any) -> None:
+    """Teach the project's config loader where ``mlflow.yml`` lives and how to merge it."""
+    patterns = getattr(config_loader, "config_patterns", None)
+    if patterns is not None and CONFIG_KEY not in patterns:
+        patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
+    merge_strategy = getattr(config_loader, "merge_strategy", None)
+    if merge_strategy is not None:
+        merge_strategy.setdefault(CONFIG_KEY, "soft")
+
+
+def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str | None) -> MlflowConfig:
+    """Validated ``MlflowConfig`` of the project (all defaults when there is no file)."""
+    register_mlflow_patterns(config_loader)
+    conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
+    env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
+    files = _candidate_files(conf_source, getattr(config_loader, "base_env", "base"), env)
+    try:
+        raw = config_loader[CONFIG_KEY]
+    except KeyError:
+        raw = {}
+    except Exception as error:  # YAML syntax, bad interpolation, duplicate keys
+        raise MlflowConfigError(_describe_load_error(error, files)) from error
+    raw = dict(raw or {})
+    try:
+        config = MlflowConfig.model_validate(raw)
+    except ValidationError as error:
+        raise MlflowConfigError(_describe_validation_error(error, raw, files)) from error
+    config.project_path = Path(project_path)
+    config.package_name = package_name
+    try:
+        config.tracking_uri()
+        config.registry_uri()
+    except UnsupportedTrackingUriError as error:
+        where = _file_defining(files, ("server", "mlflow_tracking_uri")) or "MLFLOW_TRACKING_URI"
+        raise MlflowConfigError(f"Invalid MLflow configuration in {where}: server.mlflow_tracking_uri: {error}") from error
+    return config
+
+
+def _candidate_files(conf_source: Path, base_env: str, env: str | None) -> list[Path]:
+    files: list[Path] = []
+    for folder in dict.fromkeys([base_env, env or ""]):
+        if folder and (conf_source / folder).is_dir():
+            files += sorted(p for p in (conf_source / folder).rglob("mlflow*") if p.suffix in (".yml", ".yaml"))
+    return files
+
+
+def _file_defining(files: list[Path], key_path: tuple[Any, ...]) -> str | None:
+    """The last file (the one that wins the merge) that sets ``key_path``."""
+    found = None
+    for path in files:
+        try:
+            node: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        for part in key_path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                break
+        else:
+            found = str(path)
+    return found
+
+
+def _describe_load_error(error: Exception, files: list[Path]) -> str:
+    for path in files:
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as yaml_error:
+            return f"Invalid YAML in {path}: {yaml_error}. Fix the syntax of that file (indentation, ':' after keys, quotes)."
+    names = ", ".join(str(p) for p in files) or "mlflow.yml"
+    return f"Could not read the MLflow configuration ({names}): {error}"
+
+
+def _describe_validation_error(error: ValidationError, raw: dict[str, Any], files: list[Path]) -> str:
+    lines = []
+    for issue in error.errors():
+        loc = tuple(issue["loc"])
+        key = ".".join(str(part) for part in loc)
+        where = _file_defining(files, loc) or ", ".join(str(p) for p in files) or "mlflow.yml"
+        if issue["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            allowed = ", ".join(parent.model_fields) if parent else "see the documented mlflow.yml"
+            lines.append(f"{where}: unknown key '{key}'. Allowed keys here: {allowed}.")
+        else:
+            allowed = _allowed_for(issue)
+            lines.append(f"{where}: {key} = {issue.get('input')!r} is invalid: {issue['msg']}.{allowed}")
+    return "Invalid MLflow configuration. " + " ".join(lines)
+
+
+def _allowed_for(issue: dict[str, Any]) -> str:
+    ctx = issue.get("ctx") or {}
+    if "expected" in ctx:
+        return f" Allowed: {ctx['expected']}."
+    return ""
+
+
+def _model_at(loc: tuple[Any, ...]) -> type | None:
+    model: Any = MlflowConfig
+    for part in loc:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return None
+        model = field.annotation
+    return model if hasattr(model, "model_fields") else None

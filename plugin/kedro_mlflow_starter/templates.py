@@ -1,0 +1,43 @@
+"""Where the starter template lives, in a source checkout and in an installed wheel.
+
+The wheel carries the repository's root ``cookiecutter.json``, ``prompts.yml`` and
+``starter/`` inside the package as ``_starter/``; an editable install or a checkout uses
+the repository root itself. Either way there is one copy of every template file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR_NAME = "{{ cookiecutter.repo_name }}"
+
+
+def starter_root() -> Path:
+    """The folder that ``kedro new --starter`` walks (holds prompts.yml and cookiecutter.json)."""
+    packaged = PACKAGE_DIR / "_starter"
+    if (packaged / "prompts.yml").is_file():
+        return packaged
+    checkout = PACKAGE_DIR.parent.parent
+    if (checkout / "starter" / "cookiecutter.json").is_file():
+        return checkout
+    raise FileNotFoundError(
+        f"The kedro-mlflow-starter template is missing from {PACKAGE_DIR}; reinstall the package."
+    )
+
+
+def mlflow_yml_template() -> Path:
+    return starter_root() / "starter" / PROJECT_DIR_NAME / "conf" / "base" / "mlflow.yml"
+
+
+def render_mlflow_yml(python_package: str, tracking_uri: str | None = None) -> str:
+    """The documented ``mlflow.yml`` as the starter ships it, for ``kedro mlflow init``."""
+    from jinja2 import Environment, StrictUndefined
+
+    context: dict[str, Any] = {
+        "python_package": python_package,
+        "mlflow_tracking_uri": tracking_uri or "null",
+    }
+    env = Environment(keep_trailing_newline=True, undefined=StrictUndefined)
+    return env.from_string(mlflow_yml_template().read_text(encoding="utf-8")).render(cookiecutter=context)

@@ -1,0 +1,150 @@
+"""Build small, real Kedro projects in temp folders for the tests.
+
+``make_project`` writes a minimal but complete Kedro 1.x project (pyproject with
+``[tool.kedro]``, settings, a pipeline registry, conf/base, conf/local, data) whose nodes
+and registry are given as source text, so each test states exactly what it runs.
+``run_kedro`` runs the ``kedro`` command of this venv in it as a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+DEFAULT_NODES = '''
+import pandas as pd
+
+
+def double(df: pd.DataFrame, factor: float) -> pd.DataFrame:
+    return df * factor
+
+
+def total(df: pd.DataFrame, model_options: dict) -> float:
+    return float(df.to_numpy().sum()) + model_options["bias"]
+'''
+
+DEFAULT_REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+
+def register_pipelines():
+    from {package}.nodes import double, total
+
+    processing = Pipeline([node(double, ["raw", "params:factor"], "doubled", name="double")])
+    summary = Pipeline([node(total, ["doubled", "params:model_options"], "result", name="total")])
+    return {{"__default__": processing + summary, "processing": processing, "summary": summary}}
+'''
+
+DEFAULT_PARAMETERS: dict[str, Any] = {"factor": 2.0, "model_options": {"bias": 1.5, "layers": {"depth": 3}}}
+
+DEFAULT_CATALOG: dict[str, Any] = {
+    "raw": {"type": "pandas.CSVDataset", "filepath": "data/01_raw/raw.csv"},
+    "doubled": {"type": "pandas.CSVDataset", "filepath": "data/02_intermediate/doubled.csv"},
+}
+
+
+@dataclass
+class KedroProject:
+    path: Path
+    package: str
+
+    @property
+    def conf(self) -> Path:
+        return self.path / "conf"
+
+    @property
+    def db(self) -> Path:
+        return self.path / "mlflow.db"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.db.as_posix()}"
+
+    def write(self, relative: str, text: str) -> Path:
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return target
+
+    def write_yaml(self, relative: str, data: Any) -> Path:
+        return self.write(relative, yaml.safe_dump(data, sort_keys=False))
+
+    def run(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run_kedro(*args, cwd=cwd or self.path, env=env, check=check, timeout=timeout)
+
+
+def project_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a user's shell would have, without MLflow state leaking from the tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_MLFLOW_"))}
+    env["KEDRO_DISABLE_TELEMETRY"] = "true"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    env.update(extra or {})
+    return env
+
+
+def run_kedro(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False,
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [KEDRO, *args], cwd=cwd, env=project_env(env), capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kedro {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_project(
+    root: Path,
+    package: str = "demo_project",
+    nodes: str = DEFAULT_NODES,
+    registry: str = DEFAULT_REGISTRY,
+    parameters: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+    mlflow_yml: dict[str, Any] | str | None = None,
+    settings: str = "",
+    raw_rows: int = 3,
+) -> KedroProject:
+    """A runnable Kedro project at ``root/<package>`` (``mlflow_yml`` None: no mlflow.yml)."""
+    path = root / package.replace("_", "-")
+    project = KedroProject(path=path, package=package)
+    project.write(
+        "pyproject.toml",
+        f'''
+        [project]
+        name = "{package}"
+        version = "0.1"
+        requires-python = ">=3.10"
+
+        [tool.kedro]
+        package_name = "{package}"
+        project_name = "{package}"
+        kedro_init_version = "1.0.0"
+        source_dir = "src"
+        ''',
+    )
+    src = f"src/{package}"
+    project.write(f"{src}/__init__.py", '__version__ = "0.1"\n')
+    project.write(f"{src}/settings.py", settings or "\n")
+    project.write(f"{src}/nodes.py", nodes)
+    project.write(f"{src}/pipeline_registry.py", registry.format(package=package))
+    project.write_yaml("conf/base/parameters.yml", DEFAULT_PARAMETERS if parameters is None else parameters)
+    project.write_yaml("conf/base/catalog.yml", DEFAULT_CATALOG if catalog is None else catalog)
+    (path / "conf/local").mkdir(parents=True, exist_ok=True)
+    if isinstance(mlflow_yml, str):
+        project.write("conf/base/mlflow.yml", mlflow_yml)
+    elif mlflow_yml is not None:
+        project.write_yaml("conf/base/mlflow.yml", mlflow_yml)
+    rows = "\n".join(f"{i},{i * 10}" for i in range(raw_rows))
+    project.write("data/01_raw/raw.csv", f"a,b\n{rows}\n")
+    return project
