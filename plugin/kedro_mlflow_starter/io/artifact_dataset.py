@@ -1,0 +1,260 @@
+"""``MlflowArtifactDataset``: any Kedro file dataset whose output is also logged as a run artifact."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, parse_dataset_definition
+
+from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
+from kedro_mlflow_starter.run_context import get_client, tracking_disabled
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+_LOCAL_PROTOCOLS = {"file", "local", ""}
+
+
+class MlflowArtifactDataset(AbstractDataset[Any, Any]):
+    """Save through a wrapped Kedro dataset, then log the written file(s) as MLflow artifacts.
+
+    The wrapped dataset does the real work (its local file is the source of truth); this
+    dataset adds the logging. It is plain composition, so it pickles for ParallelRunner.
+
+    Example catalog entries (``conf/base/catalog.yml``):
+
+    .. code-block:: yaml
+
+        predictions:
+          type: kedro_mlflow_starter.io.MlflowArtifactDataset
+          artifact_path: outputs            # folder inside the run's artifacts (optional)
+          dataset:
+            type: pandas.CSVDataset
+            filepath: data/07_model_output/predictions.csv
+
+        confusion_matrix:                   # a matplotlib figure lands as a PNG in the run
+          type: kedro_mlflow_starter.io.MlflowArtifactDataset
+          dataset:
+            type: matplotlib.MatplotlibDataset
+            filepath: data/08_reporting/confusion_matrix.png
+
+        reference_predictions:              # load what an earlier run logged
+          type: kedro_mlflow_starter.io.MlflowArtifactDataset
+          run_id: 0123456789abcdef0123456789abcdef
+          dataset:
+            type: pandas.CSVDataset
+            filepath: data/07_model_output/predictions.csv
+
+    Save: the wrapped dataset saves locally, then the file is logged into the current run
+    (or ``run_id``). A versioned dataset logs the version just written; a
+    ``partitions.PartitionedDataset`` logs only the partitions of this save. With no run at
+    all, saving raises ``NoActiveRunError`` before anything is written. When the hook has
+    disabled tracking, only the local save happens. When the tracking server is down, the
+    local file is kept and the failure is reported at the end of the run.
+
+    Load: with ``run_id``, the artifact is downloaded from that run and read by the wrapped
+    dataset's type; without, the local file is loaded.
+    """
+
+    def __init__(
+        self,
+        dataset: str | type[AbstractDataset] | dict[str, Any],
+        artifact_path: str | None = None,
+        run_id: str | None = None,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Build the wrapped dataset from its definition.
+
+        Args:
+            dataset: The wrapped dataset: a ``type:`` string or class, or a dict with
+                ``type`` and the dataset's own arguments (``filepath``, ``versioned``...).
+            artifact_path: Folder inside the run's artifacts; the run's root by default.
+            run_id: Log into and load from this run instead of the current ``kedro run``'s.
+            credentials: Passed to the wrapped dataset as its ``credentials``.
+            metadata: Free-form information kept on the dataset, not used by it.
+        """
+        config = _wrapped_config(dataset)
+        if credentials is not None:
+            config.setdefault("credentials", credentials)
+        dataset_class, kwargs = _parse_wrapped(config)
+        try:
+            self._dataset = dataset_class(**kwargs)
+        except Exception as error:
+            raise DatasetError(
+                f"MlflowArtifactDataset could not build its wrapped dataset "
+                f"'{_type_name(config['type'])}': {error}\nFix the arguments under `dataset:`."
+            ) from error
+        if not _has_local_target(self._dataset):
+            raise DatasetError(
+                f"MlflowArtifactDataset wraps '{_type_name(config['type'])}', which writes no file "
+                "that could be logged as an artifact. Wrap a file-based dataset (one with a "
+                "`filepath:` or `path:`), or use the dataset on its own."
+            )
+        self._dataset_config = config
+        self._artifact_path = artifact_path.strip("/") if artifact_path else None
+        self._run_id = run_id
+        self.metadata = metadata
+
+    @property
+    def wrapped(self) -> AbstractDataset:
+        """The Kedro dataset that reads and writes the local file."""
+        return self._dataset
+
+    def save(self, data: Any) -> None:
+        what = f"artifact of {_type_name(self._dataset_config['type'])}"
+        run_id = run_to_log_into(f"MlflowArtifactDataset ({self._describe_target()})", self._run_id)
+        self._dataset.save(data)
+        if run_id is None:
+            return
+        for local_path, artifact_dir in self._written_files(data):
+            self._log(run_id, local_path, artifact_dir, what)
+        figure_path = self._figure_png(data)
+        if figure_path is not None:
+            try:
+                self._log(run_id, figure_path, self._artifact_path, what)
+            finally:
+                shutil.rmtree(os.path.dirname(figure_path), ignore_errors=True)
+
+    def load(self) -> Any:
+        if self._run_id is None:
+            return self._dataset.load()
+        return self._load_from_run(self._run_id)
+
+    def _exists(self) -> bool:
+        return self._dataset.exists()
+
+    def _release(self) -> None:
+        self._dataset.release()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "dataset": _type_name(self._dataset_config["type"]),
+            "target": self._describe_target(),
+            "artifact_path": self._artifact_path or "<run root>",
+            "run_id": self._run_id or "<current kedro run>",
+            "tracking": "disabled" if tracking_disabled() else "enabled",
+        }
+
+    def _describe_target(self) -> str:
+        return str(_local_root(self._dataset))
+
+    def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> None:
+        client = get_client()
+        if os.path.isdir(local_path):
+            log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir))
+        else:
+            log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir))
+
+    def _written_files(self, data: Any) -> list[tuple[str, str | None]]:
+        """(local path, artifact folder) of every file or folder the last save wrote."""
+        dataset = self._dataset
+        if _is_partitioned(dataset) and isinstance(data, dict):
+            root = _strip_slash(dataset._filesystem._strip_protocol(dataset._normalized_path))
+            folder = _join(self._artifact_path, PurePosixPath(root).name)
+            written = []
+            for partition_id in data:
+                path = dataset._partition_to_path(partition_id)
+                relative_dir = str(PurePosixPath(path).relative_to(root).parent)
+                target_dir = folder if relative_dir == "." else _join(folder, relative_dir)
+                written.append((self._local_copy(path), target_dir))
+            return written
+        return [(self._local_copy(str(_saved_path(dataset))), self._artifact_path)]
+
+    def _local_copy(self, path: str) -> str:
+        """``path`` itself on a local disk; a downloaded copy when the dataset writes elsewhere."""
+        protocol = getattr(self._dataset, "_protocol", "file")
+        if protocol in _LOCAL_PROTOCOLS:
+            return path
+        filesystem = getattr(self._dataset, "_fs", None) or self._dataset._filesystem
+        target = os.path.join(tempfile.mkdtemp(prefix="kedro-mlflow-artifact-"), PurePosixPath(path).name)
+        filesystem.get(path, target, recursive=True)
+        return target
+
+    def _figure_png(self, data: Any) -> str | None:
+        """A PNG rendering of a matplotlib figure that the wrapped dataset stored as a non-image."""
+        if not (type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")):
+            return None
+        if PurePosixPath(str(_saved_path(self._dataset))).suffix.lower() in _IMAGE_SUFFIXES:
+            return None
+        name = PurePosixPath(str(_local_root(self._dataset))).stem or "figure"
+        path = os.path.join(tempfile.mkdtemp(prefix="kedro-mlflow-figure-"), f"{name}.png")
+        data.savefig(path, format="png")
+        return path
+
+    def _load_from_run(self, run_id: str) -> Any:
+        dataset = self._dataset
+        local_root = _strip_slash(str(_local_root(dataset)))
+        artifact = _join(self._artifact_path, PurePosixPath(local_root).name)
+        destination = tempfile.mkdtemp(prefix="kedro-mlflow-download-")
+        client = get_client()
+        downloaded = client.download_artifacts(run_id, artifact, destination)
+        config = copy.deepcopy(self._dataset_config)
+        config.pop("versioned", None)
+        config.pop("credentials", None)
+        config.pop("fs_args", None)
+        config["path" if _is_partitioned(dataset) else "filepath"] = Path(downloaded).as_posix()
+        dataset_class, kwargs = parse_dataset_definition(config)
+        result = dataset_class(**kwargs).load()
+        if not _is_partitioned(dataset):
+            # A partitioned load returns lazy loaders that still read the downloaded files.
+            shutil.rmtree(destination, ignore_errors=True)
+        return result
+
+
+def _wrapped_config(dataset: Any) -> dict[str, Any]:
+    if isinstance(dataset, (str, type)):
+        return {"type": dataset}
+    if isinstance(dataset, dict) and "type" in dataset:
+        return copy.deepcopy(dataset)
+    raise DatasetError(
+        "MlflowArtifactDataset needs `dataset:` to be a dataset definition with a `type:` "
+        f"(e.g. `dataset: {{type: pandas.CSVDataset, filepath: data/out.csv}}`), got {dataset!r}."
+    )
+
+
+def _parse_wrapped(config: dict[str, Any]) -> tuple[type[AbstractDataset], dict[str, Any]]:
+    try:
+        return parse_dataset_definition(config)
+    except DatasetError as error:
+        raise DatasetError(
+            f"MlflowArtifactDataset cannot use the wrapped dataset type "
+            f"'{_type_name(config['type'])}': {error}\nFix `dataset: type:` to name an existing "
+            "Kedro dataset, e.g. `pandas.CSVDataset` or `pickle.PickleDataset`."
+        ) from error
+
+
+def _type_name(dataset_type: Any) -> str:
+    if isinstance(dataset_type, type):
+        return f"{dataset_type.__module__}.{dataset_type.__qualname__}"
+    return str(dataset_type)
+
+
+def _is_partitioned(dataset: AbstractDataset) -> bool:
+    return hasattr(dataset, "_partition_to_path") and hasattr(dataset, "_path")
+
+
+def _has_local_target(dataset: AbstractDataset) -> bool:
+    return _is_partitioned(dataset) or hasattr(dataset, "_filepath")
+
+
+def _local_root(dataset: AbstractDataset) -> Any:
+    return dataset._path if _is_partitioned(dataset) else dataset._filepath
+
+
+def _saved_path(dataset: AbstractDataset) -> PurePosixPath:
+    """Where the last save wrote: the version folder's file for versioned datasets."""
+    if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
+        return dataset._get_versioned_path(dataset.resolve_save_version())
+    return dataset._filepath
+
+
+def _strip_slash(path: str) -> str:
+    return path.rstrip("/") or path
+
+
+def _join(folder: str | None, name: str) -> str:
+    return f"{folder}/{name}" if folder else name

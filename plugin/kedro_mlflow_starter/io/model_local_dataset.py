@@ -1,0 +1,140 @@
+"""``MlflowModelLocalFileSystemDataset``: an MLflow model folder on the local disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_protocol_and_path
+
+from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
+
+
+class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
+    """Save and load an MLflow model folder (``MLmodel`` and files) at ``filepath``.
+
+    Nothing is logged to a run: this is the local counterpart of
+    ``MlflowModelTrackingDataset``, handy to ship a model folder or to serve it with
+    ``mlflow models serve -m <filepath>``. Saving writes the new model next to the target
+    and swaps it in at the end, so a save that fails midway leaves the previous model in
+    place and loadable. Kedro versioning (``versioned: true``) keeps every saved folder.
+
+    Example catalog entries (``conf/base/catalog.yml``):
+
+    .. code-block:: yaml
+
+        regressor_folder:
+          type: kedro_mlflow_starter.io.MlflowModelLocalFileSystemDataset
+          flavor: mlflow.sklearn
+          filepath: data/06_models/regressor
+          versioned: true
+
+        custom_model_folder:
+          type: kedro_mlflow_starter.io.MlflowModelLocalFileSystemDataset
+          flavor: mlflow.pyfunc
+          pyfunc_workflow: python_model
+          filepath: data/06_models/custom_model
+          save_args:
+            pip_requirements: [scikit-learn, pandas]
+
+    ``save_args`` go to the flavor's ``save_model`` (with fast, explicit
+    ``pip_requirements`` by default); ``load_args`` go to its ``load_model``.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        flavor: str,
+        pyfunc_workflow: str | None = None,
+        save_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Check the flavor (without importing it) and the path.
+
+        Args:
+            filepath: The model folder on the local disk.
+            flavor: The MLflow flavor module, e.g. ``mlflow.sklearn`` or ``mlflow.pyfunc``.
+            pyfunc_workflow: For ``mlflow.pyfunc`` only: ``python_model`` or ``loader_module``.
+            save_args: Arguments of the flavor's ``save_model``.
+            load_args: Arguments of the flavor's ``load_model``.
+            version: Kedro versioning (set by ``versioned: true``).
+            metadata: Free-form information kept on the dataset, not used by it.
+        """
+        protocol, path = get_protocol_and_path(filepath)
+        if protocol != "file":
+            raise DatasetError(
+                f"MlflowModelLocalFileSystemDataset writes to the local disk; got {filepath!r}. Use a "
+                "local `filepath:`, or MlflowModelTrackingDataset to store the model with MLflow."
+            )
+        self._save_args = dict(save_args or {})
+        self._load_args = dict(load_args or {})
+        check_flavor("MlflowModelLocalFileSystemDataset", flavor, pyfunc_workflow, self._save_args)
+        self._flavor = flavor
+        self._pyfunc_workflow = pyfunc_workflow
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(Path(path).absolute().as_posix()),
+            version=version,
+            exists_function=os.path.exists,
+            glob_function=_glob,
+        )
+
+    def save(self, model: Any) -> None:
+        target = Path(str(self._get_save_path()))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flavor = import_flavor(self._flavor)
+        kwargs = {**model_kwargs(flavor, self._pyfunc_workflow, model), **save_model_args(flavor, self._save_args)}
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+        try:
+            flavor.save_model(path=str(staging / "model"), **kwargs)
+            _swap_in(staging / "model", target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def load(self) -> Any:
+        path = str(self._get_load_path())
+        if not os.path.isdir(path):
+            raise DatasetError(f"No MLflow model folder at '{path}': save the model first.")
+        return import_flavor(self._flavor).load_model(path, **self._load_args)
+
+    def _exists(self) -> bool:
+        try:
+            path = self._get_load_path()
+        except DatasetError:
+            return False
+        return os.path.isfile(os.path.join(str(path), "MLmodel"))
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "flavor": self._flavor,
+            "pyfunc_workflow": self._pyfunc_workflow,
+            "version": self._version,
+            "save_args": {k: v for k, v in self._save_args.items() if k != "input_example"},
+            "load_args": self._load_args,
+        }
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Replace ``target`` by ``new`` with renames, restoring ``target`` if the swap fails."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    backup = new.parent / "previous"
+    os.replace(target, backup)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+
+
+def _glob(pattern: str) -> list[str]:
+    import glob
+
+    return glob.glob(pattern)

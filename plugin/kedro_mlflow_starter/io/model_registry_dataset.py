@@ -1,0 +1,133 @@
+"""``MlflowModelRegistryDataset``: load a registered model version by alias or version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+
+from kedro_mlflow_starter.io._flavors import PYFUNC, check_flavor, import_flavor
+from kedro_mlflow_starter.run_context import get_client
+
+
+class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
+    """Load a model from the MLflow Model Registry (load-only).
+
+    Name the version with ``alias`` (preferred: ``champion``, ``production``...) or with a
+    ``version`` number; with neither, the latest version is loaded. Registering a model is
+    done when logging it: ``MlflowModelTrackingDataset`` with
+    ``save_args.registered_model_name``.
+
+    Example catalog entries (``conf/base/catalog.yml``):
+
+    .. code-block:: yaml
+
+        champion_model:
+          type: kedro_mlflow_starter.io.MlflowModelRegistryDataset
+          model_name: iris-regressor
+          alias: champion
+
+        pinned_model:
+          type: kedro_mlflow_starter.io.MlflowModelRegistryDataset
+          model_name: iris-regressor
+          version: 3
+          flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        alias: str | None = None,
+        version: int | str | None = None,
+        flavor: str = PYFUNC,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Check the arguments without contacting the registry.
+
+        Args:
+            model_name: The registered model's name.
+            alias: The alias of the version to load.
+            version: The version number to load (when no alias is used).
+            flavor: The flavor module that loads it; ``mlflow.pyfunc`` by default.
+            load_args: Arguments of the flavor's ``load_model``.
+            metadata: Free-form information kept on the dataset, not used by it.
+        """
+        if not model_name or not isinstance(model_name, str):
+            raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
+        if alias is not None and version is not None:
+            raise DatasetError(
+                f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `version:`, not "
+                f"both (got alias {alias!r} and version {version!r}). Prefer `alias:`."
+            )
+        if version is not None and not str(version).isdigit():
+            raise DatasetError(
+                f"MlflowModelRegistryDataset '{model_name}': `version:` must be a version number "
+                f"such as 3, got {version!r}. For a named version use `alias:`."
+            )
+        check_flavor("MlflowModelRegistryDataset", flavor, "python_model" if flavor == PYFUNC else None, {})
+        self._model_name = model_name
+        self._alias = alias
+        self._version = str(version) if version is not None else None
+        self._flavor = flavor
+        self._load_args = dict(load_args or {})
+        self.metadata = metadata
+
+    @property
+    def model_uri(self) -> str:
+        if self._alias is not None:
+            return f"models:/{self._model_name}@{self._alias}"
+        return f"models:/{self._model_name}/{self._version or 'latest'}"
+
+    def load(self) -> Any:
+        self._check_exists()
+        return import_flavor(self._flavor).load_model(self.model_uri, **self._load_args)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(
+            f"MlflowModelRegistryDataset '{self._model_name}' is read-only. To register a model, "
+            "save it with MlflowModelTrackingDataset and `save_args: {registered_model_name: "
+            f"{self._model_name}}}`."
+        )
+
+    def _exists(self) -> bool:
+        try:
+            self._check_exists()
+        except DatasetError:
+            return False
+        return True
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model_uri": self.model_uri, "flavor": self._flavor}
+
+    def _check_exists(self) -> None:
+        """Turn the registry's terse 'not found' into a message that says what to do."""
+        from mlflow.exceptions import MlflowException
+
+        client = get_client()
+        try:
+            client.get_registered_model(self._model_name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise DatasetError(
+                f"MlflowModelRegistryDataset: no registered model named '{self._model_name}' in "
+                f"the registry at {client._registry_uri}. Register one by saving a model with "
+                f"`save_args: {{registered_model_name: {self._model_name}}}`, or fix `model_name:`."
+            ) from None
+        try:
+            if self._alias is not None:
+                client.get_model_version_by_alias(self._model_name, self._alias)
+            elif self._version is not None:
+                client.get_model_version(self._model_name, self._version)
+            elif not client.search_model_versions(f"name = '{self._model_name}'", max_results=1):
+                raise DatasetError(f"Registered model '{self._model_name}' has no versions yet.")
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+            which = f"alias '{self._alias}'" if self._alias is not None else f"version {self._version}"
+            raise DatasetError(
+                f"MlflowModelRegistryDataset: registered model '{self._model_name}' has no {which}. "
+                f"Set it with `MlflowClient().set_registered_model_alias('{self._model_name}', "
+                f"'{self._alias or 'champion'}', <version>)` or fix `alias:`/`version:`."
+            ) from None

@@ -1,0 +1,235 @@
+"""``MlflowModelTrackingDataset``: a model logged as an MLflow LoggedModel of the current run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+
+from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
+from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
+from kedro_mlflow_starter.logging_failures import call_with_retry, is_transient, record_failure
+from kedro_mlflow_starter.run_context import active_run_id, get_client, tracking_disabled
+
+DEFAULT_MODEL_NAME = "model"
+
+
+class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
+    """Log a model into the run of the current ``kedro run``; load it back by id or URI.
+
+    Save writes the model with its flavor's ``save_model`` and logs it as a LoggedModel
+    linked to the run (``models:/m-<id>``, listed under the run's logged models), with
+    explicit pinned ``pip_requirements`` so that logging does not spend seconds inferring
+    them. ``save_args`` are ``log_model``'s arguments: ``name`` (the catalog entry name by
+    default), ``registered_model_name``, ``params``, ``tags``, ``model_type``, ``step``, and
+    anything the flavor's ``save_model`` takes (``signature``, ``input_example``,
+    ``pip_requirements``, ``serialization_format``...).
+
+    Load returns, in order: the model named by ``load_args.model_uri``; the model this
+    dataset saved last in this session; the latest model with this name logged in
+    ``run_id`` (or in the current run). Other ``load_args`` go to the flavor's ``load_model``.
+
+    Example catalog entries (``conf/base/catalog.yml``):
+
+    .. code-block:: yaml
+
+        regressor:
+          type: kedro_mlflow_starter.io.MlflowModelTrackingDataset
+          flavor: mlflow.sklearn
+          save_args:
+            registered_model_name: iris-regressor   # optional: also register a version
+
+        champion:                                   # load a given model
+          type: kedro_mlflow_starter.io.MlflowModelTrackingDataset
+          flavor: mlflow.sklearn
+          load_args:
+            model_uri: models:/iris-regressor@champion
+
+        custom_model:
+          type: kedro_mlflow_starter.io.MlflowModelTrackingDataset
+          flavor: mlflow.pyfunc
+          pyfunc_workflow: python_model             # save an mlflow.pyfunc.PythonModel
+
+    With no run (no ``kedro run``, no ``run_id``), saving raises ``NoActiveRunError``. When
+    the hook disabled tracking, the model is kept in memory and logged nowhere. When the
+    tracking server is down, the model is written to a local folder that the end-of-run
+    failure report names.
+    """
+
+    def __init__(
+        self,
+        flavor: str,
+        run_id: str | None = None,
+        pyfunc_workflow: str | None = None,
+        save_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Check the flavor (without importing it) and keep the arguments.
+
+        Args:
+            flavor: The MLflow flavor module, e.g. ``mlflow.sklearn`` or ``mlflow.pyfunc``.
+            run_id: Log into and load from this run instead of the current ``kedro run``'s.
+            pyfunc_workflow: For ``mlflow.pyfunc`` only: ``python_model`` or ``loader_module``.
+            save_args: Arguments of ``log_model`` / the flavor's ``save_model``.
+            load_args: ``model_uri`` to load a given model; the rest go to ``load_model``.
+            metadata: Free-form information kept on the dataset, not used by it.
+        """
+        self._save_args = dict(save_args or {})
+        self._load_args = dict(load_args or {})
+        check_flavor("MlflowModelTrackingDataset", flavor, pyfunc_workflow, self._save_args)
+        self._flavor = flavor
+        self._pyfunc_workflow = pyfunc_workflow
+        self._run_id = run_id
+        self._model_id: str | None = None
+        self._kept_model: Any = None
+        self.metadata = metadata
+
+    def _bind_catalog_name(self, name: str) -> None:
+        """Called at catalog creation: the model is named after its catalog entry by default."""
+        self._save_args.setdefault("name", name)
+
+    @property
+    def model_id(self) -> str | None:
+        """The id of the LoggedModel this dataset saved last in this session."""
+        return self._model_id
+
+    def save(self, model: Any) -> None:
+        name = self._save_args.get("name") or DEFAULT_MODEL_NAME
+        run_id = run_to_log_into(f"MlflowModelTrackingDataset '{name}'", self._run_id)
+        if run_id is None:
+            self._kept_model = model
+            return
+        flavor = import_flavor(self._flavor)
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
+
+        client = get_client()
+        save_args = save_model_args(flavor, self._save_args)
+        kwargs = {**model_kwargs(flavor, self._pyfunc_workflow, model), **save_args}
+        try:
+            run = call_with_retry(lambda: client.get_run(run_id))
+            logged = call_with_retry(
+                lambda: client.create_logged_model(
+                    experiment_id=run.info.experiment_id,
+                    name=name,
+                    source_run_id=run_id,
+                    params={k: str(v) for k, v in {**run.data.params, **self._save_args.get("params", {})}.items()},
+                    tags={k: str(v) for k, v in self._save_args.get("tags", {}).items()} or None,
+                    model_type=self._save_args.get("model_type"),
+                )
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self._keep_locally(flavor, kwargs, name, error)
+            self._kept_model = model
+            return
+
+        folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
+        local_path = os.path.join(folder, "model")
+        try:
+            mlflow_model = Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=run_id,
+                model_id=logged.model_id,
+            )
+            flavor.save_model(path=local_path, mlflow_model=mlflow_model, **kwargs)
+            step = int(self._save_args.get("step", 0))
+            stored = log_or_record(
+                f"model '{name}' (LoggedModel {logged.model_id})",
+                local_path,
+                lambda: (
+                    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)]),
+                    client.log_model_artifacts(logged.model_id, local_path),
+                ),
+            )
+        except Exception:
+            _finalize(client, logged.model_id, LoggedModelStatus.FAILED)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._kept_model = model
+        if not stored:
+            return  # the local copy stays for the failure report
+        shutil.rmtree(folder, ignore_errors=True)
+        _finalize(client, logged.model_id, LoggedModelStatus.READY)
+        self._model_id = logged.model_id
+        registered_name = self._save_args.get("registered_model_name")
+        if registered_name:
+            self._register(logged.model_id, registered_name)
+
+    def load(self) -> Any:
+        model_uri = self._load_args.get("model_uri")
+        load_args = {k: v for k, v in self._load_args.items() if k != "model_uri"}
+        if model_uri is None and self._model_id is None and tracking_disabled() and self._kept_model is not None:
+            return self._kept_model
+        if model_uri is None:
+            model_uri = f"models:/{self._model_id or self._latest_model_id()}"
+        return import_flavor(self._flavor).load_model(model_uri, **load_args)
+
+    def _exists(self) -> bool:
+        return bool(self._load_args.get("model_uri") or self._model_id or self._kept_model is not None)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "flavor": self._flavor,
+            "name": self._save_args.get("name", DEFAULT_MODEL_NAME),
+            "run_id": self._run_id or "<current kedro run>",
+            "model_uri": self._load_args.get("model_uri")
+            or (f"models:/{self._model_id}" if self._model_id else None),
+            "pyfunc_workflow": self._pyfunc_workflow,
+        }
+
+    def _latest_model_id(self) -> str:
+        """The newest READY model with this dataset's name logged in the run."""
+        name = self._save_args.get("name") or DEFAULT_MODEL_NAME
+        run_id = self._run_id or active_run_id()
+        if run_id is None:
+            raise DatasetError(
+                f"MlflowModelTrackingDataset '{name}' has nothing to load: it saved no model in this "
+                "session and has no run to look in. Set `load_args: {model_uri: models:/<id or "
+                "name@alias>}` or `run_id:`, or load it inside `kedro run`."
+            )
+        client = get_client()
+        experiment_id = client.get_run(run_id).info.experiment_id
+        found = client.search_logged_models(
+            experiment_ids=[experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{name}' AND status = 'READY'",
+            order_by=[{"field_name": "creation_time", "ascending": False}],
+            max_results=1,
+        )
+        if not found:
+            raise DatasetError(
+                f"MlflowModelTrackingDataset: run {run_id} has no logged model named '{name}'. "
+                "Save the model first in this run, or set `load_args: {model_uri: ...}`."
+            )
+        return found[0].model_id
+
+    def _keep_locally(self, flavor: Any, kwargs: dict[str, Any], name: str, error: BaseException) -> None:
+        """The store is unreachable: write the model to a local folder and report it."""
+        local_path = os.path.join(tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-"), "model")
+        flavor.save_model(path=local_path, **kwargs)
+        record_failure(f"model '{name}'", local_path, error)
+
+    def _register(self, model_id: str, registered_name: str) -> None:
+        import mlflow
+
+        await_for = self._save_args.get("await_registration_for", 0)
+        log_or_record(
+            f"registration of model {model_id} as '{registered_name}'",
+            None,
+            lambda: mlflow.register_model(f"models:/{model_id}", registered_name, await_registration_for=await_for),
+        )
+
+
+def _finalize(client: Any, model_id: str, status: Any) -> None:
+    try:
+        call_with_retry(lambda: client.finalize_logged_model(model_id, status))
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        record_failure(f"status {status} of LoggedModel {model_id}", None, error)
