@@ -1,0 +1,92 @@
+"""Copy the datasets a pipeline model needs into the model, and read them back.
+
+Each artifact is read through the project's catalog (so versioning, credentials and remote
+filesystems work as in ``kedro run``) and written next to the model with a local copy of
+the *same* Kedro dataset: same type, same load/save arguments, a local ``filepath``. The
+model then reads it with that dataset class, so any Kedro file dataset works, not only
+pickles. A dataset without a ``filepath`` (a ``MemoryDataset`` that still holds data, an
+SQL table...) is stored with cloudpickle instead.
+
+Only this module knows the on-disk layout: ``<artifact dir>/<file name>`` plus a spec
+``{"kind": "dataset", "config": {...}}`` or ``{"kind": "pickle", "file": "data.pkl"}`` that
+the model pickles with itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PICKLE_FILE = "data.pkl"
+# Arguments that only make sense where the project reads its data, not inside a model.
+DROPPED_KEYS = ("credentials", "versioned", "version", "metadata")
+KEPT_FS_ARGS = ("open_args_load", "open_args_save")
+
+
+def safe_dirname(name: str) -> str:
+    """A folder name for dataset ``name`` (namespaces and transcoding kept readable)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _local_config(dataset: Any, target: Path) -> dict[str, Any] | None:
+    """The dataset's config pointing at ``target``, or None when it is not a file dataset."""
+    init_config = getattr(dataset, "_init_config", None)
+    if init_config is None:
+        return None
+    config = dict(init_config())
+    filepath = config.get("filepath")
+    if not isinstance(filepath, str) or type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset"):
+        return None
+    for key in DROPPED_KEYS:
+        config.pop(key, None)
+    fs_args = {k: v for k, v in (config.pop("fs_args", None) or {}).items() if k in KEPT_FS_ARGS}
+    if fs_args:
+        config["fs_args"] = fs_args
+    file_name = PurePosixPath(filepath.rstrip("/")).name or "data"
+    config["filepath"] = (target / file_name).as_posix()
+    return config
+
+
+def save_artifact(name: str, dataset: Any, data: Any, target: Path) -> dict[str, Any]:
+    """Write ``data`` (already read through the catalog) under ``target``; return its spec."""
+    from kedro.io import AbstractDataset
+
+    target.mkdir(parents=True, exist_ok=True)
+    config = _local_config(dataset, target)
+    if config is not None:
+        try:
+            AbstractDataset.from_config(name, config).save(data)
+        except Exception as error:  # noqa: BLE001 - a read-only dataset type: keep the object instead
+            logger.debug("Storing %s with cloudpickle: its dataset cannot save locally (%s)", name, error)
+        else:
+            config["filepath"] = PurePosixPath(config["filepath"]).name
+            return {"kind": "dataset", "config": config}
+    import cloudpickle
+
+    with open(target / PICKLE_FILE, "wb") as stream:
+        cloudpickle.dump(data, stream)
+    return {"kind": "pickle", "file": PICKLE_FILE}
+
+
+def load_artifact(name: str, spec: dict[str, Any], folder: str | Path) -> Any:
+    """Read back what ``save_artifact`` wrote into ``folder``."""
+    folder = Path(folder)
+    if spec["kind"] == "dataset":
+        from kedro.io import AbstractDataset
+
+        config = dict(spec["config"])
+        config["filepath"] = (folder / config["filepath"]).as_posix()
+        return AbstractDataset.from_config(name, config).load()
+    import cloudpickle
+
+    with open(folder / spec["file"], "rb") as stream:
+        return cloudpickle.load(stream)
+
+
+def dataset_type(spec: dict[str, Any]) -> str | None:
+    """The dataset class path of a stored artifact (None for pickled objects)."""
+    return spec.get("config", {}).get("type") if spec["kind"] == "dataset" else None

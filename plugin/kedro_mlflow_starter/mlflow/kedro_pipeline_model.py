@@ -1,0 +1,285 @@
+"""``KedroPipelineModel``: a Kedro inference pipeline as an MLflow pyfunc model.
+
+``load_context`` reads every artifact once (the fitted encoders, the model...). ``predict``
+then calls the inference nodes' functions in order on an in-memory dict: no catalog, no
+runner, no hook manager, no copy of the loaded objects and no log line per call, so the
+pipeline adds almost nothing to what MLflow's own input validation costs. Each call has
+its own dict, so concurrent predicts from several threads do not interfere (as long as the
+node functions themselves do not mutate the shared artifacts: use ``copy_mode`` if they do).
+
+Built by ``log_pipeline_model`` after a tracked run of a ``PipelineML`` and by
+``kedro mlflow modelify``; you rarely create one by hand::
+
+    from kedro_mlflow_starter import KedroPipelineModel
+
+    kpm = KedroPipelineModel(inference_pipeline, catalog, input_name="instances")
+    kpm.predict(None, dataframe)
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.pipeline import Pipeline
+from mlflow.pyfunc import PythonModel
+
+from kedro_mlflow_starter.mlflow.artifacts import load_artifact, safe_dirname, save_artifact
+from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
+
+COPY_MODES = {"assign": None, "copy": copy.copy, "deepcopy": copy.deepcopy}
+_PARAM_TYPES = (str, bool, int, float)
+
+
+def _is_param(name: str) -> bool:
+    return name == "parameters" or name.startswith("params:")
+
+
+def _compile_node(node: Any) -> Callable[[dict[str, Any]], None]:
+    """One node as a step that reads its inputs from and writes its outputs to ``values``."""
+    func, inputs, outputs = node.func, node._inputs, node._outputs
+    if inputs is None:
+        def call(values: dict[str, Any]) -> Any:
+            return func()
+    elif isinstance(inputs, str):
+        def call(values: dict[str, Any]) -> Any:
+            return func(values[inputs])
+    elif isinstance(inputs, dict):
+        pairs = tuple(inputs.items())
+
+        def call(values: dict[str, Any]) -> Any:
+            return func(**{arg: values[name] for arg, name in pairs})
+    else:
+        names = tuple(inputs)
+
+        def call(values: dict[str, Any]) -> Any:
+            return func(*[values[name] for name in names])
+
+    if isinstance(outputs, str):
+        def step(values: dict[str, Any]) -> None:
+            values[outputs] = call(values)
+    else:
+        to_dict = node._outputs_to_dictionary
+
+        def step(values: dict[str, Any]) -> None:
+            values.update(to_dict(call(values)))
+    return step
+
+
+def mlflow_param_value(value: Any) -> bool:
+    """True when MLflow can expose ``value`` as an inference param (scalar or flat list)."""
+    if isinstance(value, _PARAM_TYPES):
+        return True
+    return isinstance(value, list) and bool(value) and all(isinstance(v, _PARAM_TYPES) for v in value) and (
+        len({type(v) for v in value}) == 1
+    )
+
+
+class KedroPipelineModel(PythonModel):
+    """An MLflow ``PythonModel`` that runs a Kedro inference pipeline in memory.
+
+    Args:
+        pipeline: The inference pipeline (one output), or a ``PipelineML`` (its inference).
+        catalog: A catalog holding every input of the pipeline except ``input_name``:
+            artifacts are read from it once, ``params:`` values are embedded in the model.
+        input_name: The pipeline input that receives ``model_input``.
+        runner: Optional Kedro runner instance to run the pipeline with on each call
+            (slower: a catalog per call). None runs the node functions directly.
+        copy_mode: How artifacts are handed to nodes on each call: ``"assign"`` (default,
+            no copy), ``"copy"`` or ``"deepcopy"``; one mode for all, or a dict per artifact.
+            Only needed when a node mutates an artifact in place.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        catalog: Any,
+        input_name: str,
+        runner: Any = None,
+        copy_mode: str | Mapping[str, str] | None = None,
+    ):
+        inference = getattr(pipeline, "inference", pipeline)
+        self.pipeline = Pipeline(inference.nodes)
+        inputs = self.pipeline.inputs()
+        outputs = self.pipeline.outputs()
+        if input_name not in inputs:
+            raise KedroMlflowPipelineMLError(
+                f"input_name {input_name!r} is not an input of the pipeline. Valid inputs: "
+                f"{', '.join(sorted(i for i in inputs if not _is_param(i))) or 'none'}."
+            )
+        if len(outputs) != 1:
+            raise KedroMlflowPipelineMLError(
+                f"A pipeline model needs exactly one output, the pipeline has {len(outputs)}: "
+                f"{', '.join(sorted(outputs)) or 'none'}. Make the others intermediate or drop them."
+            )
+        self.input_name = input_name
+        self.output_name = next(iter(outputs))
+        self.runner = runner
+        self.param_names = sorted(i for i in inputs if _is_param(i))
+        self.artifact_names = sorted(i for i in inputs if i != input_name and not _is_param(i))
+        self.copy_mode = self._check_copy_mode(copy_mode)
+        self._check_catalog(catalog)
+        self.param_values = {name: catalog.load(name) for name in self.param_names}
+        self.artifact_specs: dict[str, dict[str, Any]] = {}
+        self._catalog = catalog
+        self._state: _State | None = None
+        self._lock = threading.Lock()
+
+    # -- construction checks -----------------------------------------------------------------
+
+    def _check_copy_mode(self, copy_mode: str | Mapping[str, str] | None) -> dict[str, str]:
+        modes = copy_mode if isinstance(copy_mode, Mapping) else dict.fromkeys(self.artifact_names, copy_mode)
+        unknown = sorted(set(modes) - set(self.artifact_names))
+        if unknown:
+            raise KedroMlflowPipelineMLError(
+                f"copy_mode names {unknown}, which are not artifacts of the pipeline model "
+                f"(artifacts: {', '.join(self.artifact_names) or 'none'})."
+            )
+        checked = {}
+        for name, mode in modes.items():
+            mode = mode or "assign"
+            if mode not in COPY_MODES:
+                raise KedroMlflowPipelineMLError(
+                    f"copy_mode {mode!r} for {name!r} is not valid. Allowed: {', '.join(COPY_MODES)}."
+                )
+            checked[name] = mode
+        return checked
+
+    def _check_catalog(self, catalog: Any) -> None:
+        for name in self.param_names + self.artifact_names:
+            dataset = catalog.get(name) if hasattr(catalog, "get") else None
+            if dataset is None:
+                raise KedroMlflowPipelineMLError(
+                    f"The pipeline model needs '{name}' but the catalog has no such entry. "
+                    + (
+                        "Define the parameter in conf/<env>/parameters.yml."
+                        if _is_param(name)
+                        else f"Declare '{name}' in conf/base/catalog.yml with a persisted dataset "
+                        "(e.g. type: pickle.PickleDataset) so the model can read what training produced."
+                    )
+                )
+            if not _is_param(name) and type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset"):
+                if not dataset.exists():
+                    raise KedroMlflowPipelineMLError(
+                        f"The pipeline model needs '{name}', which is a MemoryDataset with no data (it is "
+                        f"released after the run). Declare '{name}' in conf/base/catalog.yml with a "
+                        "persisted dataset (e.g. type: pickle.PickleDataset, filepath: data/06_models/"
+                        f"{name}.pkl) so the model can read what training produced."
+                    )
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def save_artifacts(self, directory: str | Path) -> dict[str, str]:
+        """Read each artifact through the catalog and copy it under ``directory``.
+
+        Returns the ``artifacts`` mapping for ``mlflow.pyfunc.log_model``. The objects read
+        are kept, so the model predicts right away (no second read).
+        """
+        if self._catalog is None:
+            raise KedroMlflowPipelineMLError("save_artifacts needs the catalog the model was built with.")
+        directory = Path(directory)
+        loaded, mapping = {}, {}
+        for name in self.artifact_names:
+            data = self._catalog.load(name)
+            target = directory / safe_dirname(name)
+            self.artifact_specs[name] = save_artifact(name, self._catalog.get(name), data, target)
+            loaded[name] = data
+            mapping[name] = str(target)
+        self._state = _State(self, loaded)
+        return mapping
+
+    def load_context(self, context: Any) -> None:
+        """Read every artifact once, from the model's own files."""
+        paths = dict(getattr(context, "artifacts", None) or {})
+        loaded = {
+            name: load_artifact(name, self.artifact_specs[name], paths[name]) for name in self.artifact_names
+        }
+        self._state = _State(self, loaded)
+
+    def _ensure_state(self) -> _State:
+        with self._lock:
+            if self._state is None:
+                if self._catalog is None:
+                    raise KedroMlflowPipelineMLError(
+                        "The model has no artifacts loaded: load it with mlflow.pyfunc.load_model()."
+                    )
+                self._state = _State(self, {name: self._catalog.load(name) for name in self.artifact_names})
+            return self._state
+
+    # -- prediction --------------------------------------------------------------------------
+
+    @property
+    def exposed_params(self) -> dict[str, Any]:
+        """Parameters callers may override per request, by name without ``params:``."""
+        return {
+            name[len("params:"):]: value
+            for name, value in self.param_values.items()
+            if name.startswith("params:") and mlflow_param_value(value)
+        }
+
+    # ``pd.DataFrame`` is a hint MLflow derives no schema from: the signature stays the one
+    # inferred from the data (no hint at all, or ``Any``, makes MLflow warn).
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        """Run the inference pipeline on ``model_input``; ``params`` override ``params:`` values."""
+        state = self._state or self._ensure_state()
+        values = dict(state.base)
+        if params:
+            for key, value in params.items():
+                name = state.param_keys.get(key)
+                if name is None:
+                    raise KedroMlflowPipelineMLError(
+                        f"Unknown inference param {key!r}. This model accepts: "
+                        f"{', '.join(sorted(state.param_keys)) or 'no params'}."
+                    )
+                values[name] = value
+        for name, copier in state.copiers:
+            values[name] = copier(values[name])
+        values[self.input_name] = model_input
+        if self.runner is not None:
+            return self._run_with_runner(values, state)
+        for step in state.steps:
+            step(values)
+        return values[self.output_name]
+
+    def _run_with_runner(self, values: dict[str, Any], state: _State) -> Any:
+        from kedro.io import DataCatalog, MemoryDataset
+
+        datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in values.items()}
+        datasets[self.output_name] = MemoryDataset(copy_mode="assign")
+        catalog = DataCatalog(datasets)
+        self.runner.run(self.pipeline, catalog, state.hook_manager)
+        return catalog.load(self.output_name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The project's catalog (credentials, remote paths) and loaded objects never travel
+        # with the pickled model: artifacts are files next to it.
+        state = dict(self.__dict__)
+        state.update(_catalog=None, _state=None, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class _State:
+    """What ``predict`` needs, computed once when the artifacts are loaded."""
+
+    def __init__(self, model: KedroPipelineModel, artifacts: dict[str, Any]):
+        self.base = {**model.param_values, **artifacts}
+        self.param_keys = {
+            name[len("params:"):]: name for name in model.param_values if name.startswith("params:")
+        }
+        self.copiers = [
+            (name, COPY_MODES[mode]) for name, mode in model.copy_mode.items() if COPY_MODES[mode] is not None
+        ]
+        self.steps = [_compile_node(node) for node in model.pipeline.nodes]
+        self.hook_manager = None
+        if model.runner is not None:
+            from kedro.framework.hooks.manager import _NullPluginManager
+
+            self.hook_manager = _NullPluginManager()

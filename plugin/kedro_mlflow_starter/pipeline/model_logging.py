@@ -1,0 +1,298 @@
+"""Log a pipeline model into an MLflow run, addressed by id.
+
+The kedro-mlflow-starter hook calls ``log_pipeline_model`` after a successful tracked run
+of a ``PipelineML``; ``kedro mlflow modelify`` calls ``log_kedro_pipeline_model`` for any
+registered pipeline. What is logged (an MLflow 3 ``LoggedModel`` linked to the run):
+
+- the inference pipeline as a ``KedroPipelineModel`` (pyfunc), with the values of the
+  ``params:`` it reads embedded and exposed as MLflow inference params;
+- every artifact it needs, read through the catalog and stored with the same dataset type;
+- the project's source package (MLflow ``code_paths``), so the model loads where the
+  project is neither installed nor on ``sys.path``;
+- pinned requirements computed from what the model touches (no slow inference);
+- a signature and an input example from the first rows of ``input_name``.
+
+The run is never started, resumed or ended here and its status is never changed: the
+``LoggedModel`` is created with the run's experiment and the run id explicitly, so
+nothing relies on MLflow's thread-local active run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.pipeline.model_requirements import (
+    module_imports,
+    object_modules,
+    project_code_paths,
+    requirements,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kedro_mlflow_starter.mlflow import KedroPipelineModel
+    from kedro_mlflow_starter.pipeline.pipeline_ml import PipelineML
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+SAMPLE_ROWS = 5
+_NROWS_DATASETS = ("CSVDataset", "ExcelDataset")
+
+
+def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, **overrides: Any) -> str:
+    """Log ``pipeline_ml``'s inference pipeline as a pyfunc model into run ``run_id``.
+
+    ``overrides`` take precedence over the ``log_model_kwargs`` given to
+    ``pipeline_ml_factory``. Returns the model URI, ``models:/<model id>``.
+    """
+    from kedro_mlflow_starter.mlflow import KedroPipelineModel
+
+    kwargs = {**pipeline_ml.log_model_kwargs, **overrides}
+    model = KedroPipelineModel(pipeline_ml.inference, catalog, pipeline_ml.input_name, **pipeline_ml.kpm_kwargs)
+    return log_kedro_pipeline_model(model, catalog, run_id, **kwargs)
+
+
+def log_kedro_pipeline_model(  # noqa: PLR0913
+    model: KedroPipelineModel,
+    catalog: Any,
+    run_id: str,
+    *,
+    name: str = "model",
+    registered_model_name: str | None = None,
+    signature: Any = AUTO,
+    input_example: Any = AUTO,
+    pip_requirements: list[str] | str | None = None,
+    extra_pip_requirements: list[str] | str | None = None,
+    conda_env: Any = None,
+    code_paths: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    model_type: str | None = None,
+    await_registration_for: int | None = None,
+) -> str:
+    """Log ``model`` (a ``KedroPipelineModel`` built on ``catalog``) into run ``run_id``."""
+    import mlflow
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.models import Model
+
+    from kedro_mlflow_starter.run_context import get_client
+
+    client = get_client()
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-") as tmp:
+        artifacts = model.save_artifacts(Path(tmp) / "artifacts")
+        sample = None
+        if signature == AUTO or input_example == AUTO:
+            sample = load_sample(catalog, model.input_name)
+        if signature == AUTO:
+            signature = infer_model_signature(model, sample)
+        if input_example == AUTO:
+            input_example = sample
+        shipped = [*project_code_paths(node.func for node in model.pipeline.nodes), *(code_paths or [])]
+        if pip_requirements is None and conda_env is None:
+            pip_requirements = model_requirements(model, sample, shipped)
+
+        logged = client.create_logged_model(
+            experiment_id=run.info.experiment_id,
+            name=name,
+            source_run_id=run_id,
+            tags={k: str(v) for k, v in (tags or {}).items()} or None,
+            model_type=model_type,
+        )
+        log_kwargs: dict[str, Any] = {
+            "artifact_path": None,
+            "name": name,
+            "flavor": mlflow.pyfunc,
+            "run_id": run_id,
+            "model_id": logged.model_id,
+            "python_model": model,
+            "artifacts": artifacts,
+            "code_paths": shipped or None,
+            "signature": signature,
+            "input_example": input_example,
+            "pip_requirements": pip_requirements,
+            "extra_pip_requirements": extra_pip_requirements,
+            "conda_env": conda_env,
+            "metadata": metadata,
+            "registered_model_name": registered_model_name,
+        }
+        if await_registration_for is not None:
+            log_kwargs["await_registration_for"] = await_registration_for
+        try:
+            with _fluent_uris(client), _restored_sys_path(), _without_cloudpickle_notice():
+                Model.log(**log_kwargs)
+        except BaseException:
+            _mark_failed(client, logged.model_id, LoggedModelStatus)
+            raise
+    return f"models:/{logged.model_id}"
+
+
+def _mark_failed(client: Any, model_id: str, statuses: Any) -> None:
+    try:
+        if client.get_logged_model(model_id).status != statuses.READY:
+            client.finalize_logged_model(model_id, statuses.FAILED)
+    except Exception as error:  # noqa: BLE001 - the original error matters more
+        logger.debug("Could not mark logged model %s FAILED: %s", model_id, error)
+
+
+def load_sample(catalog: Any, name: str, rows: int = SAMPLE_ROWS) -> Any:
+    """The first ``rows`` rows of dataset ``name`` (None when it holds no data).
+
+    CSV and Excel datasets read only those rows; others are read and cut.
+    """
+    dataset = catalog.get(name) if hasattr(catalog, "get") else None
+    if dataset is None:
+        return None
+    try:
+        if type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset") and not dataset.exists():
+            return None
+        data = _load_head(dataset, rows)
+        if data is None:
+            data = catalog.load(name)
+    except Exception as error:  # noqa: BLE001 - no sample means no signature, not a failed log
+        logger.warning("No signature or input example for the pipeline model: reading '%s' failed: %s", name, error)
+        return None
+    return _head(data, rows)
+
+
+def _load_head(dataset: Any, rows: int) -> Any:
+    from kedro.io import AbstractDataset
+
+    if type(dataset).__name__ not in _NROWS_DATASETS or not hasattr(dataset, "_init_config"):
+        return None
+    config = dataset._init_config()
+    if config.get("versioned"):
+        return None
+    config["load_args"] = {**(config.get("load_args") or {}), "nrows": rows}
+    return AbstractDataset.from_config("sample", config).load()
+
+
+def _head(data: Any, rows: int) -> Any:
+    head = getattr(data, "head", None)
+    if callable(head):
+        return head(rows)
+    if isinstance(data, (list, tuple)) or type(data).__name__ == "ndarray":
+        return data[:rows]
+    return data
+
+
+def infer_model_signature(model: KedroPipelineModel, sample: Any) -> Any:
+    """The model's signature from its prediction on ``sample`` (params included)."""
+    if sample is None:
+        return None
+    from mlflow.models import infer_signature
+
+    try:
+        prediction = model.predict(None, sample)
+    except Exception as error:
+        raise KedroMlflowPipelineMLError(
+            f"The inference pipeline fails on the first rows of '{model.input_name}': "
+            f"{type(error).__name__}: {error}. The pipeline model would not predict either; fix the "
+            "inference nodes (or the data in that dataset) and run again."
+        ) from error
+    return infer_signature(sample, prediction, params=model.exposed_params or None)
+
+
+def model_requirements(model: KedroPipelineModel, sample: Any, shipped: list[str]) -> list[str]:
+    """Pinned pip requirements of ``model`` (see ``model_requirements`` module)."""
+    from kedro_mlflow_starter.mlflow.artifacts import dataset_type
+
+    modules: set[str] = set()
+    for node in model.pipeline.nodes:
+        source = sys.modules.get(getattr(node.func, "__module__", "") or "")
+        if source is not None:
+            modules |= module_imports(source)
+    for spec in model.artifact_specs.values():
+        class_path = dataset_type(spec)
+        if class_path:
+            source = sys.modules.get(class_path.rsplit(".", 1)[0])
+            modules.add(class_path.split(".", 1)[0])
+            backend = spec["config"].get("backend")  # e.g. pickle.PickleDataset(backend="joblib")
+            if isinstance(backend, str):
+                modules.add(backend.split(".", 1)[0])
+            if source is not None:
+                modules |= module_imports(source)
+    state = model._ensure_state()
+    for name in model.artifact_names:
+        modules |= object_modules(state.base[name])
+    if sample is not None:
+        modules |= object_modules(sample)
+    shipped_modules = {Path(path).stem if Path(path).is_file() else Path(path).name for path in shipped}
+    return requirements(modules, exclude=shipped_modules)
+
+
+class _DropCloudpickleNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Passing a Python object as `python_model`")
+
+
+@contextmanager
+def _without_cloudpickle_notice() -> Iterator[None]:
+    # MLflow suggests "models from code" to every PythonModel object; a pipeline model is
+    # a pickled object by design (its artifacts and code travel next to it), so the notice
+    # would only be noise in every `kedro run`.
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    notice_filter = _DropCloudpickleNotice()
+    pyfunc_logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        pyfunc_logger.removeFilter(notice_filter)
+
+
+@contextmanager
+def _restored_sys_path() -> Iterator[None]:
+    # MLflow validates the input example by loading the model in-process, which prepends
+    # the model's code folder (a temp dir) to sys.path for good.
+    saved = list(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+@contextmanager
+def _fluent_uris(client: Any) -> Iterator[None]:
+    """Make MLflow's fluent helpers (used inside ``Model.log``) talk to ``client``'s store.
+
+    Usually they already do (both honour MLFLOW_TRACKING_URI). When an in-process
+    ``mlflow.set_tracking_uri`` points elsewhere, pin them for the call and restore both
+    the globals and the environment exactly.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_uri = client._tracking_client.tracking_uri
+    registry_uri = client._registry_uri
+    same = mlflow.get_tracking_uri() == tracking_uri and (
+        registry_uri is None or mlflow.get_registry_uri() == registry_uri
+    )
+    if same:
+        yield
+        return
+    saved_env = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        if registry_uri:
+            mlflow.set_registry_uri(registry_uri)
+        yield
+    finally:
+        if saved_tracking:
+            mlflow.set_tracking_uri(saved_tracking)
+        tracking_utils._tracking_uri = saved_tracking
+        registry_utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

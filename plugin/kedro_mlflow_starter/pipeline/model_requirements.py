@@ -1,0 +1,158 @@
+"""What a pipeline model needs besides its artifacts: pip requirements and project code.
+
+Requirements are computed from what the model actually touches, in milliseconds, instead
+of MLflow's inference (which loads the model in a subprocess and takes seconds):
+
+- always ``kedro``, ``kedro-mlflow-starter``, ``mlflow`` and ``cloudpickle``;
+- the modules the inference nodes' source modules import (``import pandas`` in nodes.py);
+- the modules of the dataset classes that read the artifacts, and what those import;
+- the classes found inside each loaded artifact (a scikit-learn pipeline holding an
+  xgboost estimator yields both), found by walking a pickling of the object that is
+  written nowhere.
+
+Each module maps to the installed distribution that provides it, pinned to the installed
+version. The project's own package is not a requirement: it travels with the model as
+MLflow ``code_paths``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import importlib.util
+import pickle
+import sys
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from types import FunctionType, ModuleType
+from typing import Any
+
+ALWAYS = ("kedro", "kedro-mlflow-starter", "mlflow", "cloudpickle")
+_NOT_REQUIREMENTS = {"__main__", "builtins", "kedro_mlflow_starter"}
+
+
+def _top(module_name: str | None) -> str | None:
+    if not module_name:
+        return None
+    return module_name.split(".", 1)[0]
+
+
+def module_imports(module: ModuleType) -> set[str]:
+    """Top-level modules that ``module`` imported (its global modules, classes and functions)."""
+    found = set()
+    for value in list(vars(module).values()):
+        if isinstance(value, ModuleType):
+            found.add(_top(value.__name__))
+        elif isinstance(value, (type, FunctionType)) or callable(value):
+            found.add(_top(getattr(value, "__module__", None)))
+    found.discard(None)
+    return found  # type: ignore[return-value]
+
+
+class _NullWriter:
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+class _ModuleCollector(pickle.Pickler):
+    """Pickles into nothing, recording the module of every class and function it meets."""
+
+    def __init__(self) -> None:
+        super().__init__(_NullWriter(), protocol=5, buffer_callback=lambda _buffer: None)
+        self.modules: set[str] = set()
+
+    def reducer_override(self, obj: Any) -> Any:
+        target = obj if isinstance(obj, (type, FunctionType)) else type(obj)
+        top = _top(getattr(target, "__module__", None))
+        if top:
+            self.modules.add(top)
+        return NotImplemented
+
+
+def object_modules(obj: Any) -> set[str]:
+    """Top-level modules whose classes or functions ``obj`` is made of."""
+    collector = _ModuleCollector()
+    try:
+        collector.dump(obj)
+    except Exception:  # noqa: BLE001 - unpicklable with plain pickle (lambdas...): keep what was seen
+        collector.modules.add(_top(type(obj).__module__) or "builtins")
+    return collector.modules
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def distributions_for(module: str) -> list[str]:
+    """The installed distributions providing top-level ``module`` (empty for stdlib/unknown)."""
+    if module in sys.stdlib_module_names or module in _NOT_REQUIREMENTS:
+        return []
+    dists = list(dict.fromkeys(_distributions().get(module, [])))
+    exact = [d for d in dists if _normalize(d) == _normalize(module)]
+    return exact or dists
+
+
+def pinned(distribution: str) -> str | None:
+    try:
+        return f"{distribution}=={metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirements(modules: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
+    """Pinned requirements for ``ALWAYS`` plus the distributions providing ``modules``."""
+    excluded = set(exclude)
+    dists = list(ALWAYS)
+    for module in sorted(set(modules) - excluded):
+        dists += distributions_for(module)
+    excluded_dists = {_normalize(d) for m in excluded for d in distributions_for(m)}
+    result, seen = [], set()
+    for dist in dists:
+        key = _normalize(dist)
+        if key in seen or (key in excluded_dists and dist not in ALWAYS):
+            continue
+        seen.add(key)
+        requirement = pinned(dist)
+        if requirement:
+            result.append(requirement)
+    return result
+
+
+def _is_stdlib_or_installed(module: ModuleType) -> bool:
+    name = _top(module.__name__) or ""
+    if name in sys.stdlib_module_names or name in _NOT_REQUIREMENTS:
+        return True
+    location = getattr(module, "__file__", None) or ""
+    return "site-packages" in location or "dist-packages" in location or bool(_distributions().get(name))
+
+
+def project_code_paths(functions: Iterable[Any]) -> list[str]:
+    """Source folders (or files) of the project code the node ``functions`` live in.
+
+    The Kedro project package (``PACKAGE_NAME`` once the project is configured) always
+    ships; so does any other top-level module of a node function that no installed
+    distribution provides.
+    """
+    from kedro.framework.project import PACKAGE_NAME
+
+    names = [PACKAGE_NAME] if PACKAGE_NAME else []
+    for func in functions:
+        top = _top(getattr(func, "__module__", None))
+        module = sys.modules.get(top or "")
+        if top and top not in names and module is not None and not _is_stdlib_or_installed(module):
+            names.append(top)
+    paths = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin in (None, "built-in", "frozen"):
+            continue
+        if spec.submodule_search_locations:
+            paths.append(str(Path(next(iter(spec.submodule_search_locations)))))
+        else:
+            paths.append(str(Path(spec.origin)))
+    return paths

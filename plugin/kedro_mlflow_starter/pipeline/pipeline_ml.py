@@ -1,0 +1,319 @@
+"""``PipelineML``: a training pipeline that carries its inference pipeline along.
+
+Kedro sees a ``PipelineML`` as the plain ``Pipeline`` of its training nodes: ``kedro run``,
+``kedro registry``, kedro-viz, ``--pipelines``/``--tags``/``--from-nodes`` and sums with
+other pipelines all work on those nodes. The inference pipeline rides along, and after a
+successful tracked run the kedro-mlflow-starter hook logs it as one MLflow pyfunc model.
+
+Declare it in ``pipeline_registry.py``::
+
+    from kedro_mlflow_starter import pipeline_ml_factory
+
+    training = pipeline([...])   # fits "encoder" and "model"
+    inference = pipeline([...])  # reads "instances", "encoder", "model" -> "predictions"
+    training_ml = pipeline_ml_factory(training, inference, input_name="instances")
+    return {"training": training_ml, "__default__": data_processing + training_ml}
+
+Filtering that keeps every dataset the inference pipeline needs in the remaining nodes
+returns a ``PipelineML`` (the model is still logged). Filtering that drops them returns a
+plain ``Pipeline`` and logs one warning saying the model will not be logged and why.
+
+This module never imports ``mlflow``: every project's pipeline registry imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kedro.pipeline import Pipeline
+from kedro.pipeline.transcoding import _strip_transcoding
+
+from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
+
+logger = logging.getLogger(__name__)
+
+KPM_KWARGS = ("runner", "copy_mode")
+LOG_MODEL_KWARGS = (
+    "name",
+    "registered_model_name",
+    "await_registration_for",
+    "signature",
+    "input_example",
+    "pip_requirements",
+    "extra_pip_requirements",
+    "conda_env",
+    "code_paths",
+    "metadata",
+    "tags",
+    "model_type",
+)
+DEFAULT_MODEL_NAME = "model"
+
+
+def _is_param(name: str) -> bool:
+    return name == "parameters" or name.startswith("params:")
+
+
+def _names(datasets: Iterable[str]) -> str:
+    return ", ".join(f"'{name}'" for name in sorted(datasets)) or "none"
+
+
+class PipelineML(Pipeline):
+    """The training nodes of a pipeline model, plus the inference pipeline to log.
+
+    Build it with ``pipeline_ml_factory``. ``PipelineML`` *is* the training ``Pipeline``
+    (``.nodes``, ``.inputs()``, ``.outputs()`` are the training ones); ``.inference``,
+    ``.input_name``, ``.kpm_kwargs`` and ``.log_model_kwargs`` describe the model.
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Any] | Pipeline,
+        *,
+        inference: Pipeline,
+        input_name: str,
+        kpm_kwargs: Mapping[str, Any] | None = None,
+        log_model_kwargs: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(nodes)
+        if not isinstance(inference, Pipeline):
+            raise KedroMlflowPipelineMLError(
+                f"pipeline_ml_factory: 'inference' must be a kedro Pipeline, got {type(inference).__name__}. "
+                "Build it with kedro.pipeline.pipeline([...])."
+            )
+        self.inference = Pipeline(inference.nodes)
+        self.input_name = input_name
+        self.kpm_kwargs = _checked_kwargs("kpm_kwargs", kpm_kwargs, KPM_KWARGS)
+        self.log_model_kwargs = {
+            "name": DEFAULT_MODEL_NAME,
+            **_checked_kwargs("log_model_kwargs", log_model_kwargs, LOG_MODEL_KWARGS),
+        }
+        self._check_inference()
+        missing = self._missing_artifacts(self)
+        if missing:
+            raise KedroMlflowPipelineMLError(
+                f"pipeline_ml_factory: the inference pipeline reads {_names(missing)}, which the training "
+                f"pipeline neither produces nor reads (training datasets: {_names(self._stripped(self))}). "
+                "Every inference input other than input_name must come from training (e.g. a fitted "
+                "model or encoder) or be a 'params:' entry. Add the node that produces it to the "
+                "training pipeline, or make it the input_name."
+            )
+
+    # -- what the model needs --------------------------------------------------------------
+
+    @property
+    def training(self) -> Pipeline:
+        """The training nodes as a plain ``Pipeline``."""
+        return Pipeline(self.nodes)
+
+    @property
+    def output_name(self) -> str:
+        """The one dataset the inference pipeline produces (the prediction)."""
+        return next(iter(self.inference.outputs()))
+
+    @property
+    def artifact_names(self) -> list[str]:
+        """Inference inputs that training produces or reads: they travel inside the model."""
+        return sorted(
+            name for name in self.inference.inputs() if name != self.input_name and not _is_param(name)
+        )
+
+    @property
+    def param_names(self) -> list[str]:
+        """The ``params:`` entries the inference pipeline reads (their values are embedded)."""
+        return sorted(name for name in self.inference.inputs() if _is_param(name))
+
+    def _check_inference(self) -> None:
+        outputs = self.inference.outputs()
+        if len(outputs) != 1:
+            raise KedroMlflowPipelineMLError(
+                f"pipeline_ml_factory: the inference pipeline must have exactly one output (the "
+                f"prediction), but it has {len(outputs)}: {_names(outputs)}. Make the other outputs "
+                "intermediate (consumed by a later inference node) or move them to the training pipeline."
+            )
+        inputs = self.inference.inputs()
+        stripped = {_strip_transcoding(name) for name in inputs}
+        if not isinstance(self.input_name, str) or _strip_transcoding(self.input_name) not in stripped:
+            raise KedroMlflowPipelineMLError(
+                f"pipeline_ml_factory: input_name={self.input_name!r} is not an input of the inference "
+                f"pipeline. Its inputs are: {_names(i for i in inputs if not _is_param(i))}. Set "
+                "input_name to the dataset that holds the data to predict on."
+            )
+        if self.input_name not in inputs:  # given without the transcoding suffix
+            self.input_name = next(i for i in inputs if _strip_transcoding(i) == self.input_name)
+
+    @staticmethod
+    def _stripped(pipeline: Pipeline) -> set[str]:
+        return {_strip_transcoding(name) for name in pipeline.datasets()}
+
+    def _missing_artifacts(self, candidate: Pipeline) -> list[str]:
+        present = self._stripped(candidate)
+        return [name for name in self.artifact_names if _strip_transcoding(name) not in present]
+
+    # -- staying a PipelineML through Kedro's pipeline algebra --------------------------------
+
+    def _with_nodes(self, nodes: Iterable[Any]) -> PipelineML:
+        return PipelineML(
+            nodes,
+            inference=self.inference,
+            input_name=self.input_name,
+            kpm_kwargs=self.kpm_kwargs,
+            log_model_kwargs=self.log_model_kwargs,
+        )
+
+    def _rewrap(self, result: Pipeline, operation: str) -> Pipeline:
+        """``result`` as a ``PipelineML`` when it still yields the model, else plain + one warning."""
+        missing = self._missing_artifacts(result)
+        if not missing:
+            return self._with_nodes(result.nodes)
+        logger.warning(
+            "The pipeline model will not be logged for this run: after %s, no remaining node produces "
+            "or reads %s, which the inference pipeline needs (the model would not match this run). "
+            "Include the nodes that produce them (e.g. drop the filter) to log the model.",
+            operation,
+            _names(missing),
+        )
+        return Pipeline(result.nodes)
+
+    def _merged(self, other: Pipeline) -> PipelineML:
+        if isinstance(other, PipelineML) and (
+            other.input_name != self.input_name or set(other.inference.nodes) != set(self.inference.nodes)
+        ):
+            raise KedroMlflowPipelineMLError(
+                "Cannot add two PipelineML with different inference pipelines "
+                f"(input_name {self.input_name!r} and {other.input_name!r}): the result could log only one "
+                "model. Register them as separate pipelines and run them one at a time."
+            )
+        return self._with_nodes(set(self.nodes) | set(other.nodes))
+
+    def __add__(self, other: Any) -> Pipeline:
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return self._merged(other)
+
+    def __radd__(self, other: Any) -> Pipeline:
+        if isinstance(other, int) and other == 0:  # sum([...])
+            return self
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return self._merged(other)
+
+    def __or__(self, other: Any) -> Pipeline:
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return self._merged(other)
+
+    def __ror__(self, other: Any) -> Pipeline:
+        return self.__or__(other)
+
+    def __sub__(self, other: Any) -> Pipeline:
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return self._rewrap(Pipeline(set(self.nodes) - set(other.nodes)), "subtracting a pipeline")
+
+    def __and__(self, other: Any) -> Pipeline:
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return self._rewrap(Pipeline(set(self.nodes) & set(other.nodes)), "intersecting with a pipeline")
+
+    def __rand__(self, other: Any) -> Pipeline:
+        return self.__and__(other)
+
+    def tag(self, tags: str | Iterable[str]) -> PipelineML:
+        return self._with_nodes(n.tag(tags) for n in self.nodes)
+
+
+def _describe_call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items() if v]
+    return f"{method}({', '.join(shown)})"
+
+
+def _filtering(method: str) -> Any:
+    """A ``Pipeline`` filtering method run on the training nodes, re-wrapped when coherent.
+
+    The filter runs on a plain ``Pipeline`` so that Kedro's internal calls (``from_nodes``
+    calls ``only_nodes``, ``filter`` calls several) never warn about intermediate results.
+    """
+    base = getattr(Pipeline, method)
+
+    def filtered(self: PipelineML, *args: Any, **kwargs: Any) -> Pipeline:
+        result = base(Pipeline(self.nodes), *args, **kwargs)
+        return self._rewrap(result, _describe_call(method, args, kwargs))
+
+    filtered.__name__ = filtered.__qualname__ = method
+    filtered.__doc__ = base.__doc__
+    return filtered
+
+
+for _method in (
+    "filter",
+    "only_nodes",
+    "only_nodes_with_namespaces",
+    "only_nodes_with_inputs",
+    "only_nodes_with_outputs",
+    "only_nodes_with_tags",
+    "from_inputs",
+    "to_outputs",
+    "from_nodes",
+    "to_nodes",
+):
+    setattr(PipelineML, _method, _filtering(_method))
+
+
+def _checked_kwargs(what: str, given: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise KedroMlflowPipelineMLError(
+            f"pipeline_ml_factory: {what} must be a dict, got {type(given).__name__}."
+        )
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        hint = " ('artifact_path' is deprecated in MLflow 3: use 'name')" if "artifact_path" in unknown else ""
+        raise KedroMlflowPipelineMLError(
+            f"pipeline_ml_factory: unknown {what} key(s) {unknown}{hint}. Allowed: {', '.join(allowed)}."
+        )
+    return dict(given)
+
+
+def pipeline_ml_factory(
+    training: Pipeline,
+    inference: Pipeline,
+    input_name: str,
+    kpm_kwargs: Mapping[str, Any] | None = None,
+    log_model_kwargs: Mapping[str, Any] | None = None,
+) -> PipelineML:
+    """Bind a training pipeline and its inference pipeline into one ``PipelineML``.
+
+    Args:
+        training: The pipeline that fits what inference needs (encoders, the model...).
+        inference: The pipeline that predicts: exactly one output, and every input other
+            than ``input_name`` is produced or read by ``training`` or is a ``params:`` entry.
+        input_name: The inference input that receives the data to predict on.
+        kpm_kwargs: Passed to ``KedroPipelineModel``: ``runner``, ``copy_mode``.
+        log_model_kwargs: How the model is logged: ``name`` (default ``"model"``),
+            ``registered_model_name``, ``signature`` / ``input_example`` (``"auto"`` by
+            default, ``None`` to skip, or your own), ``pip_requirements``,
+            ``extra_pip_requirements``, ``conda_env``, ``code_paths``, ``metadata``, ``tags``,
+            ``model_type``, ``await_registration_for``.
+
+    Raises:
+        KedroMlflowPipelineMLError: naming the datasets involved and the fix.
+    """
+    if not isinstance(training, Pipeline):
+        raise KedroMlflowPipelineMLError(
+            f"pipeline_ml_factory: 'training' must be a kedro Pipeline, got {type(training).__name__}."
+        )
+    if isinstance(training, PipelineML):
+        raise KedroMlflowPipelineMLError(
+            "pipeline_ml_factory: 'training' is already a PipelineML; pass its plain training pipeline."
+        )
+    return PipelineML(
+        training.nodes,
+        inference=inference,
+        input_name=input_name,
+        kpm_kwargs=kpm_kwargs,
+        log_model_kwargs=log_model_kwargs,
+    )
