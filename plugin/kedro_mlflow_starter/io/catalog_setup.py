@@ -58,6 +58,7 @@ def bind_mlflow_datasets(catalog: Any, names: Iterable[str] | None = None) -> No
         dataset_type = _declared_type(catalog, name)
         if not is_mlflow_dataset_type(dataset_type):
             continue
+        _keep_registry_version(catalog, name, dataset_type)
         try:
             dataset = catalog.get(name)
         except DatasetError as error:
@@ -67,6 +68,28 @@ def bind_mlflow_datasets(catalog: Any, names: Iterable[str] | None = None) -> No
         bind = getattr(dataset, "_bind_catalog_name", None)
         if bind is not None:
             bind(name)
+
+
+def _keep_registry_version(catalog: Any, name: str, dataset_type: Any) -> None:
+    """Pass a registry entry's ``version:`` on as ``model_version:``.
+
+    Kedro reserves ``version:`` and drops it (with a warning) when it builds a dataset,
+    which would silently load the latest model instead of the one asked for.
+    """
+    lazy = getattr(catalog, "_lazy_datasets", {}).get(name)
+    if lazy is None or "version" not in lazy.config:
+        return
+    if _short_type(dataset_type) != "MlflowModelRegistryDataset":
+        return
+    config = dict(lazy.config)
+    version = config.pop("version")
+    if "model_version" in config and config["model_version"] != version:
+        raise DatasetError(
+            f"Catalog entry '{name}' (MlflowModelRegistryDataset) gives both `version: {version}` "
+            f"and `model_version: {config['model_version']}`; keep only `model_version:`."
+        )
+    config["model_version"] = version
+    lazy.config = config
 
 
 def _declared_type(catalog: Any, name: str) -> Any:

@@ -14,7 +14,10 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
     """Load a model from the MLflow Model Registry (load-only).
 
     Name the version with ``alias`` (preferred: ``champion``, ``production``...) or with a
-    ``version`` number; with neither, the latest version is loaded. Registering a model is
+    version number; with neither, the latest version is loaded. Kedro reserves the catalog
+    key ``version:`` for its own versioning and drops it from plain catalogs, so the number
+    is given as ``model_version:`` (inside a ``kedro run`` the hook also accepts
+    ``version:`` and passes it on as ``model_version``). Registering a model is
     done when logging it: ``MlflowModelTrackingDataset`` with
     ``save_args.registered_model_name``.
 
@@ -30,7 +33,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         pinned_model:
           type: kedro_mlflow_starter.io.MlflowModelRegistryDataset
           model_name: iris-regressor
-          version: 3
+          model_version: 3
           flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
     """
 
@@ -38,7 +41,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         self,
         model_name: str,
         alias: str | None = None,
-        version: int | str | None = None,
+        model_version: int | str | None = None,
         flavor: str = PYFUNC,
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -48,22 +51,23 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         Args:
             model_name: The registered model's name.
             alias: The alias of the version to load.
-            version: The version number to load (when no alias is used).
+            model_version: The version number to load (when no alias is used).
             flavor: The flavor module that loads it; ``mlflow.pyfunc`` by default.
             load_args: Arguments of the flavor's ``load_model``.
             metadata: Free-form information kept on the dataset, not used by it.
         """
         if not model_name or not isinstance(model_name, str):
             raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
+        version = model_version
         if alias is not None and version is not None:
             raise DatasetError(
-                f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `version:`, not "
-                f"both (got alias {alias!r} and version {version!r}). Prefer `alias:`."
+                f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `model_version:`, "
+                f"not both (got alias {alias!r} and version {version!r}). Prefer `alias:`."
             )
         if version is not None and not str(version).isdigit():
             raise DatasetError(
-                f"MlflowModelRegistryDataset '{model_name}': `version:` must be a version number "
-                f"such as 3, got {version!r}. For a named version use `alias:`."
+                f"MlflowModelRegistryDataset '{model_name}': `model_version:` must be a version "
+                f"number such as 3, got {version!r}. For a named version use `alias:`."
             )
         check_flavor("MlflowModelRegistryDataset", flavor, "python_model" if flavor == PYFUNC else None, {})
         self._model_name = model_name
@@ -129,5 +133,5 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
             raise DatasetError(
                 f"MlflowModelRegistryDataset: registered model '{self._model_name}' has no {which}. "
                 f"Set it with `MlflowClient().set_registered_model_alias('{self._model_name}', "
-                f"'{self._alias or 'champion'}', <version>)` or fix `alias:`/`version:`."
+                f"'{self._alias or 'champion'}', <version>)` or fix `alias:`/`model_version:`."
             ) from None

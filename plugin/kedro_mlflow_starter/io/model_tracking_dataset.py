@@ -196,12 +196,15 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             )
         client = get_client()
         experiment_id = client.get_run(run_id).info.experiment_id
-        found = client.search_logged_models(
-            experiment_ids=[experiment_id],
-            filter_string=f"source_run_id = '{run_id}' AND name = '{name}' AND status = 'READY'",
-            order_by=[{"field_name": "creation_time", "ascending": False}],
-            max_results=1,
-        )
+        found = [
+            model
+            for model in client.search_logged_models(
+                experiment_ids=[experiment_id],
+                filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
+                order_by=[{"field_name": "creation_time", "ascending": False}],
+            )
+            if str(model.status).rpartition(".")[2] == "READY"
+        ]
         if not found:
             raise DatasetError(
                 f"MlflowModelTrackingDataset: run {run_id} has no logged model named '{name}'. "
