@@ -1,0 +1,203 @@
+"""``kedro mlflow modelify``: log a registered pipeline as a pipeline model, without training.
+
+The model is built from the project's current artifacts (whatever the catalog reads now)
+and logged into a new run of the configured experiment, or into ``--run-id``::
+
+    kedro mlflow modelify --pipeline inference --input-name instances
+    kedro mlflow modelify --pipeline training --registered-model-name iris   # a PipelineML
+
+For a ``PipelineML`` its inference pipeline and ``input_name`` are used; any other
+pipeline is itself the inference pipeline and needs ``--input-name``. Works from any
+folder inside the project. ``mlflow`` is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _project_root() -> Path:
+    from kedro.utils import find_kedro_project
+
+    root = find_kedro_project(Path.cwd())
+    if root is None:
+        raise click.ClickException(
+            f"No Kedro project found in {Path.cwd()} or its parents (looked for a pyproject.toml with a "
+            "[tool.kedro] section). Run `kedro mlflow modelify` inside a Kedro project."
+        )
+    return Path(root)
+
+
+@contextmanager
+def _tracking_env(tracking_uri: str, registry_uri: str | None) -> Iterator[None]:
+    keys = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": registry_uri}
+    saved = {key: os.environ.get(key) for key in keys}
+    try:
+        for key, value in keys.items():
+            if value:
+                os.environ[key] = value
+            else:
+                os.environ.pop(key, None)
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _requirements(values: tuple[str, ...]) -> list[str] | str | None:
+    if not values:
+        return None
+    if len(values) == 1 and Path(values[0]).is_file():
+        return str(Path(values[0]).resolve())  # a requirements file, as MLflow accepts it
+    return list(values)
+
+
+@click.command(name="modelify")
+@click.option("--pipeline", "-p", "pipeline_name", required=True, help="Name of the registered pipeline to log.")
+@click.option(
+    "--input-name", "-i", default=None,
+    help="The pipeline input that receives the data to predict on (default for a PipelineML: its input_name).",
+)
+@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
+@click.option("--run-id", "-r", default=None, help="Log into this existing MLflow run instead of a new one.")
+@click.option("--run-name", default=None, help="Name of the new run (default: modelify-<pipeline>).")
+@click.option("--model-name", default="model", show_default=True, help="Name of the logged model.")
+@click.option("--registered-model-name", default=None, help="Also register the model under this name.")
+@click.option(
+    "--infer-signature/--no-infer-signature", default=True, show_default=True,
+    help="Infer the signature from the first rows of the input dataset.",
+)
+@click.option(
+    "--infer-input-example/--no-infer-input-example", default=True, show_default=True,
+    help="Store the first rows of the input dataset as the input example.",
+)
+@click.option(
+    "--pip-requirements", multiple=True,
+    help="Requirement (repeatable) or a requirements file, replacing the computed requirements.",
+)
+def modelify(  # noqa: PLR0913
+    pipeline_name: str,
+    input_name: str | None,
+    env: str | None,
+    run_id: str | None,
+    run_name: str | None,
+    model_name: str,
+    registered_model_name: str | None,
+    infer_signature: bool,
+    infer_input_example: bool,
+    pip_requirements: tuple[str, ...],
+) -> None:
+    """Log a registered pipeline as an MLflow pipeline model from the current artifacts."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    if run_id and run_name:
+        raise click.UsageError("--run-id logs into an existing run and --run-name names a new one: give only one.")
+    root = _project_root()
+    metadata = bootstrap_project(root)
+    with KedroSession.create(project_path=root, env=env) as session:
+        context = session.load_context()
+        pipeline, input_name = _pipeline_and_input(pipeline_name, input_name)
+        catalog = context.catalog
+        config = _mlflow_config(context, root, metadata.package_name)
+        model = _build_model(pipeline, catalog, input_name)
+        with _tracking_env(config.tracking_uri(), config.registry_uri()):
+            model_uri, used_run = _log(
+                model, catalog, config, run_id, run_name or f"modelify-{pipeline_name}",
+                name=model_name,
+                registered_model_name=registered_model_name,
+                signature="auto" if infer_signature else None,
+                input_example="auto" if infer_input_example else None,
+                pip_requirements=_requirements(pip_requirements),
+            )
+    click.echo(f"Logged pipeline '{pipeline_name}' as {model_uri} (MLflow run {used_run}).")
+    if registered_model_name:
+        click.echo(f"Registered as '{registered_model_name}'.")
+    click.echo(f"Serve it with: mlflow models serve -m {model_uri} --env-manager local")
+
+
+def _pipeline_and_input(pipeline_name: str, input_name: str | None) -> tuple[Any, str]:
+    from kedro.framework.project import pipelines
+
+    from kedro_mlflow_starter.pipeline import PipelineML
+
+    try:
+        pipeline = pipelines[pipeline_name]
+    except KeyError:
+        available = ", ".join(sorted(pipelines.keys())) or "none"
+        raise click.ClickException(
+            f"No pipeline named '{pipeline_name}' is registered. Registered pipelines: {available}."
+        ) from None
+    if isinstance(pipeline, PipelineML):
+        return pipeline.inference, input_name or pipeline.input_name
+    if input_name is None:
+        inputs = ", ".join(sorted(i for i in pipeline.inputs() if not i.startswith("params:") and i != "parameters"))
+        raise click.UsageError(
+            f"'{pipeline_name}' is not a PipelineML: give --input-name, the input that receives the data to "
+            f"predict on. Its inputs: {inputs}."
+        )
+    return pipeline, input_name
+
+
+def _mlflow_config(context: Any, root: Path, package_name: str) -> Any:
+    from kedro_mlflow_starter.config import MlflowConfigError, load_mlflow_config
+
+    config = getattr(context, "mlflow", None)
+    if config is not None:
+        return config
+    try:
+        return load_mlflow_config(context.config_loader, root, package_name)
+    except MlflowConfigError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _build_model(pipeline: Any, catalog: Any, input_name: str) -> Any:
+    from kedro_mlflow_starter.mlflow import KedroPipelineModel
+    from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
+
+    try:
+        return KedroPipelineModel(pipeline, catalog, input_name)
+    except KedroMlflowPipelineMLError as error:
+        raise click.ClickException(f"Cannot modelify with --input-name {input_name}: {error}") from error
+
+
+def _log(model: Any, catalog: Any, config: Any, run_id: str | None, run_name: str, **kwargs: Any) -> tuple[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
+    from kedro_mlflow_starter.pipeline.model_logging import log_kedro_pipeline_model
+    from kedro_mlflow_starter.run_context import get_client
+    from kedro_mlflow_starter.tracking.mlflow_run import ensure_experiment
+
+    client = get_client()
+    owned = run_id is None
+    if owned:
+        experiment_id = ensure_experiment(client, config, config.tracking_uri())
+        run_id = client.create_run(experiment_id, run_name=run_name, tags={"kedro.command": "modelify"}).info.run_id
+    else:
+        try:
+            client.get_run(run_id)
+        except MlflowException as error:
+            raise click.ClickException(
+                f"MLflow run '{run_id}' was not found in {config.tracking_uri()}. Check the id "
+                "(`kedro mlflow ui`), or leave out --run-id to log into a new run."
+            ) from error
+    status = "FAILED"
+    try:
+        model_uri = log_kedro_pipeline_model(model, catalog, run_id, **kwargs)
+        status = "FINISHED"
+    except KedroMlflowPipelineMLError as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        if owned:
+            client.set_terminated(run_id, status)
+    return model_uri, run_id
