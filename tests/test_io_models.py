@@ -135,7 +135,7 @@ def test_pyfunc_python_model_round_trip(run: Run) -> None:
     dataset = MlflowModelTrackingDataset(flavor="mlflow.pyfunc", pyfunc_workflow="python_model",
                                          save_args={"name": "doubler"})
     dataset.save(Doubler())
-    assert dataset.load().predict([1, 2]) == [2, 4]
+    assert dataset.load().predict([1.0, 2.5]) == [2.0, 5.0]
 
 
 @pytest.mark.parametrize(

@@ -62,8 +62,10 @@ def bind_mlflow_datasets(catalog: Any, names: Iterable[str] | None = None) -> No
         try:
             dataset = catalog.get(name)
         except DatasetError as error:
+            # Kedro wraps the dataset's own message in generic text; ours already says the fix.
+            reason = error.__cause__ if isinstance(error.__cause__, DatasetError) else error
             raise DatasetError(
-                f"Catalog entry '{name}' ({_short_type(dataset_type)}) is invalid:\n{error}"
+                f"Catalog entry '{name}' ({_short_type(dataset_type)}) is invalid:\n{reason}"
             ) from error
         bind = getattr(dataset, "_bind_catalog_name", None)
         if bind is not None:
