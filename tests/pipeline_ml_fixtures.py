@@ -101,6 +101,7 @@ CATALOG: dict[str, Any] = {
     "scaler": {"type": "pickle.PickleDataset", "filepath": "data/06_models/scaler.pkl", "backend": "joblib"},
     "classifier": {"type": "pickle.PickleDataset", "filepath": "data/06_models/classifier.pkl", "versioned": True},
     "label_map": {"type": "json.JSONDataset", "filepath": "data/06_models/label_map.json"},
+    "predictions": {"type": "pandas.CSVDataset", "filepath": "data/07_model_output/predictions.csv"},
 }
 
 PARAMETERS: dict[str, Any] = {
@@ -177,3 +178,17 @@ def bootstrap(project: KedroProject) -> None:
     for name in [m for m in sys.modules if m == project.package or m.startswith(project.package + ".")]:
         del sys.modules[name]  # another test's copy of the same package
     bootstrap_project(project.path)
+
+
+def logged_models_of_run(client, run_id: str) -> list:
+    """The LoggedModels whose source run is ``run_id``."""
+    run = client.get_run(run_id)
+    return client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+
+
+def runs_of(client, experiment_name: str) -> list:
+    """Runs of the experiment, oldest first."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    return list(reversed(client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])))

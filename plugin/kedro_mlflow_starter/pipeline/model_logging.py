@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,7 +128,7 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
         if await_registration_for is not None:
             log_kwargs["await_registration_for"] = await_registration_for
         try:
-            with _fluent_uris(client), _restored_sys_path(), _without_cloudpickle_notice():
+            with _fluent_uris(client), _restored_sys_path(), _quiet_mlflow():
                 Model.log(**log_kwargs)
         except BaseException:
             _mark_failed(client, logged.model_id, LoggedModelStatus)
@@ -235,15 +236,18 @@ class _DropCloudpickleNotice(logging.Filter):
 
 
 @contextmanager
-def _without_cloudpickle_notice() -> Iterator[None]:
+def _quiet_mlflow() -> Iterator[None]:
     # MLflow suggests "models from code" to every PythonModel object; a pipeline model is
     # a pickled object by design (its artifacts and code travel next to it), so the notice
-    # would only be noise in every `kedro run`.
+    # would only be noise in every `kedro run`. Same for pandas 3 deprecation noise raised
+    # by MLflow's own input-example code (``df.columns == range(...)``).
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     notice_filter = _DropCloudpickleNotice()
     pyfunc_logger.addFilter(notice_filter)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            yield
     finally:
         pyfunc_logger.removeFilter(notice_filter)
 
