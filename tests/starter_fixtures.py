@@ -7,8 +7,6 @@ session-scoped fixtures; the test modules then check many things on the same res
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ REPO_NAME = "iris-tracking-demo"
 PACKAGE = "iris_tracking_demo"
 
 # The rows of data/05_model_input/instances.csv: indices into sklearn's iris data set.
-INSTANCE_ROWS = (0, 24, 49, 60, 83, 99, 107, 120, 149)
+INSTANCE_ROWS = (0, 24, 49, 55, 64, 99, 107, 120, 143)
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -131,24 +129,85 @@ def generated_tree(generated: GeneratedProject) -> dict[str, bytes]:
     return tree(generated.path)
 
 
+PLAIN_LOGGING = """
+version: 1
+disable_existing_loggers: false
+formatters:
+  plain:
+    format: "%(levelname)s %(name)s: %(message)s"
+handlers:
+  console:
+    class: logging.StreamHandler
+    formatter: plain
+    stream: ext://sys.stdout
+loggers:
+  kedro:
+    level: INFO
+root:
+  level: INFO
+  handlers: [console]
+"""
+
+
 @dataclass
 class TrainedProject:
     project: GeneratedProject
     run_result: subprocess.CompletedProcess[str]
+    summary: dict[str, Any]
+    models: list[dict[str, Any]]
     inference_result: subprocess.CompletedProcess[str]
+    training_result: subprocess.CompletedProcess[str]
+    summary_after_training: dict[str, Any]
     pytest_result: subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, generated: GeneratedProject,
             generated_tree: dict[str, bytes]) -> TrainedProject:
-    """The generated project after `kedro run`, `kedro run --pipelines inference` and its own pytest."""
+    """The generated project after `kedro run` (read back from MLflow right after), then
+    `kedro run --pipelines inference`, `kedro run --pipelines training` and its own pytest.
+
+    The first run shows every warning (PYTHONWARNINGS=default) through a plain, unwrapped
+    log format so that the warnings test can read each one whole.
+    """
     project = generated
-    run_result = project.kedro("run")
+    logging_yml = tmp_path_factory.mktemp("logging") / "logging.yml"
+    logging_yml.write_text(PLAIN_LOGGING, encoding="utf-8")
+    run_result = project.kedro("run", env={"KEDRO_LOGGING_CONFIG": str(logging_yml), "COLUMNS": "400"})
+    summary = run_summary(project.tracking_uri, PACKAGE)
+    models = logged_models(project.tracking_uri, PACKAGE)
     inference_result = project.kedro("run", "--pipelines", "inference")
+    training_result = project.kedro("run", "--pipelines", "training")
+    summary_after_training = run_summary(project.tracking_uri, PACKAGE)
     pytest_result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                         cwd=project.path, env=kedro_env(project.home))
-    return TrainedProject(project, run_result, inference_result, pytest_result)
+    return TrainedProject(project, run_result, summary, models, inference_result, training_result,
+                          summary_after_training, pytest_result)
+
+
+def logged_models(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
+    """The LoggedModels of ``experiment``: id, name, source run, URI and flavors."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    found = []
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        for model in client.search_logged_models(experiment_ids=[exp.experiment_id]):
+            uri = f"models:/{model.model_id}"
+            found.append({
+                "id": model.model_id, "name": model.name, "run_id": model.source_run_id, "uri": uri,
+                "status": str(model.status),
+                "flavors": sorted(mlflow.models.get_model_info(uri).flavors),
+            })
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return found
 
 
 def run_summary(tracking_uri: str, experiment: str) -> dict[str, Any]:
@@ -183,10 +242,3 @@ def _artifact_paths(client: Any, run_id: str, path: str | None = None) -> list[s
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=str)
 
-
-__all__ = [
-    "FEATURES", "INSTANCE_ROWS", "KEDRO", "PACKAGE", "PROJECT_NAME", "REPO", "REPO_NAME", "STARTER", "TEMPLATE",
-    "GeneratedProject", "TrainedProject", "assert_ok", "dump", "generated", "generated_tree", "iris_frame",
-    "kedro_env", "kedro_new", "run", "run_summary", "starter_home", "trained", "tree", "write_config",
-    "write_template_data", "os", "shutil",
-]
