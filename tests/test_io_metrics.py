@@ -192,3 +192,17 @@ def test_metric_logging_outage_is_recorded_not_raised(failure_log, monkeypatch: 
     [entry] = [json.loads(line) for line in failure_log.read_text().splitlines()]
     assert "accuracy" in entry["what"] and "0.9" in entry["what"]
     assert entry["local_path"] is None
+
+
+def test_dataset_factory_entries_are_bound_when_their_names_are_given(run: Run) -> None:
+    catalog = DataCatalog.from_config(
+        {
+            "{name}_score": {"type": PKG + "MlflowMetricDataset"},
+            "{name}_curve": {"type": PKG + "MlflowMetricHistoryDataset", "key": "curves/{name}"},
+        }
+    )
+    bind_mlflow_datasets(catalog, names=["val_score", "train_curve", "not_ours"])
+    catalog.save("val_score", 0.5)
+    catalog.save("train_curve", [1.0, 0.5])
+
+    assert run.client.get_run(run.run_id).data.metrics == {"val_score": 0.5, "curves/train": 0.5}
