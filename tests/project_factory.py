@@ -88,7 +88,7 @@ def project_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_MLFLOW_"))}
     env["KEDRO_DISABLE_TELEMETRY"] = "true"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    env["COLUMNS"] = "250"  # rich wraps log lines at the terminal width
     env.update(extra or {})
     return env
 

@@ -8,6 +8,8 @@ names the file, the key path, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,12 @@ def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str
     conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
     env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
     files = _candidate_files(conf_source, getattr(config_loader, "base_env", "base"), env)
+    from kedro.config import MissingConfigException
+
     try:
-        raw = config_loader[CONFIG_KEY]
-    except KeyError:
+        with _environment_variables_allowed():
+            raw = config_loader[CONFIG_KEY]
+    except (KeyError, MissingConfigException):  # no mlflow.yml: all defaults
         raw = {}
     except Exception as error:  # YAML syntax, bad interpolation, duplicate keys
         raise MlflowConfigError(_describe_load_error(error, files)) from error
@@ -61,6 +66,24 @@ def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str
         where = _file_defining(files, ("server", "mlflow_tracking_uri")) or "MLFLOW_TRACKING_URI"
         raise MlflowConfigError(f"Invalid MLflow configuration in {where}: server.mlflow_tracking_uri: {error}") from error
     return config
+
+
+@contextlib.contextmanager
+def _environment_variables_allowed() -> Iterator[None]:
+    """Kedro enables ``${oc.env:...}`` only for credentials; mlflow.yml needs it too
+    (tracking URIs and experiment names commonly come from the environment)."""
+    from omegaconf import OmegaConf
+    from omegaconf.resolvers import oc
+
+    if OmegaConf.has_resolver("oc.env"):
+        yield
+        return
+    register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+    register("oc.env", oc.env)
+    try:
+        yield
+    finally:
+        OmegaConf.clear_resolver("oc.env")
 
 
 def _candidate_files(conf_source: Path, base_env: str, env: str | None) -> list[Path]:

@@ -21,7 +21,6 @@ DEFAULT_SECRET_PATTERNS = [
     "access_key",
     "private_key",
     "credential",
-    "auth",
 ]
 
 

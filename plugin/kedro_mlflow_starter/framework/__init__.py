@@ -1,0 +1,1 @@
+"""Kedro-facing parts: the hook and the ``kedro mlflow`` commands."""

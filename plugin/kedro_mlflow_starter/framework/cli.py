@@ -1,0 +1,139 @@
+"""``kedro mlflow init | ui | modelify | stale-runs``, registered as project commands.
+
+Nothing here imports ``mlflow`` at module level: ``kedro --help`` loads this module.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kedro_mlflow_starter.framework.modelify import modelify
+
+
+@click.group(name="kedro-mlflow-starter")
+def commands() -> None:
+    """kedro-mlflow-starter project commands."""
+
+
+@commands.group(name="mlflow")
+def mlflow_group() -> None:
+    """MLflow tracking for this Kedro project (kedro-mlflow-starter)."""
+
+
+mlflow_group.add_command(modelify)
+
+
+def find_project_root() -> Path:
+    from kedro.utils import find_kedro_project
+
+    root = find_kedro_project(Path.cwd())
+    if root is None:
+        raise click.ClickException(
+            f"No Kedro project found in {Path.cwd()} or its parents (looked for a pyproject.toml with a "
+            "[tool.kedro] section). Run this command inside a Kedro project."
+        )
+    return Path(root)
+
+
+def load_project_config(env: str | None) -> Any:
+    """The validated mlflow.yml of the current project (the hook need not be enabled)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from kedro_mlflow_starter.config import MlflowConfigError, load_mlflow_config
+
+    root = find_project_root()
+    metadata = bootstrap_project(root)
+    with KedroSession.create(project_path=root, env=env) as session:
+        try:
+            context = session.load_context()
+        except MlflowConfigError as error:
+            raise click.ClickException(str(error)) from error
+        config = getattr(context, "mlflow", None)
+        if config is None:
+            try:
+                config = load_mlflow_config(context.config_loader, root, metadata.package_name)
+            except MlflowConfigError as error:
+                raise click.ClickException(str(error)) from error
+    return config
+
+
+@mlflow_group.command()
+@click.option("--env", "-e", default="base", show_default=True, help="The conf/ folder to write mlflow.yml into.")
+@click.option("--force", is_flag=True, help="Overwrite an existing mlflow.yml.")
+def init(env: str, force: bool) -> None:
+    """Write the documented mlflow.yml into conf/<env>/."""
+    from kedro.framework.startup import bootstrap_project
+
+    from kedro_mlflow_starter.templates import render_mlflow_yml
+
+    root = find_project_root()
+    metadata = bootstrap_project(root)
+    from kedro.framework.project import settings
+
+    conf_source = Path(settings.CONF_SOURCE)
+    conf_dir = (conf_source if conf_source.is_absolute() else root / conf_source) / env
+    target = conf_dir / "mlflow.yml"
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} already exists. Use --force to overwrite it.")
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_mlflow_yml(metadata.package_name), encoding="utf-8")
+    click.secho(f"Wrote {target.relative_to(root)}. `kedro run` now logs to MLflow; `kedro mlflow ui` opens it.",
+                fg="green")
+
+
+@mlflow_group.command()
+@click.option("--env", "-e", default=None, help="The Kedro environment whose mlflow.yml to read.")
+@click.option("--host", default=None, help="Host to serve the UI on (default: ui.host, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to serve the UI on (default: ui.port, 5000).")
+@click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
+def ui(env: str | None, host: str | None, port: int | None, no_browser: bool) -> None:
+    """Open the MLflow UI on this project's tracking store."""
+    config = load_project_config(env)
+    uri = config.tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"This project tracks to {uri}; open it in your browser.")
+        if not no_browser:
+            webbrowser.open(uri)
+        return
+    host = host or config.ui.host
+    port = port or config.ui.port
+    root = Path(config.project_path)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--artifacts-destination", str(root / "mlartifacts")]
+    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
+    if not no_browser:
+        webbrowser.open(f"http://{host}:{port}")
+    try:
+        sys.exit(subprocess.call(command, cwd=root))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+@mlflow_group.command(name="stale-runs")
+@click.option("--env", "-e", default=None, help="The Kedro environment whose mlflow.yml to read.")
+@click.option("--mark-killed", is_flag=True, help="Mark the runs found as KILLED.")
+@click.option("--older-than", default=24.0, show_default=True, type=float,
+              help="Also count RUNNING runs from other machines started more than this many hours ago.")
+def stale_runs(env: str | None, mark_killed: bool, older_than: float) -> None:
+    """List runs left RUNNING by a killed `kedro run` (e.g. kill -9), and optionally mark them KILLED."""
+    from kedro_mlflow_starter.tracking.stale_runs import find_stale_runs, mark_killed as mark
+
+    config = load_project_config(env)
+    stale = find_stale_runs(config, older_than_hours=older_than)
+    if not stale:
+        click.echo("No stale runs: every RUNNING run belongs to a live process.")
+        return
+    for run, reason in stale:
+        click.echo(f"{run.info.run_id}  {run.info.run_name}  ({reason})")
+    if mark_killed:
+        mark(config, [run for run, _ in stale])
+        click.echo(f"Marked {len(stale)} run(s) KILLED.")
+    else:
+        click.echo("Run again with --mark-killed to mark them KILLED.")

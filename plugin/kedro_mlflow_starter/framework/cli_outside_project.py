@@ -1,0 +1,38 @@
+"""``kedro mlflow`` outside a Kedro project: say where to run it instead of "No such command".
+
+Kedro loads project commands only inside a project, and global commands take precedence
+over project ones, so this group only carries ``mlflow`` when no project is found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group(name="kedro-mlflow-starter")
+def commands() -> None:
+    """kedro-mlflow-starter global commands."""
+
+
+def _outside_project() -> bool:
+    from kedro.utils import find_kedro_project
+
+    return find_kedro_project(Path.cwd()) is None
+
+
+if _outside_project():
+
+    @commands.command(
+        name="mlflow",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
+    def mlflow_outside_project() -> None:
+        """MLflow commands (available inside a Kedro project)."""
+        raise click.ClickException(
+            f"`kedro mlflow` commands work inside a Kedro project, and no project was found in {Path.cwd()} "
+            "or its parents (a project has a pyproject.toml with a [tool.kedro] section). cd into your "
+            "project, or create one with `kedro new --starter=mlflow-iris`."
+        )

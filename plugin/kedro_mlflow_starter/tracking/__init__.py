@@ -1,0 +1,1 @@
+"""The tracking side of the hook: parameters, tags, the MLflow run and its status."""

@@ -1,0 +1,120 @@
+"""Turn the parameters a pipeline reads into MLflow params, as ``mlflow.yml`` says.
+
+Pure Python (no ``mlflow`` import): flattening per ``dict_params``, secret redaction by
+name, MLflow's key/value limits and ``long_params_strategy``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kedro_mlflow_starter.config.mlflow_config import ParamsConfig
+
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_KEY_LENGTH = 250
+REDACTED = "***"
+_INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
+
+
+class LongParameterError(ValueError):
+    """A parameter value is longer than MLflow allows and the strategy is ``fail``."""
+
+
+@dataclass
+class PreparedParams:
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
+    truncated: list[str] = field(default_factory=list)
+
+
+def pipeline_parameters(input_names: Iterable[str], load: Any) -> dict[str, Any]:
+    """The parameters read by a pipeline whose free inputs are ``input_names``.
+
+    ``params:a.b`` becomes ``{"a.b": value}``; the ``parameters`` input stands for all.
+    ``load`` loads a catalog entry by name.
+    """
+    values: dict[str, Any] = {}
+    names = sorted(input_names)
+    if "parameters" in names:
+        values.update(load("parameters") or {})
+    for name in names:
+        if name.startswith("params:"):
+            values[name[len("params:"):]] = load(name)
+    return values
+
+
+def flatten(values: Mapping[str, Any], sep: str, recursive: bool) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            inner = flatten(value, sep, recursive) if recursive else dict(value)
+            for sub_key, sub_value in inner.items():
+                flat[f"{key}{sep}{sub_key}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def is_secret(key: str, patterns: Iterable[str]) -> bool:
+    normalised = key.lower().replace("-", "_")
+    return any(pattern.lower() in normalised for pattern in patterns if pattern)
+
+
+def to_text(value: Any) -> str:
+    """A readable string for a parameter value (JSON for containers, never an object repr)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)) or value is None:
+        return str(value)
+    try:
+        return json.dumps(value, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _redact_nested(value: Any, patterns: list[str]) -> Any:
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_secret(str(k), patterns) else _redact_nested(v, patterns) for k, v in value.items()}
+    return value
+
+
+def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedParams:
+    """Apply flattening, redaction, key sanitising and the long-value strategy."""
+    dict_params = config.dict_params
+    flat = flatten(values, dict_params.sep, dict_params.recursive) if dict_params.flatten else dict(values)
+    prepared = PreparedParams()
+    for raw_key, value in flat.items():
+        key = _sanitise_key(str(raw_key))
+        if key != raw_key:
+            prepared.renamed[str(raw_key)] = key
+        if is_secret(key, config.secret_patterns):
+            text = REDACTED
+        else:
+            text = to_text(_redact_nested(value, config.secret_patterns))
+        if len(text) <= MAX_PARAM_VALUE_LENGTH:
+            prepared.params[key] = text
+        elif config.long_params_strategy == "fail":
+            raise LongParameterError(
+                f"Parameter '{raw_key}' is {len(text)} characters long; MLflow accepts at most "
+                f"{MAX_PARAM_VALUE_LENGTH}. Set tracking.params.long_params_strategy in mlflow.yml to "
+                "'truncate' (log the first 6000 characters) or 'tag' (log it as a tag), or shorten the value."
+            )
+        elif config.long_params_strategy == "truncate":
+            prepared.params[key] = text[:MAX_PARAM_VALUE_LENGTH]
+            prepared.truncated.append(key)
+        else:
+            prepared.tags[key] = text[:MAX_TAG_VALUE_LENGTH]
+            if len(text) > MAX_TAG_VALUE_LENGTH:
+                prepared.truncated.append(key)
+    return prepared
+
+
+def _sanitise_key(key: str) -> str:
+    cleaned = _INVALID_KEY_CHARS.sub("_", key)
+    return cleaned[:MAX_KEY_LENGTH]

@@ -1,0 +1,116 @@
+"""Tags of a tracked run: strings a person can read, nothing secret, no object reprs."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kedro_mlflow_starter.tracking.params import REDACTED, flatten, is_secret, to_text
+
+_OPTIONS = (
+    ("tags", "--tags"),
+    ("node_names", "--nodes"),
+    ("from_nodes", "--from-nodes"),
+    ("to_nodes", "--to-nodes"),
+    ("from_inputs", "--from-inputs"),
+    ("to_outputs", "--to-outputs"),
+    ("namespaces", "--namespaces"),
+)
+
+
+def kedro_command(run_params: Mapping[str, Any], secret_patterns: Iterable[str]) -> str:
+    """The ``kedro run ...`` command that reproduces this run (secret values redacted)."""
+    parts = ["kedro", "run"]
+    if run_params.get("pipeline_names"):
+        parts.append("--pipelines=" + ",".join(sorted(run_params["pipeline_names"])))
+    if run_params.get("env"):
+        parts.append(f"--env={run_params['env']}")
+    runner = runner_name(run_params.get("runner"))
+    if runner and runner != "SequentialRunner":
+        parts.append(f"--runner={runner}")
+    for key, option in _OPTIONS:
+        value = run_params.get(key)
+        if value:
+            parts.append(f"{option}=" + ",".join(str(v) for v in value))
+    runtime = run_params.get("runtime_params") or {}
+    if runtime:
+        pairs = [
+            f"{key}={REDACTED if is_secret(str(key), secret_patterns) else to_text(value)}"
+            for key, value in flatten(runtime, ".", recursive=True).items()
+        ]
+        parts.append("--params=" + ",".join(pairs))
+    return " ".join(parts)
+
+
+def runner_name(runner: Any) -> str:
+    """``ThreadRunner`` from a class name or an instance repr (Kedro passes either)."""
+    text = str(runner or "")
+    match = re.match(r"<([\w.]+) object at 0x[0-9a-f]+>", text)
+    return match.group(1).rsplit(".", 1)[-1] if match else text
+
+
+def git_tags(project_path: Path) -> dict[str, str]:
+    """Commit and dirty flag of the project's git repository, if it is in one."""
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=project_path, capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    tags = {"mlflow.source.git.commit": commit, "git.commit": commit}
+    if status is not None:
+        tags["git.dirty"] = str(bool(status))
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":
+        tags["mlflow.source.git.branch"] = branch
+    return tags
+
+
+def run_tags(
+    run_params: Mapping[str, Any],
+    project_path: Path,
+    package_name: str | None,
+    secret_patterns: Iterable[str],
+) -> dict[str, str]:
+    from kedro import __version__ as kedro_version
+
+    from kedro_mlflow_starter import __version__
+
+    pipeline_names = sorted(run_params.get("pipeline_names") or ["__default__"])
+    tags = {
+        "kedro.version": kedro_version,
+        "kedro_mlflow_starter.version": __version__,
+        "kedro.command": kedro_command(run_params, secret_patterns),
+        "kedro.pipeline_names": ",".join(pipeline_names),
+        "kedro.env": str(run_params.get("env") or "local"),
+        "kedro.runner": runner_name(run_params.get("runner")) or "SequentialRunner",
+        "kedro.session_id": str(run_params.get("run_id") or ""),
+        "kedro.package_name": package_name or "",
+        "kedro.host": socket.gethostname(),
+        "kedro.pid": str(os.getpid()),
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": package_name or project_path.name,
+        "mlflow.user": _user(),
+    }
+    tags.update(git_tags(project_path))
+    return {key: value for key, value in tags.items() if value != ""}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,81 @@
+"""Start and finish the tracked part of a ``kedro run`` (imports ``mlflow``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+from kedro_mlflow_starter.logging_failures import is_transient
+from kedro_mlflow_starter.tracking.mlflow_run import (
+    OpenRun,
+    end_run,
+    ensure_experiment,
+    log_params_and_tags,
+    make_client,
+    open_run,
+)
+from kedro_mlflow_starter.tracking.params import PreparedParams
+from kedro_mlflow_starter.tracking.run_tags import run_tags
+from kedro_mlflow_starter.tracking.store import TrackingStoreUnreachableError, check_reachable
+
+logger = logging.getLogger("kedro_mlflow_starter")
+
+
+def start_tracking(
+    config: MlflowConfig,
+    run_params: dict[str, Any],
+    prepared: PreparedParams,
+    pipeline_names: Sequence[str],
+) -> tuple[Any, OpenRun] | None:
+    """Open the run and log params and tags; None when the store is unreachable and allowed."""
+    uri = config.tracking_uri()
+    try:
+        check_reachable(uri, config.server.connect_timeout)
+        client = make_client(uri, config.registry_uri())
+        experiment_id = ensure_experiment(client, config, uri)
+        tags = run_tags(run_params, config.project_path, config.package_name, config.tracking.params.secret_patterns)
+        run_name = config.tracking.run.name or "+".join(pipeline_names)
+        run = open_run(client, config, experiment_id, run_name, tags)
+    except TrackingStoreUnreachableError as error:
+        if config.server.on_unreachable == "run_untracked":
+            logger.warning("%s Running untracked.", error)
+            return None
+        raise
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        unreachable = TrackingStoreUnreachableError(
+            f"MLflow tracking store {uri} could not be reached: {error}. Check server.mlflow_tracking_uri in "
+            "mlflow.yml (or MLFLOW_TRACKING_URI), or set server.on_unreachable: run_untracked."
+        )
+        if config.server.on_unreachable == "run_untracked":
+            logger.warning("%s Running untracked.", unreachable)
+            return None
+        raise unreachable from error
+    extra_tags = dict(prepared.tags)
+    if not run.owned or config.tracking.run.id:
+        extra_tags.update(tags)
+    log_params_and_tags(client, run.run_id, prepared.params, extra_tags)
+    logger.info(
+        "MLflow run '%s' (%s) started in experiment '%s' at %s.", run.run_name, run.run_id, run.experiment_name, uri
+    )
+    return client, run
+
+
+def finish_tracking(
+    client: Any, config: MlflowConfig, run: OpenRun, status: str, model_uri: str | None, elapsed: float
+) -> None:
+    """End the run (unless an orchestrator owns it) and tell the user where it is."""
+    if run.owned:
+        end_run(client, run.run_id, status)
+    uri = config.tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        where = f"{uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+    else:
+        where = "run `kedro mlflow ui` to open it"
+    model = f", pipeline model {model_uri}" if model_uri else ""
+    state = status if run.owned else f"{status} (left open for its owner)"
+    logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s; %s.", run.run_name, run.run_id, state,
+                run.experiment_name, model, where)

@@ -1,0 +1,69 @@
+"""`kedro mlflow init` and `kedro mlflow ui` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+from tests.project_factory import KEDRO, project_env, run_kedro
+from tests.tracking_helpers import output
+
+
+def test_init_renders_the_starter_file_and_refuses_to_overwrite(project):
+    first = project.run("mlflow", "init", "--env", "local")
+    assert first.returncode == 0, output(first)
+    written = project.conf / "local" / "mlflow.yml"
+    text = written.read_text()
+    assert "{{" not in text and "name: demo_project" in text
+    for key in ("mlflow_tracking_uri", "disable_autologging", "restore_if_deleted", "long_params_strategy",
+                "create_experiment_kwargs", "nested", "ui:"):
+        assert key in text
+    written.write_text(text + "\n# my edit\n")
+    again = project.run("mlflow", "init", "--env", "local")
+    assert again.returncode != 0
+    assert "already exists" in output(again) and "--force" in output(again)
+    assert written.read_text().endswith("# my edit\n")
+    forced = project.run("mlflow", "init", "--env", "local", "--force")
+    assert forced.returncode == 0 and "# my edit" not in written.read_text()
+
+
+def test_mlflow_commands_outside_a_project_say_so(tmp_path):
+    result = run_kedro("mlflow", "init", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "work inside a Kedro project" in output(result)
+    assert str(tmp_path) in output(result) and "kedro new --starter=mlflow-iris" in output(result)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ui_serves_the_project_store(project):
+    assert project.run("run").returncode == 0
+    port = _free_port()
+    server = subprocess.Popen([KEDRO, "mlflow", "ui", "--port", str(port), "--no-browser"], cwd=project.path / "src",
+                              env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        body = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=demo_project"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    body = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, server.stdout.read() if server.poll() is not None else "UI did not answer"
+        assert body["experiment"]["name"] == "demo_project"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -1,0 +1,202 @@
+"""`kedro run` in a real project lands one complete, honest run in MLflow."""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+
+from tests.project_factory import make_project
+from tests.tracking_helpers import client_for, only_run, output, runs_of
+
+
+def test_init_then_run_from_a_subfolder_logs_one_complete_run(tmp_path, migrated_db):
+    project = make_project(tmp_path)
+    init = project.run("mlflow", "init", cwd=project.path / "src")
+    assert init.returncode == 0, output(init)
+    shipped = (project.conf / "base" / "mlflow.yml").read_text()
+    assert "mlflow_tracking_uri: null" in shipped and "name: demo_project" in shipped
+    project.write_yaml("conf/local/mlflow.yml", {"tracking": {"params": {"dict_params": {"flatten": True}}}})
+
+    result = project.run("run", cwd=project.path / "src" / "demo_project")
+
+    assert result.returncode == 0, output(result)
+    assert project.db.is_file(), "the store must be <project root>/mlflow.db whatever the shell's folder"
+    assert not (project.path / "src" / "demo_project" / "mlflow.db").exists()
+    assert not (project.path / "src" / "demo_project" / "mlruns").exists()
+    run = only_run(project)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "__default__"
+    assert run.data.params == {"factor": "2.0", "model_options.bias": "1.5", "model_options.layers.depth": "3"}
+    tags = run.data.tags
+    assert tags["kedro.pipeline_names"] == "__default__"
+    assert tags["kedro.runner"] == "SequentialRunner"
+    assert tags["kedro.command"] == "kedro run"
+    assert tags["kedro.version"][0].isdigit() and tags["kedro_mlflow_starter.version"][0].isdigit()
+    assert not any("object at 0x" in value for value in tags.values())
+    assert run.info.artifact_uri.startswith((project.path / "mlartifacts").as_uri())
+    assert "kedro mlflow ui" in output(result)
+
+
+def test_params_are_logged_whole_without_flatten_and_runner_and_pipelines_are_tagged(project):
+    result = project.run("run", "--pipelines", "processing,summary", "--runner", "ThreadRunner")
+    assert result.returncode == 0, output(result)
+    run = only_run(project)
+    assert run.info.run_name == "processing+summary"
+    assert run.data.params["model_options"] == '{"bias": 1.5, "layers": {"depth": 3}}'
+    assert run.data.tags["kedro.runner"] == "ThreadRunner"
+    assert run.data.tags["kedro.command"] == "kedro run --pipelines=processing,summary --runner=ThreadRunner"
+
+
+def test_only_parameters_the_pipeline_reads_are_logged(project):
+    result = project.run("run", "--pipelines", "processing")
+    assert result.returncode == 0, output(result)
+    assert only_run(project).data.params == {"factor": "2.0"}
+
+
+def test_a_failing_node_marks_the_run_failed_and_exits_non_zero(tmp_path, migrated_db):
+    nodes = "def double(df, factor):\n    raise ValueError('boom in node')\n\ndef total(df, o):\n    return 1.0\n"
+    project = make_project(tmp_path, nodes=nodes)
+    shutil.copy(migrated_db, project.db)
+    result = project.run("run")
+    assert result.returncode != 0
+    assert "boom in node" in output(result)
+    assert only_run(project).info.status == "FAILED"
+
+
+def test_disabled_pipeline_opens_no_run(project):
+    project.write_yaml("conf/base/mlflow.yml", {"tracking": {"disable_tracking": {"pipelines": ["processing"]}}})
+    result = project.run("run", "--pipelines", "processing")
+    assert result.returncode == 0, output(result)
+    assert runs_of(project) == []
+    assert (project.path / "data/02_intermediate/doubled.csv").is_file()
+    assert "not tracked" in output(result)
+
+
+def test_local_mlflow_yml_overrides_one_key_and_keeps_the_others(project):
+    project.write_yaml(
+        "conf/base/mlflow.yml",
+        {"tracking": {"experiment": {"name": "base_experiment"}, "run": {"name": "from-base"}}},
+    )
+    project.write_yaml("conf/local/mlflow.yml", {"tracking": {"run": {"name": "from-local"}}})
+    result = project.run("run")
+    assert result.returncode == 0, output(result)
+    run = only_run(project, experiment="base_experiment")
+    assert run.info.run_name == "from-local"
+
+
+def test_run_name_interpolation_env_and_random_name(project):
+    project.write(
+        "conf/base/mlflow.yml",
+        """
+        tracking:
+          experiment:
+            name: ${oc.env:EXPERIMENT_FROM_ENV}
+          run:
+            name: ${km.random_name:}
+        """,
+    )
+    result = project.run("run", env={"EXPERIMENT_FROM_ENV": "from_env"})
+    assert result.returncode == 0, output(result)
+    name = only_run(project, experiment="from_env").info.run_name
+    adjective, noun, number = name.split("-")
+    assert adjective.isalpha() and noun.isalpha() and number.isdigit()
+
+
+def test_relative_sqlite_uri_resolves_against_project_root(project):
+    project.write_yaml("conf/base/mlflow.yml", {"server": {"mlflow_tracking_uri": "sqlite:///stores/team.db"}})
+    result = project.run("run", cwd=project.path / "conf")
+    assert result.returncode == 0, output(result)
+    store = project.path / "stores" / "team.db"
+    assert store.is_file()
+    assert only_run(project, uri=f"sqlite:///{store}").info.status == "FINISHED"
+
+
+def test_tracking_uri_from_environment_is_used_when_mlflow_yml_has_none(project, tmp_path):
+    elsewhere = tmp_path / "env-store.db"
+    shutil.copy(project.db, elsewhere)
+    project.db.unlink()
+    result = project.run("run", env={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"})
+    assert result.returncode == 0, output(result)
+    assert not project.db.exists()
+    assert only_run(project, uri=f"sqlite:///{elsewhere}").info.status == "FINISHED"
+
+
+def test_resume_a_run_by_id(project):
+    assert project.run("run").returncode == 0
+    first = only_run(project)
+    project.write_yaml("conf/base/mlflow.yml", {"tracking": {"run": {"id": first.info.run_id}}})
+    result = project.run("run", "--pipelines", "processing")
+    assert result.returncode == 0, output(result)
+    again = only_run(project)
+    assert again.info.run_id == first.info.run_id and again.info.status == "FINISHED"
+
+
+def test_secret_runtime_params_are_redacted_everywhere(project):
+    parameters = yaml.safe_load((project.conf / "base/parameters.yml").read_text())
+    parameters["model_options"]["api_token"] = "placeholder"
+    project.write_yaml("conf/base/parameters.yml", parameters)
+    secret = "s3cr3t-VALUE-123"
+    result = project.run("run", "--params", f"model_options.api_token={secret},factor=3")
+    assert result.returncode == 0, output(result)
+    run = only_run(project)
+    everything = repr(run.data.params) + repr(run.data.tags) + repr(run.data.metrics)
+    assert secret not in everything
+    assert "***" in run.data.params["model_options"]
+    assert run.data.params["factor"] == "3"
+    assert run.data.tags["kedro.command"] == "kedro run --params=model_options.api_token=***,factor=3"
+
+
+def test_two_sessions_in_one_process_log_two_runs(project):
+    script = f"""
+import os
+os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
+from pathlib import Path
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+root = Path({str(project.path)!r})
+bootstrap_project(root)
+for pipeline in ("processing", "summary"):
+    with KedroSession.create(project_path=root) as session:
+        session.run(pipeline_names=[pipeline])
+    assert "KEDRO_MLFLOW_RUN_ID" not in os.environ and "MLFLOW_RUN_ID" not in os.environ
+"""
+    import subprocess
+    import sys
+
+    from tests.project_factory import project_env
+
+    done = subprocess.run([sys.executable, "-c", script], cwd=project.path, env=project_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = runs_of(project)
+    assert sorted(r.info.run_name for r in runs) == ["processing", "summary"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert runs[0].data.params != runs[1].data.params
+
+
+def test_opting_out_with_disable_hooks_for_plugins(project):
+    project.write("src/demo_project/settings.py", 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-starter",)\n')
+    result = project.run("run")
+    assert result.returncode == 0, output(result)
+    assert runs_of(project) == []
+
+
+def test_experiment_created_with_configured_tags_and_restored_when_deleted(project):
+    project.write_yaml(
+        "conf/base/mlflow.yml",
+        {"tracking": {"experiment": {"create_experiment_kwargs": {"tags": {"team": "iris"}}}}},
+    )
+    assert project.run("run").returncode == 0
+    client = client_for(project)
+    experiment = client.get_experiment_by_name("demo_project")
+    assert experiment.tags["team"] == "iris"
+    client.delete_experiment(experiment.experiment_id)
+    result = project.run("run")
+    assert result.returncode == 0, output(result)
+    assert len(runs_of(project)) == 2
+    client.delete_experiment(experiment.experiment_id)
+    project.write_yaml("conf/base/mlflow.yml", {"tracking": {"experiment": {"restore_if_deleted": False}}})
+    refused = project.run("run")
+    assert refused.returncode != 0
+    assert "restore_if_deleted" in output(refused) and "is deleted" in output(refused)
