@@ -250,3 +250,29 @@ def test_config_without_the_tracking_uri_is_refused(tmp_path: Path, starter_home
 
     assert result.returncode != 0
     assert _leftovers(tmp_path) == []
+
+
+# ----- make demo ------------------------------------------------------------------------------
+
+
+def _demo_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("starter_demo", REPO / "scripts/demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_installs_nothing_when_the_test_environment_has_the_requirements(cookies):
+    """`make demo` runs offline after `make test`: the test extra covers the project's requirements."""
+    project = Path(_bake(cookies).project_path)
+
+    assert _demo_module().missing_requirements(project / "requirements.txt") == []
+
+
+def test_demo_lists_what_is_missing(tmp_path: Path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("kedro>=1.0\nkedro<0.1\nno-such-package-for-the-demo-test\n# a comment\n\n")
+
+    assert _demo_module().missing_requirements(requirements) == ["kedro<0.1", "no-such-package-for-the-demo-test"]

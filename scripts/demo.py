@@ -1,0 +1,130 @@
+"""`make demo`: the quickstart a user follows, end to end, in a scratch folder.
+
+1. `kedro new --starter=mlflow-iris` (the alias of the installed package) into .demo/
+2. install the project's requirements, only if something is missing
+3. `kedro run` in the new project
+4. read the run back from MLflow and print what it holds, and how to look at it
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / ".demo"
+PROJECT_NAME = "Iris Demo"
+PROJECT = DEMO / "iris-demo"
+PACKAGE = "iris_demo"
+BIN = Path(sys.executable).parent
+
+
+def step(message: str) -> None:
+    print(f"\n==> {message}", flush=True)
+
+
+def call(*args: str, cwd: Path, env: dict[str, str]) -> None:
+    result = subprocess.run(args, cwd=cwd, env=env)
+    if result.returncode != 0:
+        sys.exit(f"demo: `{' '.join(args)}` failed with exit code {result.returncode}")
+
+
+def missing_requirements(requirements: Path) -> list[str]:
+    """The lines of requirements.txt that this interpreter does not satisfy (extras included)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    def unmet(requirement: Requirement, seen: set[str]) -> bool:
+        if requirement.name.lower() in seen:
+            return False
+        seen.add(requirement.name.lower())
+        try:
+            dist = distribution(requirement.name)
+        except PackageNotFoundError:
+            return True
+        if not requirement.specifier.contains(dist.version, prereleases=True):
+            return True
+        for extra in requirement.extras:
+            for line in dist.requires or []:
+                needed = Requirement(line)
+                if needed.marker and needed.marker.evaluate({"extra": extra}) and unmet(needed, seen):
+                    return True
+        return False
+
+    lines = [line.strip() for line in requirements.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#") and unmet(Requirement(line), set())]
+
+
+def summary(tracking_uri: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(PACKAGE)
+    if experiment is None:
+        print(f"demo: no experiment {PACKAGE!r} in {tracking_uri}", file=sys.stderr)
+        return 1
+    (run,) = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    models = client.search_logged_models(
+        experiment_ids=[experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    artifacts = [info.path for folder in client.list_artifacts(run.info.run_id)
+                 for info in (client.list_artifacts(run.info.run_id, folder.path) if folder.is_dir else [folder])]
+    model_uris = {model.name: f"models:/{model.model_id}" for model in models}
+
+    print(f"  experiment : {experiment.name} (id {experiment.experiment_id})")
+    print(f"  run        : {run.info.run_name} ({run.info.run_id})")
+    print(f"  status     : {run.info.status}")
+    print(f"  params     : {len(run.data.params)} ({', '.join(sorted(run.data.params))})")
+    for name, value in sorted(run.data.metrics.items()):
+        print(f"  metric     : {name} = {value:.4f}")
+    for path in artifacts:
+        print(f"  artifact   : {path}")
+    for name, uri in sorted(model_uris.items()):
+        print(f"  model      : {name} -> {uri}")
+
+    pipeline_model = model_uris.get("model", "models:/<model id>")
+    print("\nNext:")
+    print(f"  cd {PROJECT.relative_to(REPO)}")
+    print("  kedro mlflow ui                      # open the MLflow UI on http://127.0.0.1:5000")
+    print(f"  MLFLOW_TRACKING_URI=sqlite:///mlflow.db mlflow models serve -m {pipeline_model} --env-manager local --port 5001")
+    return 0 if run.info.status == "FINISHED" and "model" in model_uris else 1
+
+
+def main() -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_MLFLOW_"))}
+    env["KEDRO_DISABLE_TELEMETRY"] = "true"
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+
+    step(f"kedro new --starter=mlflow-iris into {DEMO.relative_to(REPO)}/")
+    shutil.rmtree(DEMO, ignore_errors=True)
+    DEMO.mkdir()
+    # cookiecutter keeps its replay files in the scratch folder rather than in your home
+    rc = DEMO / "cookiecutterrc.yml"
+    rc.write_text(f"replay_dir: {DEMO / '.cookiecutter_replay'}\ncookiecutters_dir: {DEMO / '.cookiecutters'}\n")
+    env["COOKIECUTTER_CONFIG"] = str(rc)
+    config = DEMO / "answers.yml"
+    config.write_text(
+        f"project_name: {PROJECT_NAME}\nmlflow_tracking_uri: sqlite:///mlflow.db\noutput_dir: {DEMO}\n"
+    )
+    call(str(BIN / "kedro"), "new", "--starter=mlflow-iris", f"--config={config}", cwd=DEMO, env=env)
+
+    missing = missing_requirements(PROJECT / "requirements.txt")
+    if missing:
+        step(f"pip install -r requirements.txt (missing: {', '.join(missing)})")
+        call(sys.executable, "-m", "pip", "install", "-r", "requirements.txt", cwd=PROJECT, env=env)
+    else:
+        step("requirements.txt already satisfied: nothing to install")
+
+    step("kedro run")
+    call(str(BIN / "kedro"), "run", cwd=PROJECT, env=env)
+
+    step("What MLflow holds")
+    return summary(f"sqlite:///{(PROJECT / 'mlflow.db').as_posix()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
