@@ -85,6 +85,10 @@ def test_tracking_dataset_logs_a_logged_model_linked_to_the_run(run: Run) -> Non
     assert any(p.startswith("scikit-learn==") for p in pins) and any(p.startswith("mlflow==") for p in pins)
 
     np.testing.assert_allclose(catalog.load("regressor").predict(X), model.predict(X))
+    by_run_uri = MlflowModelTrackingDataset(
+        flavor="mlflow.sklearn", load_args={"model_uri": f"runs:/{run.run_id}/regressor"}
+    )
+    np.testing.assert_allclose(by_run_uri.load().predict(X), model.predict(X))
     np.testing.assert_allclose(
         predict_in_fresh_interpreter(f"models:/{logged.model_id}", run.store.tracking_uri), model.predict(X)
     )
