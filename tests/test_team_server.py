@@ -1,0 +1,74 @@
+"""A project tracking to a real `mlflow server`: artifacts go through the server, models load back."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.pipeline_ml_fixtures import run_python
+from tests.server_fixtures import LOCAL_OUTPUTS, all_artifacts, make_team_project, mlflow_server  # noqa: F401
+from tests.tracking_helpers import output
+
+
+def _new_runs(server, experiment: str, before: set[str]) -> list:
+    client = server.client
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], max_results=1000) if found else []
+    return [run for run in runs if run.info.run_id not in before]
+
+
+def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflow_server):
+    server = mlflow_server
+    project = make_team_project(tmp_path, server.uri, package="server_project")
+
+    result = project.run("run")
+
+    assert result.returncode == 0, output(result)
+    [run] = _new_runs(server, "server_project", set())
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"factor": "2.0"}
+    assert set(run.data.metrics) == {"r2"}
+    # The client only knows the server: the artifact root is the server's proxy, not a path.
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    client = server.client
+    assert all_artifacts(client, run.info.run_id) == ["outputs/predictions.csv"]
+    stored = server.artifacts / run.info.experiment_id / run.info.run_id / "artifacts" / "outputs" / "predictions.csv"
+    assert stored.read_bytes() == (project.path / "data/07_model_output/predictions.csv").read_bytes()
+    uploads = [line for line in server.log.read_text().splitlines()
+               if "/api/2.0/mlflow-artifacts/artifacts/" in line and "PUT" in line]
+    assert any(f"{run.info.run_id}/artifacts/outputs/predictions.csv" in line for line in uploads)
+    # Nothing was written next to the project as if the store were local.
+    assert not (project.path / "mlflow.db").exists()
+    assert not (project.path / "mlartifacts").exists() and not (project.path / "mlruns").exists()
+    assert f"{server.uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in output(result)
+
+    models = {m.name: m for m in client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")}
+    assert set(models) == {"regressor_model", "model"}
+    for model in models.values():
+        files = list((server.artifacts / run.info.experiment_id / "models" / model.model_id / "artifacts").rglob("MLmodel"))
+        assert files, f"model {model.name} was not uploaded to the server's artifact store"
+
+    # A fresh interpreter that only knows the server's URI loads both models and predicts.
+    loaded = run_python(
+        f"""
+        import json, mlflow, pandas as pd
+        frame = pd.DataFrame({{"a": [1, 2, 3], "b": [0, 0, 0]}})
+        sk = mlflow.sklearn.load_model("models:/{models['regressor_model'].model_id}")
+        pipe = mlflow.pyfunc.load_model("models:/{models['model'].model_id}")
+        print(json.dumps({{"sk": sk.predict(frame[["a"]]).tolist(),
+                           "pipe": pipe.predict(frame)["prediction"].tolist()}}))
+        """,
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": server.uri},
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert predictions["sk"] == pytest.approx([20.0, 40.0, 60.0])  # b = 10 a, factor 2
+    assert predictions["pipe"] == pytest.approx([20.0, 40.0, 60.0])
+    local = pd.read_csv(project.path / "data/07_model_output/predictions.csv")
+    assert local["prediction"].tolist() == pytest.approx([0.0, 20.0, 40.0, 60.0, 80.0, 100.0])
+    for relative in LOCAL_OUTPUTS:
+        assert (project.path / relative).is_file()
