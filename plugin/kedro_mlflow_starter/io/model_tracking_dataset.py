@@ -90,7 +90,8 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
 
     def _bind_catalog_name(self, name: str) -> None:
         """Called at catalog creation: the model is named after its catalog entry by default."""
-        self._save_args.setdefault("name", name)
+        if not self._save_args.get("artifact_path"):  # MLflow's deprecated spelling of `name`
+            self._save_args.setdefault("name", name)
 
     @property
     def model_id(self) -> str | None:
@@ -98,7 +99,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         return self._model_id
 
     def save(self, model: Any) -> None:
-        name = self._save_args.get("name") or DEFAULT_MODEL_NAME
+        name = self._model_name()
         run_id = run_to_log_into(f"MlflowModelTrackingDataset '{name}'", self._run_id)
         if run_id is None:
             self._kept_model = model
@@ -177,16 +178,19 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
     def _describe(self) -> dict[str, Any]:
         return {
             "flavor": self._flavor,
-            "name": self._save_args.get("name", DEFAULT_MODEL_NAME),
+            "name": self._model_name(),
             "run_id": self._run_id or "<current kedro run>",
             "model_uri": self._load_args.get("model_uri")
             or (f"models:/{self._model_id}" if self._model_id else None),
             "pyfunc_workflow": self._pyfunc_workflow,
         }
 
+    def _model_name(self) -> str:
+        return self._save_args.get("name") or self._save_args.get("artifact_path") or DEFAULT_MODEL_NAME
+
     def _latest_model_id(self) -> str:
         """The newest READY model with this dataset's name logged in the run."""
-        name = self._save_args.get("name") or DEFAULT_MODEL_NAME
+        name = self._model_name()
         run_id = self._run_id or active_run_id()
         if run_id is None:
             raise DatasetError(
