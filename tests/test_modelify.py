@@ -1,0 +1,138 @@
+"""`kedro mlflow modelify`: log a registered pipeline as a model without training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline_ml_fixtures import (
+    SETTINGS_WITHOUT_PLUGIN_HOOK,
+    make_iris_project,
+    run_python,
+    runs_of,
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path):
+    """The iris project trained once by an untracked `kedro run` (no model logged yet)."""
+    created = make_iris_project(tmp_path_factory.mktemp("modelify"), migrated_db, settings=SETTINGS_WITHOUT_PLUGIN_HOOK)
+    created.run("run", check=True)
+    return created
+
+
+@pytest.fixture(scope="module")
+def client(project):
+    from mlflow import MlflowClient
+
+    return MlflowClient(project.tracking_uri)
+
+
+def _model_id(stdout: str) -> str:
+    return stdout.split("as models:/", 1)[1].split()[0]
+
+
+def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_model(project, client, tmp_path):
+    result = project.run(
+        "mlflow", "modelify", "--pipeline", "inference", "--input-name", "instances",
+        "--registered-model-name", "iris-modelified", "--run-name", "from-artifacts",
+        cwd=project.path / "data" / "06_models",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    model_id = _model_id(result.stdout)
+    assert "mlflow models serve -m models:/" in result.stdout
+
+    run = runs_of(client, "iris_ml")[-1]
+    assert run.info.run_name == "from-artifacts"
+    assert run.info.status == "FINISHED"
+    assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
+    assert [str(v.version) for v in client.search_model_versions("name = 'iris-modelified'")] == ["1"]
+
+    out = tmp_path / "out.json"
+    loaded = run_python(
+        f"""
+        import json, mlflow, pandas as pd
+        model = mlflow.pyfunc.load_model("models:/iris-modelified/1")
+        frame = pd.read_csv({str(project.path / "data/05_model_input/instances.csv")!r}).head(3)
+        json.dump(list(model.predict(frame)["label"]), open({str(out)!r}, "w"))
+        """,
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": project.tracking_uri},
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert all(label.startswith("iris-") for label in json.loads(out.read_text()))
+
+
+def test_modelify_pipeline_ml_into_an_existing_run_with_given_requirements(project, client):
+    experiment = client.get_experiment_by_name("iris_ml") or client.get_experiment(
+        client.create_experiment("iris_ml", artifact_location=(project.path / "mlartifacts").as_uri())
+    )
+    run_id = client.create_run(experiment.experiment_id).info.run_id
+    result = project.run(
+        "mlflow", "modelify", "--pipeline", "training", "--run-id", run_id, "--model-name", "iris_model",
+        "--no-infer-input-example", "--pip-requirements", "scikit-learn", "--pip-requirements", "kedro",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    model = client.get_logged_model(_model_id(result.stdout))
+    assert model.source_run_id == run_id
+    assert model.name == "iris_model"
+    folder = Path(model.artifact_location.removeprefix("file://"))
+    requirements = (folder / "requirements.txt").read_text().split()
+    assert requirements[-2:] == ["scikit-learn", "kedro"]  # MLflow prepends its own pin
+    assert not any(line.startswith(("pandas", "kedro-datasets")) for line in requirements)
+    assert not (folder / "input_example.json").exists()
+    assert client.get_run(run_id).info.status == "RUNNING"  # not ours to end
+
+
+def test_bad_input_name_lists_valid_inputs(project):
+    result = project.run("mlflow", "modelify", "--pipeline", "inference", "--input-name", "rows")
+    assert result.returncode != 0
+    output = " ".join(result.stderr.split())
+    assert "input_name 'rows' is not an input" in output
+    assert "Valid inputs: classifier, instances, label_map, scaler" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--pipeline", "trainin"], "No pipeline named 'trainin' is registered. Registered pipelines: __default__,"),
+        (["--pipeline", "processing"], "'processing' is not a PipelineML: give --input-name"),
+        (["--pipeline", "training", "--run-id", "0123abcd"], "MLflow run '0123abcd' was not found"),
+        (["--pipeline", "training", "--run-id", "a", "--run-name", "b"], "give only one"),
+    ],
+)
+def test_bad_arguments_are_explained(project, args, expected):
+    result = project.run("mlflow", "modelify", *args)
+    assert result.returncode != 0
+    assert expected in " ".join((result.stdout + result.stderr).split())
+
+
+def test_outside_a_project_the_command_explains_where_to_run_it(tmp_path):
+    import os
+
+    from click.testing import CliRunner
+
+    from kedro_mlflow_starter.framework.modelify import modelify
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(modelify, ["--pipeline", "training"])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code != 0
+    assert "No Kedro project found" in result.output
+
+
+def test_importing_the_command_does_not_import_mlflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kedro_mlflow_starter.framework.modelify import modelify; "
+        "assert 'mlflow' not in sys.modules"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
