@@ -159,18 +159,22 @@ class TrainedProject:
     training_result: subprocess.CompletedProcess[str]
     summary_after_training: dict[str, Any]
     pytest_result: subprocess.CompletedProcess[str]
+    files_after_pytest: set[str]
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, generated: GeneratedProject,
             generated_tree: dict[str, bytes]) -> TrainedProject:
-    """The generated project after `kedro run` (read back from MLflow right after), then
-    `kedro run --pipelines inference`, `kedro run --pipelines training` and its own pytest.
+    """The generated project's own pytest right after generation, then `kedro run` (read back
+    from MLflow right after), `kedro run --pipelines inference`, `kedro run --pipelines training`.
 
     The first run shows every warning (PYTHONWARNINGS=default) through a plain, unwrapped
     log format so that the warnings test can read each one whole.
     """
     project = generated
+    pytest_result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                        cwd=project.path, env=kedro_env(project.home))
+    files_after_pytest = set(tree(project.path))
     logging_yml = tmp_path_factory.mktemp("logging") / "logging.yml"
     logging_yml.write_text(PLAIN_LOGGING, encoding="utf-8")
     run_result = project.kedro("run", env={"KEDRO_LOGGING_CONFIG": str(logging_yml), "COLUMNS": "400"})
@@ -179,10 +183,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, generated: GeneratedProjec
     inference_result = project.kedro("run", "--pipelines", "inference")
     training_result = project.kedro("run", "--pipelines", "training")
     summary_after_training = run_summary(project.tracking_uri, PACKAGE)
-    pytest_result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                        cwd=project.path, env=kedro_env(project.home))
     return TrainedProject(project, run_result, summary, models, inference_result, training_result,
-                          summary_after_training, pytest_result)
+                          summary_after_training, pytest_result, files_after_pytest)
 
 
 def logged_models(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
