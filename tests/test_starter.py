@@ -13,7 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.starter_fixtures import (  # noqa: F401  (fixtures)

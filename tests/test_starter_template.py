@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from tests.starter_fixtures import (  # noqa: F401  (fixtures)
-    PACKAGE,
     REPO,
     STARTER,
     TEMPLATE,
