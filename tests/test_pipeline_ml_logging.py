@@ -166,3 +166,18 @@ def test_inference_failing_on_the_sample_names_the_dataset(context) -> None:
     run_id = client.create_run(experiment_id).info.run_id
     with pytest.raises(KedroMlflowPipelineMLError, match="fails on the first rows of 'instances': KeyError"):
         log_pipeline_model(ml, catalog, run_id)
+
+
+def test_catalog_check_before_the_run_names_unpersisted_artifacts(context) -> None:
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
+    from kedro_mlflow_starter.pipeline.model_logging import check_pipeline_ml_catalog
+
+    project, ml, catalog, client, experiment_id = context
+    check_pipeline_ml_catalog(ml, catalog)  # the project's catalog persists all three
+    catalog["label_map"] = MemoryDataset()
+    with pytest.raises(KedroMlflowPipelineMLError, match="'label_map' is a MemoryDataset.*pickle.PickleDataset"):
+        check_pipeline_ml_catalog(ml, catalog)
+    with pytest.raises(KedroMlflowPipelineMLError, match="'classifier' is not declared in the catalog"):
+        check_pipeline_ml_catalog(ml, DataCatalog({"scaler": catalog["scaler"]}))

@@ -61,6 +61,24 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, **ove
     return log_kedro_pipeline_model(model, catalog, run_id, **kwargs)
 
 
+def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: Any) -> None:
+    """Fail before any node runs when the model could not be logged after the run.
+
+    Every dataset the inference pipeline takes from training must be persisted in the
+    catalog (a ``MemoryDataset`` is released before the model is logged). Cheap and
+    mlflow-free: meant for ``before_pipeline_run``.
+    """
+    for name in pipeline_ml.artifact_names:
+        dataset = catalog.get(name) if hasattr(catalog, "get") else None
+        if dataset is None or type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset"):
+            state = "is not declared in the catalog" if dataset is None else "is a MemoryDataset"
+            raise KedroMlflowPipelineMLError(
+                f"The pipeline model needs '{name}' after the run, but '{name}' {state}, so it would be "
+                f"gone by then. Declare '{name}' in conf/base/catalog.yml with a persisted dataset (e.g. "
+                f"type: pickle.PickleDataset, filepath: data/06_models/{name}.pkl)."
+            )
+
+
 def log_kedro_pipeline_model(  # noqa: PLR0913
     model: KedroPipelineModel,
     catalog: Any,
