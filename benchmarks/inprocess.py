@@ -1,0 +1,103 @@
+"""In-process measurements, each run in a fresh interpreter by run.py: prints one JSON line.
+
+    python inprocess.py sessions <project> <repeats>      session.run() wall times
+    python inprocess.py metric_history <work dir> <repeats> 10,000-point history save
+    python inprocess.py model_logging <project> <repeats>  pipeline-model logging after a run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
+
+
+def _session_run(root: Path, pipeline: str | None = None) -> float:
+    from kedro.framework.session import KedroSession
+
+    with KedroSession.create(project_path=root) as session:
+        start = time.perf_counter()
+        session.run(pipeline_names=[pipeline] if pipeline else None)
+        return time.perf_counter() - start
+
+
+def sessions(root: Path, repeats: int) -> dict:
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(root)
+    _session_run(root)  # warm imports and the store, as a long-lived process would be
+    return {"times": [_session_run(root) for _ in range(repeats)]}
+
+
+def metric_history(work: Path, repeats: int) -> dict:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from kedro_mlflow_starter.io import MlflowMetricHistoryDataset
+
+    work.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{work / 'metrics.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("bench") or client.get_experiment(
+        client.create_experiment("bench", artifact_location=(work / "artifacts").as_uri()))
+    values = [float(i) / 7 for i in range(10_000)]
+    dataset_times, floor_times = [], []
+    for _ in range(repeats):
+        run = client.create_run(experiment.experiment_id)
+        os.environ["KEDRO_MLFLOW_RUN_ID"] = run.info.run_id
+        dataset = MlflowMetricHistoryDataset(key="loss")
+        start = time.perf_counter()
+        dataset.save(values)
+        dataset_times.append(time.perf_counter() - start)
+        stored = client.get_metric_history(run.info.run_id, "loss")
+        assert len(stored) == len(values), len(stored)
+
+        floor_run = client.create_run(experiment.experiment_id)
+        now = int(time.time() * 1000)
+        metrics = [Metric("loss", v, now, i) for i, v in enumerate(values)]
+        start = time.perf_counter()
+        client.log_batch(floor_run.info.run_id, metrics=metrics)
+        floor_times.append(time.perf_counter() - start)
+    return {"times": dataset_times, "floor": floor_times}
+
+
+def model_logging(root: Path, repeats: int) -> dict:
+    from kedro.framework.project import pipelines
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+
+    bootstrap_project(root)
+    run_time = _session_run(root)  # trains, logs the classifier and the pipeline model once
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name(root.name.replace("-", "_")).experiment_id
+    times = []
+    with KedroSession.create(project_path=root) as session:
+        context = session.load_context()
+        catalog = context.catalog
+        training = pipelines["training"]
+        for _ in range(repeats):
+            run = client.create_run(experiment_id)
+            start = time.perf_counter()
+            log_pipeline_model(training, catalog, run.info.run_id)
+            times.append(time.perf_counter() - start)
+            client.set_terminated(run.info.run_id)
+    return {"times": times, "run_time": run_time}
+
+
+if __name__ == "__main__":
+    kind, target, repeats = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    if kind != "metric_history":
+        os.chdir(target)
+        os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{target / 'mlflow.db'}")
+    result = {"sessions": sessions, "metric_history": metric_history, "model_logging": model_logging}[kind](
+        target, repeats)
+    print(json.dumps(result))
