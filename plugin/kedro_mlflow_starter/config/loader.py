@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from kedro_mlflow_starter.config.errors import KedroMlflowUserError
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.config.uris import UnsupportedTrackingUriError
 
@@ -23,7 +24,7 @@ CONFIG_KEY = "mlflow"
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
 
-class MlflowConfigError(ValueError):
+class MlflowConfigError(KedroMlflowUserError, ValueError):
     """``mlflow.yml`` is invalid; the message says where and how to fix it."""
 
 
@@ -78,8 +79,7 @@ def _environment_variables_allowed() -> Iterator[None]:
     if OmegaConf.has_resolver("oc.env"):
         yield
         return
-    register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
-    register("oc.env", oc.env)
+    OmegaConf.register_new_resolver("oc.env", oc.env)
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ resolve against the project root, never the shell's current directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -64,3 +65,15 @@ def _resolve(uri: str, root: Path) -> str:
     if scheme in REMOTE_SCHEMES or scheme.split("+")[0] in DB_SCHEMES:
         return uri
     raise UnsupportedTrackingUriError(f"tracking URI scheme '{scheme}' in '{uri}' is not supported; use {ALLOWED}")
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+
+
+def redact_uri(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URI in it replaced by ``***@``.
+
+    Tracking URIs may carry credentials (``https://user:token@host``); anything the plugin
+    prints or records goes through here first.
+    """
+    return _USERINFO.sub(r"\g<scheme>***@", text)

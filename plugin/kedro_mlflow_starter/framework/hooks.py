@@ -18,7 +18,8 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from kedro_mlflow_starter.config import MlflowConfig, load_mlflow_config
-from kedro_mlflow_starter.logging_failures import read_failures
+from kedro_mlflow_starter.config.errors import KedroMlflowUserError
+from kedro_mlflow_starter.logging_failures import describe_error, is_transient, read_failures
 from kedro_mlflow_starter.run_context import ENV_FAILURE_LOG, ENV_RUN_ID, ENV_TRACKING_DISABLED
 from kedro_mlflow_starter.tracking.credentials import export_credentials
 from kedro_mlflow_starter.tracking.names import random_run_name
@@ -30,8 +31,12 @@ logger = logging.getLogger(__name__)
 RESOLVER = "km.random_name"
 
 
-class TrackingIncompleteError(RuntimeError):
-    """The pipeline ran, but some of what it should have logged did not reach MLflow."""
+class TrackingIncompleteError(KedroMlflowUserError, RuntimeError):
+    """The pipeline ran, but some of what it should have logged did not reach MLflow.
+
+    The message lists each item (params, metrics, artifacts, models, the run's status) with
+    the local file it came from, so the user can re-log it once the server is back.
+    """
 
 
 @dataclass
@@ -47,6 +52,7 @@ class _SessionState:
     saved_env: dict[str, str | None] = field(default_factory=dict)
     failure_log: str | None = None
     started: float = 0.0
+    untracked_reason: str | None = None
 
 
 class MlflowHook:
@@ -101,7 +107,8 @@ class MlflowHook:
         self._set_env(http_retry_env())
         opened = start_tracking(config, run_params, prepared, pipeline_names)
         if opened is None:  # unreachable store and `on_unreachable: run_untracked`
-            self._run_untracked("the tracking store is unreachable (server.on_unreachable: run_untracked)")
+            self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",
+                                warn_at_end=True)
             return
         state.client, state.run = opened
         state.tracked = True
@@ -129,6 +136,9 @@ class MlflowHook:
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         state = self._state
         if not state.tracked:
+            if state.untracked_reason:
+                logger.warning("MLflow: the pipeline ran UNTRACKED (%s); nothing of it is in MLflow.",
+                               state.untracked_reason)
             self._restore_env()
             return
         model_uri = None
@@ -136,15 +146,18 @@ class MlflowHook:
             from kedro_mlflow_starter.pipeline import PipelineML
 
             if isinstance(pipeline, PipelineML):
-                model_uri = self._log_pipeline_model(pipeline, catalog)
+                model_uri = self._log_pipeline_model(pipeline, catalog, run_params)
             failures = read_failures(state.failure_log) if state.failure_log else []
         except BaseException:
             self._close_run("FAILED")
             raise
+        status = "FAILED" if failures else "FINISHED"
+        run_id = state.run.run_id
+        unrecorded = self._close_run(status, model_uri=model_uri)
+        if unrecorded:
+            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded})
         if failures:
-            self._close_run("FAILED")
-            raise TrackingIncompleteError(_describe_failures(failures, state.run.run_id))
-        self._close_run("FINISHED", model_uri=model_uri)
+            raise TrackingIncompleteError(_describe_failures(failures, run_id, status, status_recorded=not unrecorded))
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -155,30 +168,40 @@ class MlflowHook:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _run_untracked(self, reason: str) -> None:
+    def _run_untracked(self, reason: str, warn_at_end: bool = False) -> None:
         logger.info("MLflow: this run is not tracked: %s.", reason)
+        if warn_at_end:
+            self._state.untracked_reason = reason
         self._set_env({ENV_TRACKING_DISABLED: "1", ENV_RUN_ID: None})
 
-    def _log_pipeline_model(self, pipeline: Any, catalog: Any) -> str | None:
+    def _log_pipeline_model(self, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> str | None:
         from kedro_mlflow_starter.logging_failures import record_failure
         from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
 
+        run_id = self._state.run.run_id
         try:
-            model_id = log_pipeline_model(pipeline, catalog, self._state.run.run_id)
+            model_id = log_pipeline_model(pipeline, catalog, run_id)
         except Exception as error:
-            from kedro_mlflow_starter.logging_failures import is_transient
-
             if not is_transient(error):
                 raise
-            record_failure("the pipeline model", None, error)
+            names = sorted(run_params.get("pipeline_names") or ["__default__"])
+            record_failure(
+                f"the pipeline model (re-log it: kedro mlflow modelify --pipeline {names[0]} --run-id {run_id})",
+                None,
+                error,
+            )
             return None
         return model_id if str(model_id).startswith("models:/") else f"models:/{model_id}"
 
-    def _close_run(self, status: str, model_uri: str | None = None) -> None:
-        """End the run with ``status`` (once) and restore the environment."""
+    def _close_run(self, status: str, model_uri: str | None = None) -> str | None:
+        """End the run with ``status`` (once) and restore the environment.
+
+        Returns None when the status was recorded, else why not (the tracking server went
+        away): the run then stays RUNNING in the store, and the caller says so.
+        """
         state = self._state
         if not state.tracked or state.run is None:
-            return
+            return None
         state.tracked = False
         if state.guard is not None:
             state.guard.disarm()
@@ -186,10 +209,21 @@ class MlflowHook:
 
         try:
             finish_tracking(state.client, state.config, state.run, status, model_uri, time.monotonic() - state.started)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            problem = describe_error(error)
+            logger.warning(
+                "MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run "
+                "`kedro mlflow stale-runs --mark-killed` once the tracking server is back.",
+                state.run.run_id, status, problem,
+            )
+            return problem
         finally:
             self._restore_env()
             if state.failure_log:
                 Path(state.failure_log).unlink(missing_ok=True)
+        return None
 
     def _abandon_open_run(self) -> None:
         """A previous session in this process was interrupted (e.g. Ctrl-C in a notebook)."""
@@ -213,12 +247,18 @@ class MlflowHook:
         self._state.saved_env = {}
 
 
-def _describe_failures(failures: list[dict[str, Any]], run_id: str) -> str:
+def _describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, status_recorded: bool) -> str:
     lines = [f"The pipeline ran, but {len(failures)} item(s) could not be logged to MLflow run {run_id}:"]
     for entry in failures:
         where = f" (local copy: {entry['local_path']})" if entry.get("local_path") else ""
         lines.append(f"  - {entry['what']}{where}: {entry['error']}")
-    lines.append("Your outputs are on disk; re-log them once the tracking server is back. The run is marked FAILED.")
+    lines.append("Your pipeline's outputs are on disk (nothing was deleted); re-log the items above once the "
+                 "tracking server is back.")
+    if status_recorded:
+        lines.append(f"The run is marked {status}.")
+    else:
+        lines.append("The run could not be closed and shows as RUNNING: mark it with "
+                     "`kedro mlflow stale-runs --mark-killed` once the server is back.")
     return "\n".join(lines)
 
 
@@ -227,11 +267,7 @@ def _register_resolver() -> None:
 
     if OmegaConf.has_resolver(RESOLVER):
         return
-    register = getattr(OmegaConf, "register_resolver", None)  # omegaconf >= 2.4
-    if register is not None:
-        register(RESOLVER, random_run_name)
-    else:
-        OmegaConf.register_new_resolver(RESOLVER, random_run_name, use_cache=False)
+    OmegaConf.register_new_resolver(RESOLVER, random_run_name, use_cache=False)
 
 
 def _show_our_messages() -> None:

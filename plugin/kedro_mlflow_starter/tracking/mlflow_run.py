@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kedro_mlflow_starter.config.errors import KedroMlflowUserError
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.config.uris import is_local_store
 from kedro_mlflow_starter.logging_failures import call_with_retry
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 
-class ExperimentDeletedError(RuntimeError):
+class ExperimentDeletedError(KedroMlflowUserError, RuntimeError):
     pass
 
 

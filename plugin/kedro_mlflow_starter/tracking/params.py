@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kedro_mlflow_starter.config.errors import KedroMlflowUserError
 from kedro_mlflow_starter.config.mlflow_config import ParamsConfig
 
 MAX_PARAM_VALUE_LENGTH = 6000
@@ -21,7 +22,7 @@ REDACTED = "***"
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
-class LongParameterError(ValueError):
+class LongParameterError(KedroMlflowUserError, ValueError):
     """A parameter value is longer than MLflow allows and the strategy is ``fail``."""
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+from kedro_mlflow_starter.config.uris import redact_uri
 from kedro_mlflow_starter.logging_failures import is_transient
 from kedro_mlflow_starter.tracking.mlflow_run import (
     OpenRun,
@@ -38,29 +39,23 @@ def start_tracking(
         tags = run_tags(run_params, config.project_path, config.package_name, config.tracking.params.secret_patterns)
         run_name = config.tracking.run.name or "+".join(pipeline_names)
         run = open_run(client, config, experiment_id, run_name, tags)
-    except TrackingStoreUnreachableError as error:
-        if config.server.on_unreachable == "run_untracked":
-            logger.warning("%s Running untracked.", error)
-            return None
-        raise
     except Exception as error:
-        if not is_transient(error):
+        if isinstance(error, TrackingStoreUnreachableError):
+            unreachable = error
+        elif is_transient(error):
+            unreachable = TrackingStoreUnreachableError(uri, f"{type(error).__name__}: {error}")
+        else:
             raise
-        unreachable = TrackingStoreUnreachableError(
-            f"MLflow tracking store {uri} could not be reached: {error}. Check server.mlflow_tracking_uri in "
-            "mlflow.yml (or MLFLOW_TRACKING_URI), or set server.on_unreachable: run_untracked."
-        )
         if config.server.on_unreachable == "run_untracked":
-            logger.warning("%s Running untracked.", unreachable)
+            logger.warning(unreachable.untracked_notice())
             return None
-        raise unreachable from error
+        raise unreachable from None
     extra_tags = dict(prepared.tags)
     if not run.owned or config.tracking.run.id:
         extra_tags.update(tags)
     log_params_and_tags(client, run.run_id, prepared.params, extra_tags)
-    logger.info(
-        "MLflow run '%s' (%s) started in experiment '%s' at %s.", run.run_name, run.run_id, run.experiment_name, uri
-    )
+    logger.info("MLflow run '%s' (%s) started in experiment '%s' at %s.", run.run_name, run.run_id,
+                run.experiment_name, redact_uri(uri))
     return client, run
 
 
@@ -70,7 +65,7 @@ def finish_tracking(
     """End the run (unless an orchestrator owns it) and tell the user where it is."""
     if run.owned:
         end_run(client, run.run_id, status)
-    uri = config.tracking_uri()
+    uri = redact_uri(config.tracking_uri())
     if uri.startswith(("http://", "https://")):
         where = f"{uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
     else:

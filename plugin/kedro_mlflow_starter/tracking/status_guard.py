@@ -3,13 +3,20 @@
 Kedro does not call ``on_pipeline_error`` for KeyboardInterrupt, SIGTERM kills Python
 without unwinding by default, and MLflow's own exit handler marks an open fluent run
 FINISHED. While a run is open this guard turns SIGTERM into an interruption and, at
-interpreter exit, records any run still open as KILLED (interrupted) or FAILED.
+interpreter exit, records any run still open as KILLED.
+
+With ParallelRunner a SIGTERM (from a scheduler, ``kill``) reaches only the main process,
+whose executor would then wait for the running nodes to end; the guard passes the signal on
+to the worker processes so the whole run stops. Forked workers inherit the handler and
+simply terminate as they would without it.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -21,9 +28,10 @@ class TerminatedError(KeyboardInterrupt):
 
 
 class StatusGuard:
-    def __init__(self, close: Callable[[str], None]) -> None:
+    def __init__(self, close: Callable[[str], Any]) -> None:
         self._close = close
         self._previous_sigterm: Any = None
+        self._pid = os.getpid()
         self.interrupted = False
         self._armed = False
 
@@ -43,10 +51,28 @@ class StatusGuard:
             self._previous_sigterm = None
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:  # a forked worker: die as if no handler were installed
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         self.interrupted = True
+        _terminate_workers()
         raise TerminatedError("kedro run received SIGTERM")
 
     def _at_exit(self) -> None:
-        if self._armed:
+        if self._armed and os.getpid() == self._pid:
             self._armed = False
             self._close("KILLED")
+
+
+def _terminate_workers() -> None:
+    """SIGTERM the multiprocessing children of this process (ParallelRunner's workers)."""
+    if "multiprocessing" not in sys.modules:
+        return
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        try:
+            child.terminate()
+        except (OSError, AttributeError):
+            continue

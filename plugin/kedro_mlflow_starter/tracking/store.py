@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
+
+from kedro_mlflow_starter.config.errors import KedroMlflowUserError
+from kedro_mlflow_starter.config.uris import redact_uri
 
 # MLflow's REST client retries up to 7 times with exponential backoff (minutes). A kedro run
 # should fail or degrade within seconds instead; users can still set these themselves.
@@ -24,8 +28,27 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-class TrackingStoreUnreachableError(RuntimeError):
-    """The tracking store could not be reached when the run started."""
+class TrackingStoreUnreachableError(KedroMlflowUserError):
+    """The tracking store could not be reached when the run started (nothing has run yet)."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        self.uri = redact_uri(uri)
+        self.problem = redact_uri(problem)
+        super().__init__(
+            f"MLflow tracking server {self.uri} is unreachable ({self.problem}); no node has run. Check that the "
+            "server is running and that server.mlflow_tracking_uri in conf/*/mlflow.yml (or MLFLOW_TRACKING_URI) "
+            "names it, or set server.on_unreachable: run_untracked to run the pipeline without tracking."
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.uri, self.problem))
+
+    def untracked_notice(self) -> str:
+        """What to say when ``server.on_unreachable: run_untracked`` lets the pipeline go on."""
+        return (
+            f"MLflow tracking server {self.uri} is unreachable ({self.problem}); running the pipeline UNTRACKED "
+            "(server.on_unreachable: run_untracked): nothing of this run will be in MLflow."
+        )
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -57,11 +80,15 @@ def store_creation_lock(uri: str) -> Iterator[None]:
 
 
 def check_reachable(uri: str, timeout: float) -> None:
-    """For an http(s) tracking server, fail fast when it does not answer its health check."""
+    """For an http(s) tracking server, fail fast when it does not answer its health check.
+
+    One request bounded by ``timeout`` seconds (``server.connect_timeout``): a server that is
+    down is refused at once, one that hangs is given up on after ``timeout``.
+    """
     scheme = urlparse(uri).scheme
     if scheme not in ("http", "https"):
         return
-    health = uri.rstrip("/") + "/health"
+    health = _without_userinfo(uri).rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(health, timeout=timeout) as response:  # noqa: S310 - http(s) only
             if response.status < 500:
@@ -71,14 +98,23 @@ def check_reachable(uri: str, timeout: float) -> None:
         if error.code < 500:  # e.g. 401/404: a server is there (auth or a proxy); let MLflow report
             return
         problem = f"it answered HTTP {error.code}"
+    except (TimeoutError, socket.timeout):
+        problem = f"no answer within server.connect_timeout = {timeout:g} s"
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        problem = f"{reason}"
-    raise TrackingStoreUnreachableError(
-        f"MLflow tracking server {uri} is unreachable ({problem}). Check that the server is running and "
-        "the address in server.mlflow_tracking_uri (mlflow.yml) or MLFLOW_TRACKING_URI is right, or set "
-        "server.on_unreachable: run_untracked to run the pipeline without tracking."
-    )
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            problem = f"no answer within server.connect_timeout = {timeout:g} s"
+        else:
+            problem = str(reason)
+    raise TrackingStoreUnreachableError(uri, problem)
+
+
+def _without_userinfo(uri: str) -> str:
+    """The health check needs no credentials, and urllib would not accept them in the URL."""
+    parts = urlparse(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def http_retry_env() -> dict[str, str]:
