@@ -39,18 +39,24 @@ class OpenRun:
 
 
 def make_client(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
+    """A client; creating it creates (migrates) a new SQLite store, one process at a time."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    with store_creation_lock(tracking_uri):
+        return call_with_retry(lambda: MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri))
 
 
 def ensure_experiment(client: MlflowClient, config: MlflowConfig, tracking_uri: str) -> str:
     """The id of the configured experiment, created or restored as ``mlflow.yml`` allows."""
-    from mlflow.exceptions import MlflowException
-
     name = config.experiment_name
     with store_creation_lock(tracking_uri):
-        experiment = call_with_retry(lambda: client.get_experiment_by_name(name))
+        return _ensure_experiment(client, config, tracking_uri, name)
+
+
+def _ensure_experiment(client: MlflowClient, config: MlflowConfig, tracking_uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = call_with_retry(lambda: client.get_experiment_by_name(name))
     if experiment is None:
         kwargs = config.tracking.experiment.create_experiment_kwargs
         location = kwargs.artifact_location

@@ -1,15 +1,17 @@
 """Reaching the tracking store: a bounded reachability check and safe SQLite creation.
 
 A fresh SQLite store spends about a second on schema migrations, and two processes
-migrating the same new file at once corrupt each other's work; a file lock next to the
-database makes the first one create it while the second waits.
+migrating the same new file at once break each other's work; a file lock makes the first
+one create it while the second waits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -60,7 +62,11 @@ def sqlite_path(uri: str) -> Path | None:
 
 @contextlib.contextmanager
 def store_creation_lock(uri: str) -> Iterator[None]:
-    """Serialise the creation/migration of a local SQLite store between processes."""
+    """Serialise the creation/migration of a local SQLite store between processes.
+
+    The lock file lives in the temp folder (named after the database path), not next to
+    the database: nothing is added to the user's project.
+    """
     path = sqlite_path(uri)
     if path is None:
         yield
@@ -71,7 +77,8 @@ def store_creation_lock(uri: str) -> Iterator[None]:
     except ImportError:  # Windows: no advisory locks, MLflow's own retry must do
         yield
         return
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"kedro-mlflow-store-{digest}.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
