@@ -186,6 +186,11 @@ def evaluate(model, raw: pd.DataFrame):
 
 def predict(instances: pd.DataFrame, model) -> pd.DataFrame:
     return pd.DataFrame({"prediction": model.predict(instances[["a"]])})
+
+
+def call_service(token: str, predictions: pd.DataFrame) -> dict:
+    """Stands for a node that uses a secret (an API token) to publish results."""
+    return {"published_rows": len(predictions), "token_length": len(token)}
 '''
 
 REGISTRY = '''
@@ -221,13 +226,14 @@ LOCAL_OUTPUTS = ["data/06_models/regressor.pkl", "data/07_model_output/predictio
 
 def make_team_project(root: Path, tracking_uri: str, package: str = "team_project",
                       mlflow_yml: dict[str, Any] | None = None,
-                      catalog: dict[str, Any] | None = None) -> KedroProject:
+                      catalog: dict[str, Any] | None = None, registry: str = REGISTRY,
+                      parameters: dict[str, Any] | None = None) -> KedroProject:
     """The project above, tracking to ``tracking_uri`` (merged into ``mlflow_yml``)."""
     config = dict(mlflow_yml or {})
     config.setdefault("server", {})
     config["server"] = {"mlflow_tracking_uri": tracking_uri, **config["server"]}
-    return make_project(root, package=package, nodes=NODES, registry=REGISTRY, catalog=catalog or CATALOG,
-                        mlflow_yml=config, raw_rows=6)
+    return make_project(root, package=package, nodes=NODES, registry=registry, catalog=catalog or CATALOG,
+                        mlflow_yml=config, parameters=parameters, raw_rows=6)
 
 
 def all_artifacts(client: Any, run_id: str, path: str | None = None) -> list[str]:

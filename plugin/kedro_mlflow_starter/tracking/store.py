@@ -124,6 +124,12 @@ def _without_userinfo(uri: str) -> str:
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
+# MLflow prints "View run ... at: <tracking URI>/#/..." when a run ends, credentials of the URI
+# included; the hook prints its own link with them redacted.
+QUIET_DEFAULTS = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
+
 def http_retry_env() -> dict[str, str]:
-    """The bounded-retry settings not already chosen by the user."""
-    return {key: value for key, value in HTTP_RETRY_DEFAULTS.items() if key not in os.environ}
+    """The bounded-retry and quiet settings not already chosen by the user."""
+    defaults = {**HTTP_RETRY_DEFAULTS, **QUIET_DEFAULTS}
+    return {key: value for key, value in defaults.items() if key not in os.environ}
