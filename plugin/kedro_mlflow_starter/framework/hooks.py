@@ -96,7 +96,9 @@ class MlflowHook:
         if disabled and all(name in disabled for name in pipeline_names):
             self._run_untracked(f"tracking is disabled for pipeline(s) {', '.join(pipeline_names)} in mlflow.yml")
             return
-        # Validate parameters before touching the store: a bad value fails before any node runs.
+        # Validate the catalog and parameters before touching the store: a bad entry or value
+        # fails before any node runs and leaves no stray run behind.
+        _materialise_datasets(pipeline, catalog)
         values = pipeline_parameters(pipeline.inputs(), catalog.load)
         prepared = prepare_params(values, config.tracking.params)
         for original, key in prepared.renamed.items():
@@ -260,6 +262,19 @@ def _describe_failures(failures: list[dict[str, Any]], run_id: str, status: str,
         lines.append("The run could not be closed and shows as RUNNING: mark it with "
                      "`kedro mlflow stale-runs --mark-killed` once the server is back.")
     return "\n".join(lines)
+
+
+def _materialise_datasets(pipeline: Any, catalog: Any) -> None:
+    """Build every catalog entry the pipeline uses (the runner would, a moment later), so a
+    misspelt ``type:`` or a bad argument is reported before the MLflow run is opened."""
+    get = getattr(catalog, "get", None)
+    if get is None:
+        return
+    for name in sorted(pipeline.datasets()):
+        if name == "parameters" or name.startswith("params:"):
+            continue
+        if name in catalog:
+            get(name)
 
 
 def _register_resolver() -> None:
