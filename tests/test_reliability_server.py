@@ -139,3 +139,38 @@ def _no_leftover_pause(tmp_path: Path) -> None:
     yield
     for marker in tmp_path.glob("pause/*.started"):
         (marker.parent / marker.name.replace(".started", ".go")).write_text("")
+
+
+def test_a_server_with_a_certificate_urllib_cannot_verify_is_left_to_mlflow(tmp_path):
+    """Teams use private CAs (REQUESTS_CA_BUNDLE, MLFLOW_TRACKING_SERVER_CERT_PATH) that the
+    health check's urllib does not read: a TLS server that answers is not 'unreachable'."""
+    import ssl
+    import threading
+
+    from kedro_mlflow_starter.tracking.store import TrackingStoreUnreachableError, check_reachable
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                           "-out", str(cert), "-days", "1", "-subj", "/CN=mlflow.internal"],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate here: {made.stderr}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+
+        def serve_once() -> None:
+            connection, _ = listener.accept()
+            try:
+                with context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass
+
+        threading.Thread(target=serve_once, daemon=True).start()
+        check_reachable(f"https://127.0.0.1:{listener.getsockname()[1]}", timeout=5)  # no error
+
+    with pytest.raises(TrackingStoreUnreachableError, match="Connection refused"):
+        check_reachable(f"https://127.0.0.1:{free_port()}", timeout=5)

@@ -56,14 +56,14 @@ def _restore_default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_paused_run(project: KedroProject, *args: str, env: dict[str, str] | None = None
-                     ) -> tuple[subprocess.Popen[str], Path]:
+def start_paused_run(project: KedroProject, *args: str, env: dict[str, str] | None = None,
+                     own_group: bool = False) -> tuple[subprocess.Popen[str], Path]:
     pause = project.path.parent / "pause"
     pause.mkdir(exist_ok=True)
     process = subprocess.Popen(
         [KEDRO, "run", *args], cwd=project.path, env=project_env({"TEST_PAUSE_DIR": str(pause), **(env or {})}),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-        preexec_fn=_restore_default_sigint,
+        preexec_fn=_restore_default_sigint, start_new_session=own_group,
     )
     deadline = time.monotonic() + 240
     while not (pause / "started").exists():
@@ -119,6 +119,21 @@ def test_sigterm_to_a_parallel_run_stops_its_workers_and_marks_it_killed(status_
     assert run.info.status == "KILLED", text
     assert_nothing_left_running(status_project)
     assert not _alive(worker), "the worker running the node outlived the run"
+
+
+def test_ctrl_c_in_a_terminal_during_a_parallel_run_marks_it_killed(status_project):
+    process, pause = start_paused_run(status_project, "--runner", "ParallelRunner",
+                                      env={"KEDRO_MP_CONTEXT": "spawn"}, own_group=True)
+    worker = int((pause / "started").read_text())
+    # Ctrl-C reaches the whole foreground process group: the run and its workers.
+    os.killpg(process.pid, signal.SIGINT)
+    text = finish(process)
+
+    assert process.returncode != 0, text
+    [run] = runs_of(status_project)
+    assert run.info.status == "KILLED", text
+    assert_nothing_left_running(status_project)
+    assert not _alive(worker)
 
 
 def _alive(pid: int) -> bool:

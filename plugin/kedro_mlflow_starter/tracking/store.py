@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 import tempfile
 import urllib.error
 import urllib.request
@@ -109,6 +110,10 @@ def check_reachable(uri: str, timeout: float) -> None:
         problem = f"no answer within server.connect_timeout = {timeout:g} s"
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLError) or isinstance(error, ssl.SSLError):
+            # A server answered; its certificate is MLflow's to check (MLflow honours
+            # MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_INSECURE_TLS, REQUESTS_CA_BUNDLE).
+            return
         if isinstance(reason, (TimeoutError, socket.timeout)):
             problem = f"no answer within server.connect_timeout = {timeout:g} s"
         else:
