@@ -142,11 +142,22 @@ def running_server(root: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Mlf
         server.stop()
 
 
+_shared: MlflowServer | None = None
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """One tracking server for the whole test session (tests must not stop it)."""
-    with running_server(tmp_path_factory.mktemp("mlflow-server")) as server:
-        yield server
+    """One tracking server for the whole test session (tests must not stop it).
+
+    Each test module imports this fixture, which makes one session fixture per module in
+    pytest's eyes; the module-level ``_shared`` keeps them on a single server, stopped when
+    the session ends.
+    """
+    global _shared
+    if _shared is None or not _shared.alive():
+        _shared = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield _shared
+    _shared.stop()
 
 
 PKG = "kedro_mlflow_starter.io."
