@@ -114,9 +114,11 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         except MlflowException as error:
             if error.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+            from kedro_mlflow_starter.config.uris import redact_uri
+
             raise DatasetError(
                 f"MlflowModelRegistryDataset: no registered model named '{self._model_name}' in "
-                f"the registry at {client._registry_uri}. Register one by saving a model with "
+                f"the registry at {redact_uri(str(client._registry_uri))}. Register one by saving a model with "
                 f"`save_args: {{registered_model_name: {self._model_name}}}`, or fix `model_name:`."
             ) from None
         try:
