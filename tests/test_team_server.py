@@ -1,4 +1,7 @@
-"""A project tracking to a real `mlflow server`: artifacts go through the server, models load back."""
+"""Projects tracking to a real `mlflow server`: artifacts go through the server, models load back.
+
+A small project with every kind of MLflow dataset, and the project the starter generates.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.pipeline_ml_fixtures import run_python
+from tests.project_factory import KEDRO
 from tests.server_fixtures import LOCAL_OUTPUTS, all_artifacts, make_team_project, mlflow_server  # noqa: F401
 from tests.tracking_helpers import output
 
@@ -72,3 +76,52 @@ def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflo
     assert local["prediction"].tolist() == pytest.approx([0.0, 20.0, 40.0, 60.0, 80.0, 100.0])
     for relative in LOCAL_OUTPUTS:
         assert (project.path / relative).is_file()
+
+
+def test_the_generated_starter_project_tracks_to_the_server(tmp_path, mlflow_server):
+    from tests.starter_fixtures import (
+        PACKAGE,
+        PROJECT_NAME,
+        REPO_NAME,
+        assert_ok,
+        kedro_env,
+        kedro_new,
+        run,
+        write_config,
+    )
+
+    server = mlflow_server
+    config = write_config(tmp_path / "config.yml", project_name=PROJECT_NAME, mlflow_tracking_uri=server.uri,
+                          output_dir=str(tmp_path))
+    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=tmp_path, home=tmp_path / "home"),
+              "kedro new")
+    project = tmp_path / REPO_NAME
+
+    result = run([str(KEDRO), "run"], cwd=project, env=kedro_env(tmp_path / "home", {"MPLBACKEND": "Agg"}))
+
+    assert_ok(result, "kedro run")
+    client = server.client
+    experiment = client.get_experiment_by_name(PACKAGE)
+    [run_] = client.search_runs([experiment.experiment_id])
+    assert run_.info.status == "FINISHED" and run_.info.artifact_uri.startswith("mlflow-artifacts:/")
+    logged = all_artifacts(client, run_.info.run_id)
+    assert {"reports/confusion_matrix.png", "reports/classification_report.txt"} <= set(logged)
+    for relative in logged:
+        assert (server.artifacts / experiment.experiment_id / run_.info.run_id / "artifacts" / relative).is_file()
+    assert any(key.startswith("test") for key in run_.data.metrics)
+    assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()
+    models = client.search_logged_models([experiment.experiment_id],
+                                         filter_string=f"source_run_id = '{run_.info.run_id}'")
+    [pipeline_model] = [m for m in models if m.name != "sklearn_model"]
+    loaded = run_python(
+        f"""
+        import mlflow, pandas as pd
+        model = mlflow.pyfunc.load_model("models:/{pipeline_model.model_id}")
+        print(len(model.predict(pd.read_csv("data/05_model_input/instances.csv"))))
+        """,
+        cwd=project,
+        env={"MLFLOW_TRACKING_URI": server.uri},
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    instances = pd.read_csv(project / "data/05_model_input/instances.csv")
+    assert int(loaded.stdout.strip().splitlines()[-1]) == len(instances)
