@@ -98,7 +98,15 @@ class MlflowHook:
             return
         # Validate the catalog and parameters before touching the store: a bad entry or value
         # fails before any node runs and leaves no stray run behind.
+        from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
+        from kedro_mlflow_starter.pipeline import PipelineML
+
+        bind_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
         _materialise_datasets(pipeline, catalog)
+        if isinstance(pipeline, PipelineML):
+            from kedro_mlflow_starter.pipeline.model_logging import check_pipeline_ml_catalog
+
+            check_pipeline_ml_catalog(pipeline, catalog)
         values = pipeline_parameters(pipeline.inputs(), catalog.load)
         prepared = prepare_params(values, config.tracking.params)
         for original, key in prepared.renamed.items():
