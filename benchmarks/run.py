@@ -80,24 +80,31 @@ def inprocess(kind: str, target: Path, repeats: int) -> dict:
 
 
 def parameters() -> list[dict]:
+    """What tracking adds for 1,000 parameters over 2: (tracked - untracked) at each size,
+    so Kedro's own cost of reading 1,000 parameters is not charged to the plugin."""
     from tests.project_factory import make_project
 
     nodes = "def use_all(parameters: dict) -> float:\n    return float(len(parameters))\n"
     registry = ('from kedro.pipeline import Pipeline, node\n\n\ndef register_pipelines():\n'
                 '    from {package}.nodes import use_all\n\n'
                 '    return {{"__default__": Pipeline([node(use_all, "parameters", "count")])}}\n')
-    times = {}
+    overhead = {}
     for count in (2, 1000):
         root = WORK / f"params-{count}"
         shutil.rmtree(root, ignore_errors=True)
-        values = {f"group{g}": {f"p{i}": g * 1000 + i for i in range(count // 10 or count)}
-                  for g in range(10 if count >= 10 else 1)}
+        groups = 10 if count >= 10 else 1
+        values = {f"group{g}": {f"p{i}": g * 1000 + i for i in range(count // groups)} for g in range(groups)}
         project = make_project(root, package=f"params_{count}", nodes=nodes, registry=registry, parameters=values,
                                catalog={}, mlflow_yml={"tracking": {"params": {"dict_params": {"flatten": True}}}})
-        times[count] = statistics.median(inprocess("sessions", project.path, REPEATS)["times"])
-    extra = times[1000] - times[2]
-    return [row("tracked session.run, 1,000 flattened params", "same with 2 params", times[2], times[1000],
-                f"<= +0.1 s (measured +{extra:.3f} s)", extra <= 0.1)]
+        twin = root / "untracked"
+        shutil.copytree(project.path, twin)
+        disable_tracking(twin)
+        tracked = statistics.median(inprocess("sessions", project.path, REPEATS)["times"])
+        untracked = statistics.median(inprocess("sessions", twin, REPEATS)["times"])
+        overhead[count] = tracked - untracked
+    extra = overhead[1000] - overhead[2]
+    return [row("tracking cost of a session.run, 1,000 flattened params", "same with 2 params", overhead[2],
+                overhead[1000], f"<= +0.1 s (measured {extra:+.3f} s)", extra <= 0.1)]
 
 
 def metric_history() -> list[dict]:

@@ -200,3 +200,12 @@ def test_experiment_created_with_configured_tags_and_restored_when_deleted(proje
     refused = project.run("run")
     assert refused.returncode != 0
     assert "restore_if_deleted" in output(refused) and "is deleted" in output(refused)
+
+
+def test_a_local_folder_store_chosen_in_mlflow_yml_works_from_any_folder(project, monkeypatch):
+    project.write_yaml("conf/base/mlflow.yml", {"server": {"mlflow_tracking_uri": "mlruns"}})
+    result = project.run("run", cwd=project.path / "src")
+    assert result.returncode == 0, output(result)
+    assert not (project.path / "src" / "mlruns").exists()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # to read it back here
+    assert only_run(project, uri=(project.path / "mlruns").as_uri()).info.status == "FINISHED"

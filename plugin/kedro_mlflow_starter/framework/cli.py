@@ -5,6 +5,7 @@ Nothing here imports ``mlflow`` at module level: ``kedro --help`` loads this mod
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import webbrowser
@@ -107,6 +108,9 @@ def ui(env: str | None, host: str | None, port: int | None, no_browser: bool) ->
     root = Path(config.project_path)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--artifacts-destination", str(root / "mlartifacts")]
+    from kedro_mlflow_starter.tracking.store import file_store_env
+
+    os.environ.update(file_store_env(uri))
     click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
     if not no_browser:
         webbrowser.open(f"http://{host}:{port}")

@@ -112,9 +112,10 @@ class MlflowHook:
         for original, key in prepared.renamed.items():
             logger.warning("MLflow parameter '%s' is logged as '%s' (MLflow rejects some characters).", original, key)
         from kedro_mlflow_starter.tracking.session_run import start_tracking
-        from kedro_mlflow_starter.tracking.store import http_retry_env
+        from kedro_mlflow_starter.tracking.store import file_store_env, http_retry_env
 
         self._set_env(http_retry_env())
+        self._set_env(file_store_env(config.tracking_uri()))
         opened = start_tracking(config, run_params, prepared, pipeline_names)
         if opened is None:  # unreachable store and `on_unreachable: run_untracked`
             self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",

@@ -138,3 +138,15 @@ def http_retry_env() -> dict[str, str]:
     """The bounded-retry and quiet settings not already chosen by the user."""
     defaults = {**HTTP_RETRY_DEFAULTS, **QUIET_DEFAULTS}
     return {key: value for key, value in defaults.items() if key not in os.environ}
+
+
+def file_store_env(uri: str) -> dict[str, str]:
+    """Opt in to MLflow 3's file store when the project chose a local folder on purpose.
+
+    MLflow 3 refuses ``./mlruns``-style stores unless ``MLFLOW_ALLOW_FILE_STORE`` is set; a
+    folder written in ``mlflow.yml`` (or given at ``kedro new``) is such a deliberate choice.
+    """
+    if not uri.startswith("file:") or "MLFLOW_ALLOW_FILE_STORE" in os.environ:
+        return {}
+    return {"MLFLOW_ALLOW_FILE_STORE": "true"}
+
