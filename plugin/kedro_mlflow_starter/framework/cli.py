@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from kedro_mlflow_starter.framework.modelify import modelify
+from kedro_mlflow_starter.framework.project_root import find_project_root
 
 
 @click.group(name="kedro-mlflow-starter")
@@ -28,18 +29,6 @@ def mlflow_group() -> None:
 
 
 mlflow_group.add_command(modelify)
-
-
-def find_project_root() -> Path:
-    from kedro.utils import find_kedro_project
-
-    root = find_kedro_project(Path.cwd())
-    if root is None:
-        raise click.ClickException(
-            f"No Kedro project found in {Path.cwd()} or its parents (looked for a pyproject.toml with a "
-            "[tool.kedro] section). Run this command inside a Kedro project."
-        )
-    return Path(root)
 
 
 def load_project_config(env: str | None) -> Any:

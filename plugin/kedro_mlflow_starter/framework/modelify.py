@@ -21,17 +21,7 @@ from typing import Any
 
 import click
 
-
-def _project_root() -> Path:
-    from kedro.utils import find_kedro_project
-
-    root = find_kedro_project(Path.cwd())
-    if root is None:
-        raise click.ClickException(
-            f"No Kedro project found in {Path.cwd()} or its parents (looked for a pyproject.toml with a "
-            "[tool.kedro] section). Run `kedro mlflow modelify` inside a Kedro project."
-        )
-    return Path(root)
+from kedro_mlflow_starter.framework.project_root import find_project_root
 
 
 @contextmanager
@@ -102,7 +92,7 @@ def modelify(  # noqa: PLR0913
 
     if run_id and run_name:
         raise click.UsageError("--run-id logs into an existing run and --run-name names a new one: give only one.")
-    root = _project_root()
+    root = find_project_root()
     metadata = bootstrap_project(root)
     with KedroSession.create(project_path=root, env=env) as session:
         context = session.load_context()

@@ -89,10 +89,12 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
 
     @property
     def _name(self) -> str | None:
-        raise NotImplementedError
+        """The metric key (or prefix): the ``_name_arg`` constructor argument."""
+        return getattr(self, f"_{self._name_arg}")
 
     def _bind_catalog_name(self, name: str) -> None:
-        raise NotImplementedError
+        if not self._name:
+            setattr(self, f"_{self._name_arg}", name)
 
     def _required_name(self) -> str:
         name = self._name
@@ -193,13 +195,6 @@ class MlflowMetricDataset(_MetricDatasetBase):
         if "step" in self._load_args:
             _step(self._load_args["step"], f"MlflowMetricDataset '{key}' load_args")
 
-    @property
-    def _name(self) -> str | None:
-        return self._key
-
-    def _bind_catalog_name(self, name: str) -> None:
-        self._key = self._key or name
-
     def save(self, data: float) -> None:
         key = self._required_name()
         value = _number(data, f"MlflowMetricDataset '{key}'")
@@ -282,13 +277,6 @@ class MlflowMetricHistoryDataset(_MetricDatasetBase):
                     f"MlflowMetricHistoryDataset '{key}': `{which}.mode` must be one of "
                     f"{', '.join(self.MODES)}; got {args['mode']!r}."
                 )
-
-    @property
-    def _name(self) -> str | None:
-        return self._key
-
-    def _bind_catalog_name(self, name: str) -> None:
-        self._key = self._key or name
 
     def save(self, data: Any) -> None:
         key = self._required_name()
@@ -381,13 +369,6 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
                 f"MlflowMetricsHistoryDataset '{prefix}': `load_args.mode` must be `history` or "
                 f"`value`, got {self._load_args['mode']!r}."
             )
-
-    @property
-    def _name(self) -> str | None:
-        return self._prefix
-
-    def _bind_catalog_name(self, name: str) -> None:
-        self._prefix = self._prefix or name
 
     def _owns(self, key: str) -> bool:
         return key.startswith(f"{self._prefix}.")
