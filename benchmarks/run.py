@@ -103,8 +103,10 @@ def parameters() -> list[dict]:
         untracked = statistics.median(inprocess("sessions", twin, REPEATS)["times"])
         overhead[count] = tracked - untracked
     extra = overhead[1000] - overhead[2]
+    floor = statistics.median(inprocess("param_floor", WORK / "param-floor", REPEATS)["times"])
     return [row("tracking cost of a session.run, 1,000 flattened params", "same with 2 params", overhead[2],
-                overhead[1000], f"<= +0.1 s (measured {extra:+.3f} s)", extra <= 0.1)]
+                overhead[1000], f"<= +0.1 s (measured {extra:+.3f} s; MLflow's own log_batch of 1,000 on "
+                f"SQLite: {floor:.3f} s)", extra <= 0.1)]
 
 
 def metric_history() -> list[dict]:
@@ -126,11 +128,11 @@ def predict() -> list[dict]:
     return rows
 
 
-def model_logging(project: Path) -> list[dict]:
-    result = inprocess("model_logging", project, 3)
+def model_logging(untracked: Path) -> list[dict]:
+    result = inprocess("model_logging", untracked, 3)
     first, median = result["times"][0], statistics.median(result["times"])
-    return [row("pipeline model logging after training (starter)", "the whole tracked session.run", result["run_time"],
-                first, f"<= 0.5 s (median of 3: {median:.3f} s)", first <= 0.5)]
+    return [row("pipeline model logging after training (starter)", None, None, first,
+                f"<= 0.5 s (first call; median of 3: {median:.3f} s)", first <= 0.5)]
 
 
 def render(rows: list[dict]) -> str:
@@ -162,7 +164,7 @@ def main() -> int:
         ("parameters", parameters),
         ("metric history", metric_history),
         ("predict", predict),
-        ("model logging", lambda: model_logging(tracked)),
+        ("model logging", lambda: model_logging(untracked)),
     ]
     memory: list[dict] = []
     for label, step in steps:
