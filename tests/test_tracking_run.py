@@ -36,6 +36,7 @@ def test_init_then_run_from_a_subfolder_logs_one_complete_run(tmp_path, migrated
     assert not any("object at 0x" in value for value in tags.values())
     assert run.info.artifact_uri.startswith((project.path / "mlartifacts").as_uri())
     assert "kedro mlflow ui" in output(result)
+    assert "Creating initial MLflow database tables" not in output(result), "MLflow's INFO chatter is shown"
 
 
 def test_params_are_logged_whole_without_flatten_and_runner_and_pipelines_are_tagged(project):

@@ -38,9 +38,24 @@ class OpenRun:
     owned: bool  # False: an orchestrator's run that we log into and leave open
 
 
+# MLflow narrates routine steps at INFO on its own handler ("Creating initial MLflow database
+# tables...", "Validating input example against model signature"); a kedro run prints its own
+# summary instead. Their warnings still show, and a logger the project configured is left alone.
+_CHATTY_MLFLOW_LOGGERS = ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models.model")
+
+
+def quiet_mlflow_info() -> None:
+    for name in _CHATTY_MLFLOW_LOGGERS:
+        chatty = logging.getLogger(name)
+        if chatty.level == logging.NOTSET:
+            chatty.setLevel(logging.WARNING)
+
+
 def make_client(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
     """A client; creating it creates (migrates) a new SQLite store, one process at a time."""
     from mlflow import MlflowClient
+
+    quiet_mlflow_info()
 
     with store_creation_lock(tracking_uri):
         return call_with_retry(lambda: MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri))
