@@ -1,0 +1,91 @@
+"""A run opened by someone else (an orchestrator, a notebook) and fluent calls in nodes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.project_factory import project_env
+from tests.tracking_helpers import client_for, only_run, output, runs_of
+
+FLUENT_NODES = '''
+import mlflow
+import pandas as pd
+
+
+def double(df: pd.DataFrame, factor: float) -> pd.DataFrame:
+    mlflow.log_metric("rows_seen", float(len(df)))
+    return df * factor
+
+
+def total(df: pd.DataFrame, model_options: dict) -> float:
+    return float(df.to_numpy().sum()) + model_options["bias"]
+'''
+
+
+def _in_process(project, body: str) -> subprocess.CompletedProcess[str]:
+    script = f"""
+import os
+from pathlib import Path
+import mlflow
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+root = Path({str(project.path)!r})
+bootstrap_project(root)
+mlflow.set_tracking_uri({project.tracking_uri!r})
+experiment = mlflow.set_experiment("orchestrator")
+{body}
+"""
+    return subprocess.run([sys.executable, "-c", script], cwd=project.path, env=project_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_an_active_run_is_joined_and_left_open(project):
+    done = _in_process(project, """
+with mlflow.start_run(run_name="outer") as outer:
+    with KedroSession.create(project_path=root) as session:
+        session.run()
+    assert mlflow.active_run().info.run_id == outer.info.run_id
+    assert mlflow.get_run(outer.info.run_id).info.status == "RUNNING", "the orchestrator's run was closed"
+print("OUTER", outer.info.run_id)
+""")
+    assert done.returncode == 0, done.stderr
+    (run,) = runs_of(project, experiment="orchestrator")
+    assert run.info.run_name == "outer" and run.info.status == "FINISHED"
+    assert run.data.params["factor"] == "2.0"
+    assert run.data.tags["kedro.pipeline_names"] == "__default__"
+    assert runs_of(project) == [], "a second run was opened"
+
+
+def test_nested_false_opens_a_separate_run(project):
+    project.write_yaml("conf/base/mlflow.yml", {"tracking": {"run": {"nested": False}}})
+    done = _in_process(project, """
+with mlflow.start_run(run_name="outer"):
+    with KedroSession.create(project_path=root) as session:
+        session.run()
+""")
+    assert done.returncode == 0, done.stderr
+    assert "factor" not in only_run(project, experiment="orchestrator").data.params
+    assert only_run(project).info.status == "FINISHED"
+
+
+def test_mlflow_run_id_from_the_environment_is_joined(project):
+    client = client_for(project)
+    experiment_id = client.create_experiment("scheduler")
+    handed_down = client.create_run(experiment_id, run_name="scheduled")
+    result = project.run("run", env={"MLFLOW_RUN_ID": handed_down.info.run_id})
+    assert result.returncode == 0, output(result)
+    run = client.get_run(handed_down.info.run_id)
+    assert run.data.params["factor"] == "2.0"
+    assert run.info.status == "RUNNING", "the scheduler's run must stay open for the scheduler to close"
+    assert runs_of(project) == []
+
+
+def test_fluent_mlflow_calls_in_nodes_land_in_the_kedro_run(project):
+    project.write("src/demo_project/nodes.py", FLUENT_NODES)
+    result = project.run("run")
+    assert result.returncode == 0, output(result)
+    run = only_run(project)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["rows_seen"] == 3.0
+    assert len(runs_of(project, experiment="Default")) == 0
