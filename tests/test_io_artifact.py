@@ -15,16 +15,7 @@ from kedro.io.core import DatasetError
 from kedro_mlflow_starter.io import MlflowArtifactDataset
 from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
 from kedro_mlflow_starter.run_context import NoActiveRunError
-from tests.io_fixtures import (  # noqa: F401 - fixtures
-    Run,
-    failure_log,
-    io_store,
-    no_run,
-    run,
-    runs_in,
-    start_run,
-    tracking_off,
-)
+from tests.io_fixtures import Run, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."
 FRAME = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})

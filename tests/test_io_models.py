@@ -22,16 +22,7 @@ from kedro_mlflow_starter.io import (
 )
 from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
 from kedro_mlflow_starter.run_context import NoActiveRunError
-from tests.io_fixtures import (  # noqa: F401 - fixtures
-    Run,
-    Store,
-    io_store,
-    no_run,
-    run,
-    runs_in,
-    start_run,
-    tracking_off,
-)
+from tests.io_fixtures import Run, Store, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."
 X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 5.0]])
