@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.io_fixtures import failure_log, io_store, no_run, run, tracking_off  # noqa: F401 - shared fixtures
+from tests.io_fixtures import (  # noqa: F401 - shared fixtures
+    failure_log,
+    io_store,
+    no_run,
+    run,
+    tracking_off,
+    tracking_server_down,
+)
 from tests.project_factory import KedroProject, make_project
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"

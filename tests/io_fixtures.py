@@ -104,5 +104,18 @@ def tracking_off(monkeypatch: pytest.MonkeyPatch, io_store: Store) -> Store:
     return io_store
 
 
+@pytest.fixture
+def tracking_server_down(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The current run's tracking server does not answer (nothing listens on its port)."""
+    from tests.project_factory import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("KEDRO_MLFLOW_RUN_ID", "0" * 32)
+    return uri
+
+
 def runs_in(store: Store) -> list[str]:
     return [r.info.run_id for r in store.client.search_runs([store.experiment_id], max_results=5000)]

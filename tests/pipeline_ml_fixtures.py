@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.project_factory import KedroProject, make_project, project_env
+from tests.project_factory import KedroProject, free_port, make_project, project_env  # noqa: F401 - free_port re-exported
 
 PACKAGE = "iris_ml"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -143,11 +142,6 @@ def make_iris_project(
         shutil.copy(migrated_db, project.db)
     return project
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def isolated_env(extra: dict[str, str] | None = None) -> dict[str, str]:

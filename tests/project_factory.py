@@ -9,6 +9,7 @@ and registry are given as source text, so each test states exactly what it runs.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -81,6 +82,13 @@ class KedroProject:
     def run(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return run_kedro(*args, cwd=cwd or self.path, env=env, check=check, timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def project_env(extra: dict[str, str] | None = None) -> dict[str, str]:

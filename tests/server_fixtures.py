@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,16 +31,11 @@ from typing import Any
 
 import pytest
 
-from tests.project_factory import KedroProject, make_project, project_env
+from tests.project_factory import KedroProject, free_port, make_project, project_env  # noqa: F401 - free_port re-exported
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 STARTUP_DEADLINE = 120.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
-from tests.project_factory import KEDRO, project_env, run_kedro
+from tests.project_factory import KEDRO, free_port, project_env, run_kedro
 from tests.tracking_helpers import output
 
 
@@ -39,15 +38,9 @@ def test_mlflow_commands_outside_a_project_say_so(tmp_path):
     assert str(tmp_path) in output(result) and "kedro new --starter=mlflow-iris" in output(result)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_ui_serves_the_project_store(project):
     assert project.run("run").returncode == 0
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([KEDRO, "mlflow", "ui", "--port", str(port), "--no-browser"], cwd=project.path / "src",
                               env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import socket
 from pathlib import Path
 
 import pandas as pd
@@ -162,15 +161,8 @@ def test_tracking_disabled_behaves_as_the_wrapped_dataset(tracking_off, tmp_path
 
 
 def test_outage_keeps_the_local_file_and_records_the_failure(
-    failure_log, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    failure_log, tracking_server_down, tmp_path: Path  # noqa: ANN001
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    monkeypatch.setenv("KEDRO_MLFLOW_RUN_ID", "0" * 32)
     local = tmp_path / "out.csv"
 
     MlflowArtifactDataset(dataset={"type": "pandas.CSVDataset", "filepath": str(local)}).save(FRAME)

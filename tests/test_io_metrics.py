@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from kedro.io import DataCatalog
@@ -169,14 +168,7 @@ def test_metrics_history_accepts_all_three_forms_under_the_entry_prefix(run: Run
     assert last == {"loss": 1.0, "mae": 0.3, "r2": 0.9}
 
 
-def test_metric_logging_outage_is_recorded_not_raised(failure_log, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    with socket.socket() as sock:  # a port nobody listens on: the tracking server is down
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    monkeypatch.setenv("KEDRO_MLFLOW_RUN_ID", "0" * 32)
+def test_metric_logging_outage_is_recorded_not_raised(failure_log, tracking_server_down) -> None:  # noqa: ANN001
 
     MlflowMetricDataset(key="accuracy").save(0.9)
 

@@ -258,28 +258,16 @@ def test_importing_and_building_every_dataset_does_not_import_mlflow(tmp_path: P
     assert "MlflowMetricsHistoryDataset" in result.stdout
 
 
-def test_model_logging_outage_keeps_a_loadable_local_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_model_logging_outage_keeps_a_loadable_local_copy(failure_log, tracking_server_down) -> None:  # noqa: ANN001
     import json
-    import socket
 
     import mlflow.sklearn
 
-    with socket.socket() as sock:  # nobody listens there: the tracking server is down
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ledger = tmp_path / "failures.jsonl"
-    monkeypatch.setenv("KEDRO_MLFLOW_FAILURE_LOG", str(ledger))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    monkeypatch.setenv("KEDRO_MLFLOW_RUN_ID", "0" * 32)
     model = regressor()
 
     MlflowModelTrackingDataset(flavor="mlflow.sklearn", save_args={"name": "reg"}).save(model)
 
-    [entry] = [json.loads(line) for line in ledger.read_text().splitlines()]
+    [entry] = [json.loads(line) for line in failure_log.read_text().splitlines()]
     assert "model 'reg'" in entry["what"]
     np.testing.assert_allclose(mlflow.sklearn.load_model(entry["local_path"]).predict(X), model.predict(X))
     shutil.rmtree(Path(entry["local_path"]).parent)
