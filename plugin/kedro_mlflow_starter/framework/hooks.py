@@ -156,7 +156,8 @@ class MlflowHook:
         try:
             from kedro_mlflow_starter.pipeline import PipelineML
 
-            if isinstance(pipeline, PipelineML):
+            # An orchestrator's task runs a slice: `kedro mlflow run close` logs the model.
+            if isinstance(pipeline, PipelineML) and state.run.task is None:
                 model_uri = self._log_pipeline_model(pipeline, catalog, run_params)
             failures = read_failures(state.failure_log) if state.failure_log else []
         except BaseException:
@@ -173,6 +174,7 @@ class MlflowHook:
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         if self._state.tracked:
+            self._state.run.task_error = describe_error(error)
             self._close_run("FAILED")
         else:
             self._restore_env()

@@ -36,6 +36,8 @@ class OpenRun:
     experiment_id: str
     experiment_name: str
     owned: bool  # False: an orchestrator's run that we log into and leave open
+    task: str | None = None  # set when joining a `kedro mlflow run open` run: what this task runs
+    task_error: str | None = None
 
 
 # MLflow narrates routine steps at INFO on its own handler ("Creating initial MLflow database

@@ -50,10 +50,13 @@ def start_tracking(
             logger.warning(unreachable.untracked_notice())
             return None
         raise unreachable from None
-    extra_tags = dict(prepared.tags)
-    if not run.owned or config.tracking.run.id:
-        extra_tags.update(tags)
-    log_params_and_tags(client, run.run_id, prepared.params, extra_tags)
+    if not run.owned and _joins_orchestrated_run(client, run, prepared, run_params):
+        pass  # an orchestrator task: only what the run lacks was logged
+    else:
+        extra_tags = dict(prepared.tags)
+        if not run.owned or config.tracking.run.id:
+            extra_tags.update(tags)
+        log_params_and_tags(client, run.run_id, prepared.params, extra_tags)
     logger.info("MLflow run '%s' (%s) started in experiment '%s' at %s.", run.run_name, run.run_id,
                 run.experiment_name, redact_uri(uri))
     return client, run
@@ -65,6 +68,10 @@ def finish_tracking(
     """End the run (unless an orchestrator owns it) and tell the user where it is."""
     if run.owned:
         end_run(client, run.run_id, status)
+    elif run.task is not None:
+        from kedro_mlflow_starter.tracking.orchestrated import record_task_outcome
+
+        record_task_outcome(client, run.run_id, run.task, status, run.task_error)
     uri = redact_uri(config.tracking_uri())
     if uri.startswith(("http://", "https://")):
         where = f"{uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
@@ -74,3 +81,14 @@ def finish_tracking(
     state = status if run.owned else f"{status} (left open for its owner)"
     logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s; %s.", run.run_name, run.run_id, state,
                 run.experiment_name, model, where)
+
+
+def _joins_orchestrated_run(client: Any, run: OpenRun, prepared: PreparedParams, run_params: dict[str, Any]) -> bool:
+    """Join a run opened by `kedro mlflow run open` as one task of it (see tracking.orchestrated)."""
+    from kedro_mlflow_starter.tracking import orchestrated
+
+    if not orchestrated.is_orchestrated(client.get_run(run.run_id).data.tags):
+        return False
+    run.task = orchestrated.task_label(run_params)
+    orchestrated.join(client, run.run_id, prepared.params, prepared.tags)
+    return True
