@@ -159,11 +159,11 @@ def derive_outcome(
         else:
             outcome.finished.append(task)
     for task in failed_tasks:
-        if task not in outcome.failed:
+        if not _known(task, outcome.failed):
             outcome.failed.append(task)
             outcome.errors.setdefault(task, "reported failed by the orchestrator")
     for task in killed_tasks:
-        if task not in outcome.killed and task not in outcome.failed:
+        if not _known(task, outcome.killed + outcome.failed):
             outcome.killed.append(task)
     derived = "FAILED" if outcome.failed else "KILLED" if outcome.killed else "FINISHED"
     if requested == "auto":
@@ -172,6 +172,15 @@ def derive_outcome(
         rank = {"FINISHED": 0, "KILLED": 1, "FAILED": 2}
         outcome.status = max(requested, derived, key=rank.__getitem__)
     return outcome
+
+
+def _known(task: str, tasks: Iterable[str]) -> bool:
+    """Whether ``task`` is already listed, its name spelt as the orchestrator spells it
+    (Airflow's task id ``train-model`` is the task that tagged itself ``train_model``)."""
+    def slug(name: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+    return slug(task) in {slug(other) for other in tasks}
 
 
 def summary_tags(outcome: Outcome) -> dict[str, str]:
