@@ -22,7 +22,7 @@ airflow-venv:
 	scripts/airflow_venv.sh >/dev/null
 
 test: venv airflow-venv
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist loadfile $(PYTEST_ARGS)
 
 demo: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/demo.py

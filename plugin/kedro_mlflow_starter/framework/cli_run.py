@@ -23,11 +23,8 @@ from typing import Any
 
 import click
 
+from kedro_mlflow_starter.errors import OrchestratedRunError
 from kedro_mlflow_starter.framework.project_root import find_project_root
-
-
-class OrchestratedRunError(click.ClickException):
-    """An open/close step cannot be done; the message says why and what to do."""
 
 
 @contextmanager
@@ -37,18 +34,15 @@ def _project_session(project_path: Path, env: str | None, conf_source: str | Non
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from kedro_mlflow_starter.config import MlflowConfigError, load_mlflow_config
+    from kedro_mlflow_starter.config import load_mlflow_config
     from kedro_mlflow_starter.tracking.store import file_store_env, http_retry_env
 
     metadata = bootstrap_project(project_path)
     with KedroSession.create(project_path=project_path, env=env, conf_source=conf_source or None,
                              runtime_params=dict(runtime_params or {})) as session:
-        try:
-            context = session.load_context()
-            config = getattr(context, "mlflow", None) or load_mlflow_config(
-                context.config_loader, project_path, metadata.package_name)
-        except MlflowConfigError as error:
-            raise OrchestratedRunError(str(error)) from error
+        context = session.load_context()
+        config = getattr(context, "mlflow", None) or load_mlflow_config(
+            context.config_loader, project_path, metadata.package_name)
         from kedro.framework.project import pipelines
 
         env_values = {**http_retry_env(), **file_store_env(config.tracking_uri()),
@@ -95,13 +89,10 @@ def _params_loader(params: Mapping[str, Any]) -> Any:
     return load
 
 
-def _client(config: Any) -> Any:
-    from kedro_mlflow_starter.tracking.mlflow_run import make_client
+def _check_reachable(config: Any) -> None:
     from kedro_mlflow_starter.tracking.store import check_reachable
 
-    uri = config.tracking_uri()
-    check_reachable(uri, config.server.connect_timeout)
-    return make_client(uri, config.registry_uri())
+    check_reachable(config.tracking_uri(), config.server.connect_timeout)
 
 
 def open_pipeline_run(  # noqa: PLR0913
@@ -117,9 +108,8 @@ def open_pipeline_run(  # noqa: PLR0913
     The run holds the experiment of ``mlflow.yml``, the tags a ``kedro run`` of the pipeline
     would log, and the params of every node of the pipeline. It stays RUNNING for the tasks.
     """
-    from kedro_mlflow_starter.config.uris import redact_uri
+    from kedro_mlflow_starter.config.redaction import redact_uri
     from kedro_mlflow_starter.pipeline import PipelineML
-    from kedro_mlflow_starter.tracking.mlflow_run import ensure_experiment, log_params_and_tags
     from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG
     from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
     from kedro_mlflow_starter.tracking.run_tags import run_tags
@@ -134,7 +124,7 @@ def open_pipeline_run(  # noqa: PLR0913
         pipeline = _pipeline(pipelines, pipeline_name)
         catalog = context.catalog
         if isinstance(pipeline, PipelineML):  # fail now, not in the last task
-            from kedro_mlflow_starter.pipeline.model_logging import check_pipeline_ml_catalog
+            from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
 
             check_pipeline_ml_catalog(pipeline, catalog)
         prepared = prepare_params(pipeline_parameters(pipeline.inputs(), _params_loader(context.params)),
@@ -146,18 +136,19 @@ def open_pipeline_run(  # noqa: PLR0913
         # This process ends now while the run lives on: `kedro mlflow stale-runs` must not take
         # the run for one whose `kedro run` died (it judges such runs by age instead).
         tags.pop("kedro.pid", None)
-        client = _client(config)
-        uri = config.tracking_uri()
-        experiment_id = ensure_experiment(client, config, uri)
-        name = run_name or config.tracking.run.name or pipeline_name
-        run = client.create_run(experiment_id, run_name=name, tags=tags)
-        log_params_and_tags(client, run.info.run_id, prepared.params, prepared.tags)
+        for notice in prepared.notices():
+            click.echo(notice, err=True)
+        from kedro_mlflow_starter.tracking.run import TrackedRun
+
+        _check_reachable(config)
+        run = TrackedRun.create(config, run_name or config.tracking.run.name or pipeline_name, tags)
+        run.log_params_and_tags(prepared.params, prepared.tags)
         return {
-            "run_id": run.info.run_id,
-            "run_name": run.info.run_name,
-            "experiment_id": experiment_id,
-            "experiment_name": config.experiment_name,
-            "tracking_uri": redact_uri(uri),
+            "run_id": run.run_id,
+            "run_name": run.run_name,
+            "experiment_id": run.experiment_id,
+            "experiment_name": run.experiment_name,
+            "tracking_uri": redact_uri(config.tracking_uri()),
             "pipeline": pipeline_name,
         }
 
@@ -179,21 +170,25 @@ def close_pipeline_run(  # noqa: PLR0913
     ``pipeline_ml_factory`` pipeline gets its pipeline model, built from the artifacts the
     tasks persisted. Closing a run that is already closed changes nothing (retries are safe).
     """
-    from mlflow.exceptions import MlflowException
-
+    from kedro_mlflow_starter.config.redaction import redact_uri
+    from kedro_mlflow_starter.errors import RunNotFoundError
     from kedro_mlflow_starter.pipeline import PipelineML
     from kedro_mlflow_starter.tracking.orchestrated import derive_outcome, is_orchestrated, summary_tags
+    from kedro_mlflow_starter.tracking.run import TrackedRun
 
     root = Path(project_path).resolve()
-    with _project_session(root, env, conf_source) as (context, config, pipelines, session_id):
-        client = _client(config)
+    with _project_session(root, env, conf_source) as (context, config, pipelines, _):
+        _check_reachable(config)
         try:
-            run = client.get_run(run_id)
-        except MlflowException as error:
+            tracked = TrackedRun.attach(config, run_id)
+        except RunNotFoundError as error:
             raise OrchestratedRunError(
-                f"MLflow run '{run_id}' was not found in {config.tracking_uri()}: check the id that "
-                "`kedro mlflow run open` printed and that this project's mlflow.yml names the same store."
+                f"MLflow run '{run_id}' was not found in {redact_uri(config.tracking_uri())}: give the id that "
+                "`kedro mlflow run open` printed, and check that the tasks and this step read the same mlflow.yml "
+                "(--env, --conf-source)."
             ) from error
+        client = tracked.client
+        run = client.get_run(run_id)
         tags = run.data.tags
         if not is_orchestrated(tags):
             raise OrchestratedRunError(
@@ -208,12 +203,12 @@ def close_pipeline_run(  # noqa: PLR0913
         if outcome.status == "FINISHED":
             pipeline = _pipeline(pipelines, name)
             if isinstance(pipeline, PipelineML):
-                from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+                from kedro_mlflow_starter.models.logging import log_pipeline_model
 
                 try:
                     model_uri = log_pipeline_model(pipeline, context.catalog, run_id)
                 except Exception as error:
-                    from kedro_mlflow_starter.logging_failures import describe_error
+                    from kedro_mlflow_starter.tracking.failures import describe_error
 
                     outcome.status = "FAILED"
                     outcome.failed.append("pipeline model")
