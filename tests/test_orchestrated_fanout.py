@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -32,12 +33,11 @@ from tests.orchestrated_fixtures import (
     the_run,
     waves,
 )
-from tests.postgres_fixture import PostgresCluster
-from tests.server_fixtures import MlflowServer
 from tests.starter_fixtures import INSTANCE_ROWS, PACKAGE, GeneratedProject, assert_ok, iris_frame, kedro_env, \
     run_summary
 
-pytest_plugins = ["tests.postgres_fixture"]
+if TYPE_CHECKING:
+    from tests.server_fixtures import MlflowServer
 
 EXPECTED_PARAMS = {"target", "split_options", "model_options", "fanout.weight_1", "fanout.weight_2", "fanout.weight_3"}
 EXPECTED_METRICS = {"test.accuracy", "test.f1_macro", "fanout_score_1", "fanout_score_2", "fanout_score_3"}

@@ -8,8 +8,6 @@ if TYPE_CHECKING:
     from tests.postgres_fixture import PostgresCluster
     from tests.server_fixtures import MlflowServer
 
-pytest_plugins = ["tests.postgres_fixture"]
-
 
 def test_mlflow_server_stores_runs_in_postgres(postgres: PostgresCluster, pg_mlflow_server: MlflowServer) -> None:
     import psycopg

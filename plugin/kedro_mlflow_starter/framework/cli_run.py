@@ -239,7 +239,11 @@ def _split_params(values: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"'{item}' is not key=value.", param_hint="--params")
-        params[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else ""
+        *parents, leaf = key.strip().split(".")  # a.b=1 -> {"a": {"b": 1}}, as Kedro nests it
+        target = params
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(value.strip()) if value.strip() else ""
     return params
 
 
