@@ -134,7 +134,7 @@ class TrackedRun:
                 logger.warning(unreachable.untracked_notice())
                 return None
             raise unreachable from None
-        if not tracked.owned and tracked._join_orchestrated(run_params, params):
+        if not tracked.owned and tracked.join_orchestrated(run_params, params):
             pass  # one task of an orchestrated run: only what the run lacked was logged
         else:
             extra_tags = dict(params.tags)
@@ -194,7 +194,7 @@ class TrackedRun:
         run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags))
         return cls(config, client, run, config.experiment_name, owned=True, environment=environment)
 
-    def _join_orchestrated(self, run_params: Mapping[str, Any], params: PreparedParams) -> bool:
+    def join_orchestrated(self, run_params: Mapping[str, Any], params: PreparedParams) -> bool:
         """Join a run opened by `kedro mlflow run open` as one of its tasks (see tracking/orchestrated.py)."""
         from kedro_mlflow_starter.tracking import orchestrated
 
