@@ -53,6 +53,7 @@ class _SessionState:
     failure_log: str | None = None
     started: float = 0.0
     untracked_reason: str | None = None
+    lineage: Any = None  # tracking.lineage_recorder.LineageRecorder (issue 14)
 
 
 class MlflowHook:
@@ -142,6 +143,40 @@ class MlflowHook:
             mlflow.autolog(disable=True)
         state.guard = StatusGuard(self._close_run)
         state.guard.arm()
+        # -- lineage (issue 14): collect dataset inputs and node timings while the pipeline runs
+        from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+
+        state.lineage = LineageRecorder(
+            config.tracking.lineage, pipeline, catalog, run_params, project_path=config.project_path,
+            secret_patterns=config.tracking.params.secret_patterns, logs_pipeline_model=isinstance(pipeline, PipelineML),
+        )
+
+    # -- lineage (issue 14): Kedro's node and dataset events, forwarded to the recorder ------------
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
+        if self._state.lineage is not None and node is not None:
+            self._state.lineage.node_started(node.name)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
+        if self._state.lineage is not None:
+            self._state.lineage.dataset_loaded(dataset_name, data)
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        if self._state.lineage is not None:
+            self._state.lineage.node_started(node.name)
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        if self._state.lineage is not None:
+            self._state.lineage.node_finished(node.name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
+        if self._state.lineage is not None and node is not None:
+            self._state.lineage.node_finished(node.name)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -153,11 +188,14 @@ class MlflowHook:
             self._restore_env()
             return
         model_uri = None
+        if state.lineage is not None:  # issue 14: the pipeline's time ends here, before model logging
+            state.lineage.pipeline_finished()
         try:
             from kedro_mlflow_starter.pipeline import PipelineML
 
             if isinstance(pipeline, PipelineML):
                 model_uri = self._log_pipeline_model(pipeline, catalog, run_params)
+            self._finish_lineage()  # issue 14: after the pipeline model, so metrics link to it
             failures = read_failures(state.failure_log) if state.failure_log else []
         except BaseException:
             self._close_run("FAILED")
@@ -204,6 +242,22 @@ class MlflowHook:
             return None
         return model_id if str(model_id).startswith("models:/") else f"models:/{model_id}"
 
+    def _finish_lineage(self) -> None:
+        """Log what the recorder collected; an outage is recorded like any other lost item."""
+        state = self._state
+        recorder, state.lineage = state.lineage, None
+        if recorder is None:
+            return
+        try:
+            recorder.finish(state.client, state.run.run_id, state.run.experiment_id)
+        except Exception as error:
+            if is_transient(error):
+                from kedro_mlflow_starter.logging_failures import record_failure
+
+                record_failure("the run's lineage (datasets, config, node timings)", None, error)
+            else:
+                logger.warning("MLflow: the run's lineage was not recorded: %s", describe_error(error))
+
     def _close_run(self, status: str, model_uri: str | None = None) -> str | None:
         """End the run with ``status`` (once) and restore the environment.
 
@@ -214,6 +268,7 @@ class MlflowHook:
         if not state.tracked or state.run is None:
             return None
         state.tracked = False
+        state.lineage = None
         if state.guard is not None:
             state.guard.disarm()
         from kedro_mlflow_starter.tracking.session_run import finish_tracking
