@@ -200,8 +200,9 @@ def _tabular(data: Any) -> tuple[str, str, str] | None:
 
     try:
         with warnings.catch_warnings():
-            # MLflow's hint about integer columns is advice for model signatures, not for inputs.
-            warnings.simplefilter("ignore", UserWarning)
+            # MLflow's hint about integer columns is advice for model signatures, not for inputs,
+            # and pandas' deprecation notices about MLflow's hashing code are not the user's to fix.
+            warnings.simplefilter("ignore")
             if kind == "pandas":
                 frame = data.to_frame() if type(data).__name__ == "Series" else data
                 if type(frame).__name__ != "DataFrame":

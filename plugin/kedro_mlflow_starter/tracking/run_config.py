@@ -15,6 +15,7 @@ Python except ``log_kedro_folder``, which takes an ``MlflowClient``.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -42,8 +43,16 @@ def redact(value: Any, patterns: Iterable[str]) -> Any:
         return redact_uri(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    text = str(value)
-    return type(value).__name__ if " object at 0x" in text else text  # a name, never an object repr
+    return _class_name(value)  # a name, never an object repr
+
+
+def _class_name(value: Any) -> str:
+    """``SequentialRunner`` for a runner or its repr ``<kedro.runner...SequentialRunner object at 0x...>``."""
+    text = value if isinstance(value, str) else str(value)
+    found = re.fullmatch(r"<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>", text)
+    if found:
+        return found.group(1)
+    return text if isinstance(value, str) else type(value).__name__ if " object at 0x" in text else text
 
 
 def _secret_key(key: str, value: Any, patterns: list[str]) -> bool:
@@ -100,11 +109,11 @@ def kedro_folder_files(
         files["config/catalog.yml"] = dump(dict(catalog))
     if run_params is not None:
         launched = {k: run_params.get(k) for k in _RUN_KEYS if run_params.get(k)}
-        runner = launched.get("runner")
-        if runner is not None and not isinstance(runner, str):  # Kedro passes the runner object
-            launched["runner"] = type(runner).__name__
-        if run_params.get("extra_params"):
-            launched["extra_params"] = run_params["extra_params"]
+        if "runner" in launched:  # Kedro records the runner object's repr: keep its class name
+            launched["runner"] = _class_name(launched["runner"])
+        overrides = run_params.get("runtime_params") or run_params.get("extra_params")  # --params
+        if overrides:
+            launched["runtime_params"] = overrides
         files["config/run.yml"] = dump(launched)
     if pipeline is not None:
         files["pipeline.json"] = json.dumps(json.loads(pipeline.to_json()), indent=2) + "\n"
