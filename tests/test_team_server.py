@@ -33,7 +33,7 @@ def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflo
     [run] = _new_runs(server, "server_project", set())
     assert run.info.status == "FINISHED"
     assert run.data.params == {"factor": "2.0"}
-    assert set(run.data.metrics) == {"r2"}
+    assert {k for k in run.data.metrics if not k.startswith("time.")} == {"r2"}  # node timings: issue 14
     # The client only knows the server: the artifact root is the server's proxy, not a path.
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
     client = server.client
