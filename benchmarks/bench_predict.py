@@ -102,7 +102,7 @@ def _build(folder: Path) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
     from kedro_mlflow_starter import KedroPipelineModel
-    from kedro_mlflow_starter.pipeline.model_logging import _quiet_mlflow
+    from kedro_mlflow_starter.models.logging import _quiet_mlflow
 
     catalog, features = _fit(folder / "data")
     inference = pipeline([

@@ -146,7 +146,7 @@ def model_logging(root: Path, repeats: int) -> dict:
     import mlflow.sklearn  # noqa: F401 - imported by the model dataset in a tracked run
     from mlflow import MlflowClient
 
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     client = MlflowClient()
     experiment_id = client.create_experiment(f"model-logging-{time.time_ns()}",

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.io_fixtures import (  # noqa: F401 - shared fixtures
-    failure_log,
-    io_store,
-    no_run,
-    run,
-    tracking_off,
-    tracking_server_down,
-)
 from tests.project_factory import KedroProject, make_project
+
+# Fixture modules shared by the whole suite, registered the pytest way.
+pytest_plugins = ["tests.io_fixtures", "tests.server_fixtures", "tests.starter_fixtures"]
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("DO_NOT_TRACK", "1")

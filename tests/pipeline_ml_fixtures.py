@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.project_factory import KedroProject, free_port, make_project, project_env  # noqa: F401 - free_port re-exported
+from tests.project_factory import KedroProject, make_project, project_env
 
 PACKAGE = "iris_ml"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.project_factory import KedroProject, free_port, make_project, project_env  # noqa: F401 - free_port re-exported
+from tests.project_factory import KedroProject, free_port, make_project, project_env
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 STARTUP_DEADLINE = 120.0

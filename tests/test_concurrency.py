@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.project_factory import KEDRO, KedroProject, make_project, project_env
-from tests.server_fixtures import all_artifacts, make_team_project, mlflow_server  # noqa: F401
+from tests.server_fixtures import all_artifacts, make_team_project
 from tests.tracking_helpers import output, runs_of
 
 

@@ -9,8 +9,8 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
 from kedro_mlflow_starter.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset
-from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
-from kedro_mlflow_starter.run_context import NoActiveRunError
+from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.tracking.current import NoActiveRunError
 from tests.io_fixtures import Run, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."

@@ -20,8 +20,8 @@ from kedro_mlflow_starter.io import (
     MlflowModelRegistryDataset,
     MlflowModelTrackingDataset,
 )
-from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
-from kedro_mlflow_starter.run_context import NoActiveRunError
+from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.tracking.current import NoActiveRunError
 from tests.io_fixtures import Run, Store, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."
@@ -237,7 +237,7 @@ def test_importing_and_building_every_dataset_does_not_import_mlflow(tmp_path: P
         f"""
         import sys
         from kedro.io import DataCatalog
-        from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
+        from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
         P = "kedro_mlflow_starter.io."
         catalog = DataCatalog.from_config({{
             "a": {{"type": P + "MlflowArtifactDataset", "dataset": {{"type": "pickle.PickleDataset", "filepath": {str(tmp_path / 'a.pkl')!r}}}}},

@@ -125,15 +125,15 @@ def test_non_scalar_params_are_embedded_but_not_exposed(catalog, frame) -> None:
 
 
 def test_bad_input_name_lists_valid_inputs(catalog) -> None:
-    with pytest.raises(KedroMlflowPipelineMLError, match="input_name 'rows' is not an input") as error:
+    with pytest.raises(KedroMlflowPipelineMLError, match="input_name='rows' is not an input") as error:
         KedroPipelineModel(INFERENCE, catalog, "rows")
-    assert "instances, scaler, weights" in str(error.value)
+    assert "'instances', 'scaler', 'weights'" in str(error.value)
 
 
 def test_two_outputs_are_refused(catalog) -> None:
     two = pipeline([node(scale, ["instances", "scaler"], "scaled", name="scale"),
                     node(identity_output, "instances", "copy", name="copy")])
-    with pytest.raises(KedroMlflowPipelineMLError, match="exactly one output.*copy, scaled"):
+    with pytest.raises(KedroMlflowPipelineMLError, match="exactly one output.*'copy', 'scaled'"):
         KedroPipelineModel(two, catalog, "instances")
 
 

@@ -7,12 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline_ml_fixtures import (
-    SETTINGS_WITHOUT_PLUGIN_HOOK,
-    make_iris_project,
-    run_python,
-    runs_of,
-)
+from tests.pipeline_ml_fixtures import SETTINGS_WITHOUT_PLUGIN_HOOK, make_iris_project, run_python, runs_of
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +85,8 @@ def test_bad_input_name_lists_valid_inputs(project):
     result = project.run("mlflow", "modelify", "--pipeline", "inference", "--input-name", "rows")
     assert result.returncode != 0
     output = " ".join(result.stderr.split())
-    assert "input_name 'rows' is not an input" in output
-    assert "Valid inputs: classifier, instances, label_map, scaler" in output
+    assert "input_name='rows' is not an input" in output
+    assert "Its inputs are: 'classifier', 'instances', 'label_map', 'scaler'" in output
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.project_factory import free_port
 from tests.pipeline_ml_fixtures import (
     FEATURES,
-    free_port,
     isolated_env,
     logged_models_of_run,
     make_iris_project,

@@ -58,7 +58,7 @@ def _model_dir(client, model_uri: str) -> Path:
 def test_logs_one_ready_model_linked_to_the_run_and_leaves_the_run_alone(context) -> None:
     import mlflow
 
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     project, ml, catalog, client, experiment_id = context
     run_id = client.create_run(experiment_id).info.run_id
@@ -77,7 +77,7 @@ def test_logs_one_ready_model_linked_to_the_run_and_leaves_the_run_alone(context
 
 
 def test_model_folder_is_self_contained_with_fast_explicit_requirements(context) -> None:
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     project, ml, catalog, client, experiment_id = context
     run_id = client.create_run(experiment_id).info.run_id
@@ -107,7 +107,7 @@ def test_model_folder_is_self_contained_with_fast_explicit_requirements(context)
 
 
 def test_overrides_name_and_register_the_model(context) -> None:
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     project, ml, catalog, client, experiment_id = context
     run_id = client.create_run(experiment_id).info.run_id
@@ -128,7 +128,7 @@ def test_in_process_tracking_uri_elsewhere_is_honoured_then_restored(context, tm
 
     import mlflow
 
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     project, ml, catalog, client, experiment_id = context
     other = f"sqlite:///{tmp_path / 'other.db'}"
@@ -145,7 +145,7 @@ def test_unpersisted_artifact_fails_before_creating_a_model(context) -> None:
     from kedro.io import MemoryDataset
 
     from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     project, ml, catalog, client, experiment_id = context
     catalog["classifier"] = MemoryDataset()
@@ -159,7 +159,7 @@ def test_inference_failing_on_the_sample_names_the_dataset(context) -> None:
     from kedro.io import MemoryDataset
 
     from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
-    from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     project, ml, catalog, client, experiment_id = context
     catalog["label_map"] = MemoryDataset({"9": "no-such-class"})
@@ -172,12 +172,12 @@ def test_catalog_check_before_the_run_names_unpersisted_artifacts(context) -> No
     from kedro.io import DataCatalog, MemoryDataset
 
     from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
-    from kedro_mlflow_starter.pipeline.model_logging import check_pipeline_ml_catalog
+    from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
 
     project, ml, catalog, client, experiment_id = context
     check_pipeline_ml_catalog(ml, catalog)  # the project's catalog persists all three
     catalog["label_map"] = MemoryDataset()
-    with pytest.raises(KedroMlflowPipelineMLError, match="'label_map' is a MemoryDataset.*pickle.PickleDataset"):
+    with pytest.raises(KedroMlflowPipelineMLError, match="'label_map', which is a MemoryDataset.*pickle.PickleDataset"):
         check_pipeline_ml_catalog(ml, catalog)
-    with pytest.raises(KedroMlflowPipelineMLError, match="'classifier' is not declared in the catalog"):
+    with pytest.raises(KedroMlflowPipelineMLError, match="needs 'classifier' but the catalog has no such entry"):
         check_pipeline_ml_catalog(ml, DataCatalog({"scaler": catalog["scaler"]}))

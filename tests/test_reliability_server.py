@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.project_factory import KEDRO, project_env
-from tests.server_fixtures import LOCAL_OUTPUTS, free_port, make_team_project, start_server
+from tests.project_factory import free_port
+from tests.server_fixtures import LOCAL_OUTPUTS, make_team_project, start_server
 from tests.tracking_helpers import output
 
 HANG_GUARD = 60  # seconds: `kedro run` must give up on a bad server well before this
@@ -147,7 +148,8 @@ def test_a_server_with_a_certificate_urllib_cannot_verify_is_left_to_mlflow(tmp_
     import ssl
     import threading
 
-    from kedro_mlflow_starter.tracking.store import TrackingStoreUnreachableError, check_reachable
+    from kedro_mlflow_starter.errors import TrackingStoreUnreachableError
+    from kedro_mlflow_starter.tracking.store import check_reachable
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),

@@ -13,7 +13,7 @@ database itself are searched for each secret.
 from __future__ import annotations
 
 import re
-from tests.server_fixtures import CATALOG, make_team_project, mlflow_server  # noqa: F401
+from tests.server_fixtures import CATALOG, make_team_project
 from tests.tracking_helpers import output
 
 URI_SECRET = "uRiPaSs-7f3a9c"
@@ -107,7 +107,7 @@ def test_planted_secrets_are_found_nowhere_in_mlflow_or_the_console(tmp_path, ml
 
 
 def test_a_secret_in_a_failure_message_is_redacted(tmp_path, monkeypatch):
-    from kedro_mlflow_starter.logging_failures import describe_error, read_failures, record_failure
+    from kedro_mlflow_starter.tracking.failures import describe_error, read_failures, record_failure
 
     ledger = tmp_path / "failures.jsonl"
     monkeypatch.setenv("KEDRO_MLFLOW_FAILURE_LOG", str(ledger))
@@ -119,7 +119,7 @@ def test_a_secret_in_a_failure_message_is_redacted(tmp_path, monkeypatch):
 
 
 def test_unreachable_error_does_not_print_the_uri_password(tmp_path):
-    from tests.server_fixtures import free_port
+    from tests.project_factory import free_port
 
     uri = f"http://alice:{URI_SECRET}@127.0.0.1:{free_port()}"
     project = make_team_project(tmp_path, "${oc.env:TEAM_TRACKING_URI}", package="secret_down")

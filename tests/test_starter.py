@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.starter_fixtures import (  # noqa: F401  (fixtures)
+from tests.starter_fixtures import (
     INSTANCE_ROWS,
     PACKAGE,
     PROJECT_NAME,
@@ -25,14 +25,10 @@ from tests.starter_fixtures import (  # noqa: F401  (fixtures)
     TrainedProject,
     assert_ok,
     dump,
-    generated,
-    generated_tree,
     iris_frame,
     kedro_env,
     kedro_new,
     run,
-    starter_home,
-    trained,
     tree,
     write_config,
 )

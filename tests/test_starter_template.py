@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.starter_fixtures import (  # noqa: F401  (fixtures)
+from tests.starter_fixtures import (
     REPO,
     STARTER,
     TEMPLATE,
     kedro_new,
-    starter_home,
     write_config,
     write_template_data,
 )

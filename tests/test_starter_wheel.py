@@ -11,16 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.starter_fixtures import (  # noqa: F401  (fixtures)
+from tests.starter_fixtures import (
     PROJECT_NAME,
     REPO,
     REPO_NAME,
     STARTER,
     assert_ok,
-    generated,
-    generated_tree,
     kedro_new,
-    starter_home,
     tree,
     write_config,
 )

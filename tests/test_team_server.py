@@ -12,7 +12,7 @@ import pytest
 
 from tests.pipeline_ml_fixtures import run_python
 from tests.project_factory import KEDRO
-from tests.server_fixtures import LOCAL_OUTPUTS, all_artifacts, make_team_project, mlflow_server  # noqa: F401
+from tests.server_fixtures import LOCAL_OUTPUTS, all_artifacts, make_team_project
 from tests.tracking_helpers import output
 
 

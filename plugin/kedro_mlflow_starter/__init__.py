@@ -15,7 +15,7 @@ _LAZY = {
     "MlflowHook": "kedro_mlflow_starter.framework.hooks",
     "pipeline_ml_factory": "kedro_mlflow_starter.pipeline",
     "PipelineML": "kedro_mlflow_starter.pipeline",
-    "KedroPipelineModel": "kedro_mlflow_starter.mlflow",
+    "KedroPipelineModel": "kedro_mlflow_starter.models",
 }
 
 __all__ = ["KedroPipelineModel", "MlflowHook", "PipelineML", "__version__", "pipeline_ml_factory"]

@@ -16,16 +16,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from kedro_mlflow_starter.config.errors import KedroMlflowUserError
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
-from kedro_mlflow_starter.config.uris import UnsupportedTrackingUriError
+from kedro_mlflow_starter.errors import MlflowConfigError, UnsupportedTrackingUriError
 
 CONFIG_KEY = "mlflow"
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
-
-
-class MlflowConfigError(KedroMlflowUserError, ValueError):
-    """``mlflow.yml`` is invalid; the message says where and how to fix it."""
 
 
 def register_mlflow_patterns(config_loader: Any) -> None:

@@ -11,18 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_SECRET_PATTERNS = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "access_key",
-    "private_key",
-    "credential",
-]
-
+from kedro_mlflow_starter.config.redaction import DEFAULT_SECRET_PATTERNS
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)

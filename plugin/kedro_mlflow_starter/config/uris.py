@@ -8,9 +8,10 @@ resolve against the project root, never the shell's current directory.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from urllib.parse import urlparse
+
+from kedro_mlflow_starter.errors import UnsupportedTrackingUriError
 
 REMOTE_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -18,10 +19,6 @@ ALLOWED = (
     "sqlite:///<path>.db, postgresql://..., mysql://..., mssql://..., http(s)://host:port, "
     "databricks, file:///<dir>, or a local path"
 )
-
-
-class UnsupportedTrackingUriError(ValueError):
-    pass
 
 
 def default_tracking_uri(project_path: Path) -> str:
@@ -65,15 +62,3 @@ def _resolve(uri: str, root: Path) -> str:
     if scheme in REMOTE_SCHEMES or scheme.split("+")[0] in DB_SCHEMES:
         return uri
     raise UnsupportedTrackingUriError(f"tracking URI scheme '{scheme}' in '{uri}' is not supported; use {ALLOWED}")
-
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s'\"]+)@")
-
-
-def redact_uri(text: str) -> str:
-    """``text`` with the ``user:password@`` part of every URI in it replaced by ``***@``.
-
-    Tracking URIs may carry credentials (``https://user:token@host``); anything the plugin
-    prints or records goes through here first.
-    """
-    return _USERINFO.sub(r"\g<scheme>***@", text)

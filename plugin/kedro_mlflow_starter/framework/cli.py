@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from kedro_mlflow_starter.framework.cli_errors import UserErrorsAsClickErrors
 from kedro_mlflow_starter.framework.modelify import modelify
 from kedro_mlflow_starter.framework.project_root import find_project_root
 
@@ -23,7 +24,7 @@ def commands() -> None:
     """kedro-mlflow-starter project commands."""
 
 
-@commands.group(name="mlflow")
+@commands.group(name="mlflow", cls=UserErrorsAsClickErrors)
 def mlflow_group() -> None:
     """MLflow tracking for this Kedro project (kedro-mlflow-starter)."""
 
@@ -36,21 +37,15 @@ def load_project_config(env: str | None) -> Any:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from kedro_mlflow_starter.config import MlflowConfigError, load_mlflow_config
+    from kedro_mlflow_starter.config import load_mlflow_config
 
     root = find_project_root()
     metadata = bootstrap_project(root)
     with KedroSession.create(project_path=root, env=env) as session:
-        try:
-            context = session.load_context()
-        except MlflowConfigError as error:
-            raise click.ClickException(str(error)) from error
+        context = session.load_context()
         config = getattr(context, "mlflow", None)
-        if config is None:
-            try:
-                config = load_mlflow_config(context.config_loader, root, metadata.package_name)
-            except MlflowConfigError as error:
-                raise click.ClickException(str(error)) from error
+        if config is None:  # the project opted out of the hook
+            config = load_mlflow_config(context.config_loader, root, metadata.package_name)
     return config
 
 

@@ -8,88 +8,59 @@ module and creating the context never imports ``mlflow``; the first tracking cal
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from kedro_mlflow_starter.config import MlflowConfig, load_mlflow_config
-from kedro_mlflow_starter.config.errors import KedroMlflowUserError
-from kedro_mlflow_starter.logging_failures import describe_error, is_transient, read_failures
-from kedro_mlflow_starter.run_context import ENV_FAILURE_LOG, ENV_RUN_ID, ENV_TRACKING_DISABLED
-from kedro_mlflow_starter.tracking.credentials import export_credentials
-from kedro_mlflow_starter.tracking.names import random_run_name
-from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
-from kedro_mlflow_starter.tracking.status_guard import StatusGuard
+from kedro_mlflow_starter.config.credentials import export_credentials
+from kedro_mlflow_starter.config.run_names import random_run_name
+from kedro_mlflow_starter.framework.cli_errors import install_cli_error_format
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment
 
 logger = logging.getLogger(__name__)
 
 RESOLVER = "km.random_name"
 
 
-class TrackingIncompleteError(KedroMlflowUserError, RuntimeError):
-    """The pipeline ran, but some of what it should have logged did not reach MLflow.
+class MlflowHook:
+    """Tracks every ``kedro run`` in MLflow as configured by ``conf/*/mlflow.yml``.
 
-    The message lists each item (params, metrics, artifacts, models, the run's status) with
-    the local file it came from, so the user can re-log it once the server is back.
+    A thin adapter from Kedro's hook specifications to ``tracking.run.TrackedRun``, which
+    owns the run; this class only decides *whether* a pipeline run is tracked.
     """
 
-
-@dataclass
-class _SessionState:
-    """What one Kedro session's hook knows; reset at every ``after_context_created``."""
-
-    config: MlflowConfig | None = None
-    context: Any = None
-    client: Any = None
-    run: Any = None  # tracking.mlflow_run.OpenRun
-    tracked: bool = False
-    guard: StatusGuard | None = None
-    saved_env: dict[str, str | None] = field(default_factory=dict)
-    failure_log: str | None = None
-    started: float = 0.0
-    untracked_reason: str | None = None
-    lineage: Any = None  # tracking.lineage_recorder.LineageRecorder (issue 14)
-
-
-class MlflowHook:
-    """Tracks every ``kedro run`` in MLflow as configured by ``conf/*/mlflow.yml``."""
-
     def __init__(self) -> None:
-        self._state = _SessionState()
-
-    @property
-    def config(self) -> MlflowConfig | None:
-        return self._state.config
+        self.config: MlflowConfig | None = None
+        self._run: Any = None  # tracking.run.TrackedRun while a tracked pipeline runs
+        self._untracked = PublishedEnvironment()
+        self._untracked_reason: str | None = None
+        self._lineage: Any = None  # tracking.lineage_recorder.LineageRecorder while a tracked pipeline runs
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._abandon_open_run()
-        self._state = _SessionState(context=context)
+        if self._run is not None:  # a previous session in this process was interrupted (Ctrl-C in a notebook)
+            self._run.close("KILLED")
+            self._run = None
+        self._untracked_reason = None
         _register_resolver()
         _show_our_messages()
-        config = load_mlflow_config(
-            context.config_loader, Path(context.project_path), _package_name()
-        )
-        self._state.config = config
-        context.mlflow = config
-        if config.server.credentials:
-            export_credentials(context.config_loader, config.server.credentials)
+        install_cli_error_format()
+        self.config = load_mlflow_config(context.config_loader, Path(context.project_path), _package_name())
+        context.mlflow = self.config
+        if self.config.server.credentials:
+            export_credentials(context.config_loader, self.config.server.credentials)
 
     @hook_impl
     def after_catalog_created(self, catalog: Any) -> None:
-        from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
+        from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
 
         bind_mlflow_datasets(catalog)
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        state = self._state
-        config = state.config
+        config = self.config
         if config is None:  # the hook was registered after the context was created
             return
         pipeline_names = sorted(run_params.get("pipeline_names") or ["__default__"])
@@ -97,248 +68,136 @@ class MlflowHook:
         if disabled and all(name in disabled for name in pipeline_names):
             self._run_untracked(f"tracking is disabled for pipeline(s) {', '.join(pipeline_names)} in mlflow.yml")
             return
-        # Validate the catalog and parameters before touching the store: a bad entry or value
-        # fails before any node runs and leaves no stray run behind.
-        from kedro_mlflow_starter.io.catalog_setup import bind_mlflow_datasets
-        from kedro_mlflow_starter.pipeline import PipelineML
+        # A bad catalog entry or parameter fails here, before any node runs and before the
+        # store is touched: no stray run is left behind.
+        from kedro_mlflow_starter.framework.catalog_checks import check_catalog_before_run
+        from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
+        from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
 
-        bind_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
-        _materialise_datasets(pipeline, catalog)
-        if isinstance(pipeline, PipelineML):
-            from kedro_mlflow_starter.pipeline.model_logging import check_pipeline_ml_catalog
-
-            check_pipeline_ml_catalog(pipeline, catalog)
-        values = pipeline_parameters(pipeline.inputs(), catalog.load)
-        prepared = prepare_params(values, config.tracking.params)
-        for original, key in prepared.renamed.items():
-            logger.warning("MLflow parameter '%s' is logged as '%s' (MLflow rejects some characters).", original, key)
-        from kedro_mlflow_starter.tracking.session_run import start_tracking
-        from kedro_mlflow_starter.tracking.store import file_store_env, http_retry_env
-
-        self._set_env(http_retry_env())
-        self._set_env(file_store_env(config.tracking_uri()))
-        opened = start_tracking(config, run_params, prepared, pipeline_names)
-        if opened is None:  # unreachable store and `on_unreachable: run_untracked`
+        check_catalog_before_run(pipeline, catalog)
+        prepared = prepare_params(pipeline_parameters(pipeline.inputs(), catalog.load), config.tracking.params)
+        run = TrackedRun.open(config, run_params, prepared, default_run_name(config, pipeline_names))
+        if run is None:  # unreachable store and `on_unreachable: run_untracked`
             self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",
                                 warn_at_end=True)
             return
-        state.client, state.run = opened
-        state.tracked = True
-        state.started = time.monotonic()
-        fd, state.failure_log = tempfile.mkstemp(prefix="kedro-mlflow-failures-", suffix=".jsonl")
-        os.close(fd)
-        self._set_env(
-            {
-                "MLFLOW_TRACKING_URI": config.tracking_uri(),
-                "MLFLOW_REGISTRY_URI": config.registry_uri(),
-                ENV_RUN_ID: state.run.run_id,
-                "MLFLOW_RUN_ID": state.run.run_id,
-                ENV_TRACKING_DISABLED: None,
-                ENV_FAILURE_LOG: state.failure_log,
-            }
-        )
-        if config.tracking.disable_tracking.disable_autologging and "mlflow" in __import__("sys").modules:
-            import mlflow
+        run.publish()
+        self._run = run
+        self._lineage = _lineage_recorder(config, pipeline, catalog, run_params)
 
-            mlflow.autolog(disable=True)
-        state.guard = StatusGuard(self._close_run)
-        state.guard.arm()
-        # -- lineage (issue 14): collect dataset inputs and node timings while the pipeline runs
-        from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
-
-        state.lineage = LineageRecorder(
-            config.tracking.lineage, pipeline, catalog, run_params, project_path=config.project_path,
-            secret_patterns=config.tracking.params.secret_patterns, logs_pipeline_model=isinstance(pipeline, PipelineML),
-        )
-
-    # -- lineage (issue 14): Kedro's node and dataset events, forwarded to the recorder ------------
+    # -- lineage (issue 14): Kedro's dataset and node events, forwarded to the recorder -----------
 
     @hook_impl
     def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
-        if self._state.lineage is not None and node is not None:
-            self._state.lineage.node_started(node.name)
+        if self._lineage is not None and node is not None:
+            self._lineage.node_started(node.name)
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
-        if self._state.lineage is not None:
-            self._state.lineage.dataset_loaded(dataset_name, data)
+        if self._lineage is not None:
+            self._lineage.dataset_loaded(dataset_name, data)
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
-        if self._state.lineage is not None:
-            self._state.lineage.node_started(node.name)
+        if self._lineage is not None:
+            self._lineage.node_started(node.name)
 
     @hook_impl
     def after_node_run(self, node: Any) -> None:
-        if self._state.lineage is not None:
-            self._state.lineage.node_finished(node.name)
+        if self._lineage is not None:
+            self._lineage.node_finished(node.name)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
-        if self._state.lineage is not None and node is not None:
-            self._state.lineage.node_finished(node.name)
+        if self._lineage is not None and node is not None:
+            self._lineage.node_finished(node.name)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        state = self._state
-        if not state.tracked:
-            if state.untracked_reason:
+        run, self._run = self._run, None
+        lineage, self._lineage = self._lineage, None
+        if lineage is not None:
+            lineage.pipeline_finished()  # the pipeline's time ends here, before model logging
+        if run is None:
+            if self._untracked_reason:
                 logger.warning("MLflow: the pipeline ran UNTRACKED (%s); nothing of it is in MLflow.",
-                               state.untracked_reason)
-            self._restore_env()
+                               self._untracked_reason)
+            self._untracked.restore()
             return
-        model_uri = None
-        if state.lineage is not None:  # issue 14: the pipeline's time ends here, before model logging
-            state.lineage.pipeline_finished()
         try:
-            from kedro_mlflow_starter.pipeline import PipelineML
-
-            if isinstance(pipeline, PipelineML):
-                model_uri = self._log_pipeline_model(pipeline, catalog, run_params)
-            self._finish_lineage()  # issue 14: after the pipeline model, so metrics link to it
-            failures = read_failures(state.failure_log) if state.failure_log else []
+            model_uri = self._log_pipeline_model(run, pipeline, catalog, run_params)
+            _finish_lineage(lineage, run)  # after the pipeline model, so metrics link to it too
         except BaseException:
-            self._close_run("FAILED")
+            run.close("FAILED")
             raise
-        status = "FAILED" if failures else "FINISHED"
-        run_id = state.run.run_id
-        unrecorded = self._close_run(status, model_uri=model_uri)
-        if unrecorded:
-            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded})
-        if failures:
-            raise TrackingIncompleteError(_describe_failures(failures, run_id, status, status_recorded=not unrecorded))
+        run.finish(model_uri)
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        if self._state.tracked:
-            self._close_run("FAILED")
+        run, self._run = self._run, None
+        self._lineage = None
+        if run is not None:
+            run.close("FAILED")
         else:
-            self._restore_env()
+            self._untracked.restore()
 
     # -- internals -------------------------------------------------------------------------
 
     def _run_untracked(self, reason: str, warn_at_end: bool = False) -> None:
         logger.info("MLflow: this run is not tracked: %s.", reason)
         if warn_at_end:
-            self._state.untracked_reason = reason
-        self._set_env({ENV_TRACKING_DISABLED: "1", ENV_RUN_ID: None})
+            self._untracked_reason = reason
+        self._untracked.untracked()
 
-    def _log_pipeline_model(self, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> str | None:
-        from kedro_mlflow_starter.logging_failures import record_failure
-        from kedro_mlflow_starter.pipeline.model_logging import log_pipeline_model
+    @staticmethod
+    def _log_pipeline_model(run: Any, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> str | None:
+        from kedro_mlflow_starter.pipeline import PipelineML
 
-        run_id = self._state.run.run_id
+        if not isinstance(pipeline, PipelineML):
+            return None
+        from kedro_mlflow_starter.models.logging import log_pipeline_model
+        from kedro_mlflow_starter.tracking.failures import is_transient, record_failure
+
         try:
-            model_id = log_pipeline_model(pipeline, catalog, run_id)
+            return log_pipeline_model(pipeline, catalog, run.run_id)
         except Exception as error:
             if not is_transient(error):
                 raise
             names = sorted(run_params.get("pipeline_names") or ["__default__"])
             record_failure(
-                f"the pipeline model (re-log it: kedro mlflow modelify --pipeline {names[0]} --run-id {run_id})",
+                f"the pipeline model (re-log it: kedro mlflow modelify --pipeline {names[0]} --run-id {run.run_id})",
                 None,
                 error,
             )
             return None
-        return model_id if str(model_id).startswith("models:/") else f"models:/{model_id}"
 
-    def _finish_lineage(self) -> None:
-        """Log what the recorder collected; an outage is recorded like any other lost item."""
-        state = self._state
-        recorder, state.lineage = state.lineage, None
-        if recorder is None:
-            return
-        try:
-            recorder.finish(state.client, state.run.run_id, state.run.experiment_id)
-        except Exception as error:
-            if is_transient(error):
-                from kedro_mlflow_starter.logging_failures import record_failure
 
-                record_failure("the run's lineage (datasets, config, node timings)", None, error)
-            else:
-                logger.warning("MLflow: the run's lineage was not recorded: %s", describe_error(error))
-
-    def _close_run(self, status: str, model_uri: str | None = None) -> str | None:
-        """End the run with ``status`` (once) and restore the environment.
-
-        Returns None when the status was recorded, else why not (the tracking server went
-        away): the run then stays RUNNING in the store, and the caller says so.
-        """
-        state = self._state
-        if not state.tracked or state.run is None:
-            return None
-        state.tracked = False
-        state.lineage = None
-        if state.guard is not None:
-            state.guard.disarm()
-        from kedro_mlflow_starter.tracking.session_run import finish_tracking
-
-        try:
-            finish_tracking(state.client, state.config, state.run, status, model_uri, time.monotonic() - state.started)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            problem = describe_error(error)
-            logger.warning(
-                "MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run "
-                "`kedro mlflow stale-runs --mark-killed` once the tracking server is back.",
-                state.run.run_id, status, problem,
-            )
-            return problem
-        finally:
-            self._restore_env()
-            if state.failure_log:
-                Path(state.failure_log).unlink(missing_ok=True)
+def _lineage_recorder(config: MlflowConfig, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> Any:
+    """What the run records about what it was made from (issue 14), or None when all switched off."""
+    switches = config.tracking.lineage
+    if not any(switches.model_dump().values()):
         return None
+    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
 
-    def _abandon_open_run(self) -> None:
-        """A previous session in this process was interrupted (e.g. Ctrl-C in a notebook)."""
-        if self._state.tracked:
-            self._close_run("KILLED")
-
-    def _set_env(self, values: dict[str, str | None]) -> None:
-        for key, value in values.items():
-            self._state.saved_env.setdefault(key, os.environ.get(key))
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-    def _restore_env(self) -> None:
-        for key, value in self._state.saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._state.saved_env = {}
+    return LineageRecorder(switches, pipeline, catalog, run_params, project_path=config.project_path,
+                           secret_patterns=config.tracking.params.secret_patterns,
+                           logs_pipeline_model=isinstance(pipeline, PipelineML))
 
 
-def _describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, status_recorded: bool) -> str:
-    lines = [f"The pipeline ran, but {len(failures)} item(s) could not be logged to MLflow run {run_id}:"]
-    for entry in failures:
-        where = f" (local copy: {entry['local_path']})" if entry.get("local_path") else ""
-        lines.append(f"  - {entry['what']}{where}: {entry['error']}")
-    lines.append("Your pipeline's outputs are on disk (nothing was deleted); re-log the items above once the "
-                 "tracking server is back.")
-    if status_recorded:
-        lines.append(f"The run is marked {status}.")
-    else:
-        lines.append("The run could not be closed and shows as RUNNING: mark it with "
-                     "`kedro mlflow stale-runs --mark-killed` once the server is back.")
-    return "\n".join(lines)
-
-
-def _materialise_datasets(pipeline: Any, catalog: Any) -> None:
-    """Build every catalog entry the pipeline uses (the runner would, a moment later), so a
-    misspelt ``type:`` or a bad argument is reported before the MLflow run is opened."""
-    get = getattr(catalog, "get", None)
-    if get is None:
+def _finish_lineage(recorder: Any, run: Any) -> None:
+    """Log what the recorder collected; an outage is recorded like any other item that was lost."""
+    if recorder is None:
         return
-    for name in sorted(pipeline.datasets()):
-        if name == "parameters" or name.startswith("params:"):
-            continue
-        if name in catalog:
-            get(name)
+    from kedro_mlflow_starter.tracking.failures import describe_error, is_transient, record_failure
+
+    try:
+        recorder.finish(run.client, run.run_id, run.experiment_id)
+    except Exception as error:
+        if is_transient(error):
+            record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error)
+        else:
+            logger.warning("MLflow: the run's lineage was not recorded: %s", describe_error(error))
 
 
 def _register_resolver() -> None:

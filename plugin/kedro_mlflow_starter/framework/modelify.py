@@ -13,34 +13,12 @@ folder inside the project. ``mlflow`` is imported only when the command runs.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from kedro_mlflow_starter.framework.project_root import find_project_root
-
-
-@contextmanager
-def _tracking_env(tracking_uri: str, registry_uri: str | None) -> Iterator[None]:
-    keys = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": registry_uri}
-    saved = {key: os.environ.get(key) for key in keys}
-    try:
-        for key, value in keys.items():
-            if value:
-                os.environ[key] = value
-            else:
-                os.environ.pop(key, None)
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _requirements(values: tuple[str, ...]) -> list[str] | str | None:
@@ -100,15 +78,14 @@ def modelify(  # noqa: PLR0913
         catalog = context.catalog
         config = _mlflow_config(context, root, metadata.package_name)
         model = _build_model(pipeline, catalog, input_name)
-        with _tracking_env(config.tracking_uri(), config.registry_uri()):
-            model_uri, used_run = _log(
-                model, catalog, config, run_id, run_name or f"modelify-{pipeline_name}",
-                name=model_name,
-                registered_model_name=registered_model_name,
-                signature="auto" if infer_signature else None,
-                input_example="auto" if infer_input_example else None,
-                pip_requirements=_requirements(pip_requirements),
-            )
+        model_uri, used_run = _log(
+            model, catalog, config, run_id, run_name or f"modelify-{pipeline_name}",
+            name=model_name,
+            registered_model_name=registered_model_name,
+            signature="auto" if infer_signature else None,
+            input_example="auto" if infer_input_example else None,
+            pip_requirements=_requirements(pip_requirements),
+        )
     click.echo(f"Logged pipeline '{pipeline_name}' as {model_uri} (MLflow run {used_run}).")
     if registered_model_name:
         click.echo(f"Registered as '{registered_model_name}'.")
@@ -139,55 +116,35 @@ def _pipeline_and_input(pipeline_name: str, input_name: str | None) -> tuple[Any
 
 
 def _mlflow_config(context: Any, root: Path, package_name: str) -> Any:
-    from kedro_mlflow_starter.config import MlflowConfigError, load_mlflow_config
+    from kedro_mlflow_starter.config import load_mlflow_config
 
     config = getattr(context, "mlflow", None)
-    if config is not None:
-        return config
-    try:
-        return load_mlflow_config(context.config_loader, root, package_name)
-    except MlflowConfigError as error:
-        raise click.ClickException(str(error)) from error
+    return config if config is not None else load_mlflow_config(context.config_loader, root, package_name)
 
 
 def _build_model(pipeline: Any, catalog: Any, input_name: str) -> Any:
-    from kedro_mlflow_starter.mlflow import KedroPipelineModel
-    from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
+    from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+    from kedro_mlflow_starter.models import KedroPipelineModel
 
     try:
         return KedroPipelineModel(pipeline, catalog, input_name)
     except KedroMlflowPipelineMLError as error:
-        raise click.ClickException(f"Cannot modelify with --input-name {input_name}: {error}") from error
+        raise KedroMlflowPipelineMLError(f"Cannot modelify with --input-name {input_name}: {error}") from error
 
 
 def _log(model: Any, catalog: Any, config: Any, run_id: str | None, run_name: str, **kwargs: Any) -> tuple[str, str]:
-    from mlflow.exceptions import MlflowException
+    from kedro_mlflow_starter.models.logging import log_kedro_pipeline_model
+    from kedro_mlflow_starter.tracking.run import TrackedRun
 
-    from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
-    from kedro_mlflow_starter.pipeline.model_logging import log_kedro_pipeline_model
-    from kedro_mlflow_starter.run_context import get_client
-    from kedro_mlflow_starter.tracking.mlflow_run import ensure_experiment
-
-    client = get_client()
-    owned = run_id is None
-    if owned:
-        experiment_id = ensure_experiment(client, config, config.tracking_uri())
-        run_id = client.create_run(experiment_id, run_name=run_name, tags={"kedro.command": "modelify"}).info.run_id
+    if run_id:
+        run = TrackedRun.attach(config, run_id)
     else:
-        try:
-            client.get_run(run_id)
-        except MlflowException as error:
-            raise click.ClickException(
-                f"MLflow run '{run_id}' was not found in {config.tracking_uri()}. Check the id "
-                "(`kedro mlflow ui`), or leave out --run-id to log into a new run."
-            ) from error
-    status = "FAILED"
+        run = TrackedRun.create(config, run_name, {"kedro.command": "modelify"})
+    run.publish()
     try:
-        model_uri = log_kedro_pipeline_model(model, catalog, run_id, **kwargs)
-        status = "FINISHED"
-    except KedroMlflowPipelineMLError as error:
-        raise click.ClickException(str(error)) from error
-    finally:
-        if owned:
-            client.set_terminated(run_id, status)
-    return model_uri, run_id
+        model_uri = log_kedro_pipeline_model(model, catalog, run.run_id, **kwargs)
+    except BaseException:
+        run.close("FAILED")
+        raise
+    run.close("FINISHED", model_uri=model_uri)
+    return model_uri, run.run_id

@@ -11,34 +11,21 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kedro.io.core import DatasetError
-
-from kedro_mlflow_starter.logging_failures import call_with_retry, is_transient, record_failure
-from kedro_mlflow_starter.run_context import NoActiveRunError, require_run_id, tracking_disabled
+from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
+from kedro_mlflow_starter.tracking.current import require_run_id, tracking_disabled
 
 T = TypeVar("T")
-
-
-class NoRunToLogError(NoActiveRunError, DatasetError):
-    """No MLflow run to log into.
-
-    A ``NoActiveRunError`` (what ``run_context`` raises) that is also a Kedro
-    ``DatasetError``, so Kedro shows the explanation as it is instead of wrapping it.
-    """
 
 
 def run_to_log_into(what: str, run_id: str | None) -> str | None:
     """The run a save should log into, or None when the hook disabled tracking for this run.
 
-    Raises ``NoRunToLogError`` (before anything is written) when there is no run at all:
+    Raises ``NoActiveRunError`` (a Kedro ``DatasetError``) (before anything is written) when there is no run at all:
     a dataset never creates a stray run on its own.
     """
     if tracking_disabled():
         return None
-    try:
-        return require_run_id(what, run_id)
-    except NoActiveRunError as error:
-        raise NoRunToLogError(str(error)) from None
+    return require_run_id(what, run_id)
 
 
 def log_or_record(what: str, local_path: str | None, log: Callable[[], Any]) -> bool:

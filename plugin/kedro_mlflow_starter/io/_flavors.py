@@ -80,7 +80,7 @@ def default_pip_requirements(module: ModuleType) -> list[str]:
     Given explicitly, they stop MLflow from inferring requirements, which loads the model
     in a subprocess and costs seconds per save. MLflow adds its own pin.
     """
-    from mlflow.utils.requirements_utils import _get_pinned_requirement
+    from kedro_mlflow_starter.models.requirements import pinned
 
     defaults = getattr(module, "get_default_pip_requirements", None)
     requirements: list[str] = []
@@ -88,7 +88,7 @@ def default_pip_requirements(module: ModuleType) -> list[str]:
         accepted = inspect.signature(defaults).parameters
         requirements = list(defaults(**{name: True for name in accepted if name.startswith("include_")}))
     if not any(req.split("==")[0] == "cloudpickle" for req in requirements):
-        requirements.append(_get_pinned_requirement("cloudpickle"))
+        requirements.append(pinned("cloudpickle") or "cloudpickle")
     return requirements
 
 

@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, parse_dataset_definition
+from kedro.io.core import AbstractDataset, DatasetError, parse_dataset_definition
+
+from kedro_mlflow_starter import compat
 
 from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
-from kedro_mlflow_starter.run_context import get_client, tracking_disabled
+from kedro_mlflow_starter.tracking.current import current_client, tracking_disabled
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 _LOCAL_PROTOCOLS = {"file", "local", ""}
@@ -104,7 +106,7 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
                 f"MlflowArtifactDataset could not build its wrapped dataset "
                 f"'{_type_name(config['type'])}': {error}\nFix the arguments under `dataset:`."
             ) from error
-        if not _has_local_target(self._dataset):
+        if not compat.has_file_target(self._dataset):
             raise DatasetError(
                 f"MlflowArtifactDataset wraps '{_type_name(config['type'])}', which writes no file "
                 "that could be logged as an artifact. Wrap a file-based dataset (one with a "
@@ -156,10 +158,10 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         }
 
     def _describe_target(self) -> str:
-        return str(_local_root(self._dataset))
+        return str(compat.file_target(self._dataset))
 
     def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> None:
-        client = get_client()
+        client = current_client()
         if os.path.isdir(local_path):
             log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir))
         else:
@@ -168,24 +170,23 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
     def _written_files(self, data: Any) -> list[tuple[str, str | None]]:
         """(local path, artifact folder) of every file or folder the last save wrote."""
         dataset = self._dataset
-        if _is_partitioned(dataset) and isinstance(data, dict):
-            root = _strip_slash(dataset._filesystem._strip_protocol(dataset._normalized_path))
+        if compat.is_partitioned(dataset) and isinstance(data, dict):
+            root = _strip_slash(compat.partitions_root(dataset))
             folder = _join(self._artifact_path, PurePosixPath(root).name)
             written = []
             for partition_id in data:
-                path = dataset._partition_to_path(partition_id)
+                path = compat.partition_path(dataset, partition_id)
                 relative_dir = str(PurePosixPath(path).relative_to(root).parent)
                 target_dir = folder if relative_dir == "." else _join(folder, relative_dir)
                 written.append((self._local_copy(path), target_dir))
             return written
-        return [(self._local_copy(str(_saved_path(dataset))), self._artifact_path)]
+        return [(self._local_copy(str(compat.saved_path(dataset))), self._artifact_path)]
 
     def _local_copy(self, path: str) -> str:
         """``path`` itself on a local disk; a downloaded copy when the dataset writes elsewhere."""
-        protocol = getattr(self._dataset, "_protocol", "file")
-        if protocol in _LOCAL_PROTOCOLS:
+        if compat.protocol(self._dataset) in _LOCAL_PROTOCOLS:
             return path
-        filesystem = getattr(self._dataset, "_fs", None) or self._dataset._filesystem
+        filesystem = compat.filesystem(self._dataset)
         target = os.path.join(tempfile.mkdtemp(prefix="kedro-mlflow-artifact-"), PurePosixPath(path).name)
         filesystem.get(path, target, recursive=True)
         return target
@@ -194,28 +195,28 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         """A PNG rendering of a matplotlib figure that the wrapped dataset stored as a non-image."""
         if not (type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")):
             return None
-        if PurePosixPath(str(_saved_path(self._dataset))).suffix.lower() in _IMAGE_SUFFIXES:
+        if PurePosixPath(str(compat.saved_path(self._dataset))).suffix.lower() in _IMAGE_SUFFIXES:
             return None
-        name = PurePosixPath(str(_local_root(self._dataset))).stem or "figure"
+        name = PurePosixPath(str(compat.file_target(self._dataset))).stem or "figure"
         path = os.path.join(tempfile.mkdtemp(prefix="kedro-mlflow-figure-"), f"{name}.png")
         data.savefig(path, format="png")
         return path
 
     def _load_from_run(self, run_id: str) -> Any:
         dataset = self._dataset
-        local_root = _strip_slash(str(_local_root(dataset)))
+        local_root = _strip_slash(str(compat.file_target(dataset)))
         artifact = _join(self._artifact_path, PurePosixPath(local_root).name)
         destination = tempfile.mkdtemp(prefix="kedro-mlflow-download-")
-        client = get_client()
+        client = current_client()
         downloaded = client.download_artifacts(run_id, artifact, destination)
         config = copy.deepcopy(self._dataset_config)
         config.pop("versioned", None)
         config.pop("credentials", None)
         config.pop("fs_args", None)
-        config["path" if _is_partitioned(dataset) else "filepath"] = Path(downloaded).as_posix()
+        config["path" if compat.is_partitioned(dataset) else "filepath"] = Path(downloaded).as_posix()
         dataset_class, kwargs = parse_dataset_definition(config)
         result = dataset_class(**kwargs).load()
-        if not _is_partitioned(dataset):
+        if not compat.is_partitioned(dataset):
             # A partitioned load returns lazy loaders that still read the downloaded files.
             shutil.rmtree(destination, ignore_errors=True)
         return result
@@ -247,25 +248,6 @@ def _type_name(dataset_type: Any) -> str:
     if isinstance(dataset_type, type):
         return f"{dataset_type.__module__}.{dataset_type.__qualname__}"
     return str(dataset_type)
-
-
-def _is_partitioned(dataset: AbstractDataset) -> bool:
-    return hasattr(dataset, "_partition_to_path") and hasattr(dataset, "_path")
-
-
-def _has_local_target(dataset: AbstractDataset) -> bool:
-    return _is_partitioned(dataset) or hasattr(dataset, "_filepath")
-
-
-def _local_root(dataset: AbstractDataset) -> Any:
-    return dataset._path if _is_partitioned(dataset) else dataset._filepath
-
-
-def _saved_path(dataset: AbstractDataset) -> PurePosixPath:
-    """Where the last save wrote: the version folder's file for versioned datasets."""
-    if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
-        return dataset._get_versioned_path(dataset.resolve_save_version())
-    return dataset._filepath
 
 
 def _strip_slash(path: str) -> str:

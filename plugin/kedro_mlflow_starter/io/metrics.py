@@ -16,7 +16,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into, short
-from kedro_mlflow_starter.run_context import active_run_id, get_client, tracking_disabled
+from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
 
 MAX_METRICS_PER_BATCH = 1000
 
@@ -53,7 +53,7 @@ def _log_metrics(what: str, run_id: str, points: list[tuple[str, float, int]]) -
     """Send (key, value, step) points with ``log_batch``, 1,000 per call."""
     from mlflow.entities import Metric
 
-    client = get_client()
+    client = current_client()
     timestamp = int(time.time() * 1000)
     metrics = [Metric(key, value, timestamp, step) for key, value, step in points]
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
@@ -70,7 +70,7 @@ def _log_metrics(what: str, run_id: str, points: list[tuple[str, float, int]]) -
 
 def _history(run_id: str, key: str) -> list[Any]:
     """Every point of ``key`` in ``run_id``, ordered by step, then time (stable for ties)."""
-    history = get_client().get_metric_history(run_id, key)
+    history = current_client().get_metric_history(run_id, key)
     return sorted(history, key=lambda metric: (metric.step, metric.timestamp))
 
 
@@ -132,7 +132,7 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
         run_id = self._run_to_read()
         if run_id is None or not self._name or tracking_disabled():
             return False
-        metrics = get_client().get_run(run_id).data.metrics
+        metrics = current_client().get_run(run_id).data.metrics
         return any(self._owns(key) for key in metrics)
 
     def _owns(self, key: str) -> bool:
@@ -432,7 +432,7 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
             histories = self._kept
         else:
             run_id = self._read_run()
-            keys = [key for key in get_client().get_run(run_id).data.metrics if self._owns(key)]
+            keys = [key for key in current_client().get_run(run_id).data.metrics if self._owns(key)]
             histories = {
                 key[len(prefix) + 1 :]: [{"value": m.value, "step": m.step} for m in _history(run_id, key)]
                 for key in sorted(keys)

@@ -7,7 +7,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._flavors import PYFUNC, check_flavor, import_flavor
-from kedro_mlflow_starter.run_context import get_client
+from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
@@ -124,17 +124,19 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         """Turn the registry's terse 'not found' into a message that says what to do."""
         from mlflow.exceptions import MlflowException
 
-        client = get_client()
+        client = current_client()
         try:
             client.get_registered_model(self._model_name)
         except MlflowException as error:
             if error.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
-            from kedro_mlflow_starter.config.uris import redact_uri
+            import mlflow
+
+            from kedro_mlflow_starter.config.redaction import redact_uri
 
             raise DatasetError(
                 f"MlflowModelRegistryDataset: no registered model named '{self._model_name}' in "
-                f"the registry at {redact_uri(str(client._registry_uri))}. Register one by saving a model with "
+                f"the registry at {redact_uri(mlflow.get_registry_uri())}. Register one by saving a model with "
                 f"`save_args: {{registered_model_name: {self._model_name}}}`, or fix `model_name:`."
             ) from None
         try:

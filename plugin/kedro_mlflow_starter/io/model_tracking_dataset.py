@@ -11,8 +11,8 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
 from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
-from kedro_mlflow_starter.logging_failures import call_with_retry, is_transient, record_failure
-from kedro_mlflow_starter.run_context import active_run_id, get_client, tracking_disabled
+from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
+from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
 
 DEFAULT_MODEL_NAME = "model"
 
@@ -121,7 +121,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model
 
-        client = get_client()
+        client = current_client()
         save_args = save_model_args(flavor, self._save_args)
         kwargs = {**model_kwargs(flavor, self._pyfunc_workflow, model), **save_args}
         try:
@@ -211,7 +211,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
                 "session and has no run to look in. Set `load_args: {model_uri: models:/<id or "
                 "name@alias>}` or `run_id:`, or load it inside `kedro run`."
             )
-        client = get_client()
+        client = current_client()
         experiment_id = client.get_run(run_id).info.experiment_id
         found = [
             model

@@ -3,7 +3,7 @@
 Importing this package never imports ``mlflow`` (every project's pipeline registry does it).
 """
 
-from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
 from kedro_mlflow_starter.pipeline.pipeline_ml import PipelineML, pipeline_ml_factory
 
 __all__ = ["KedroMlflowPipelineMLError", "PipelineML", "pipeline_ml_factory"]

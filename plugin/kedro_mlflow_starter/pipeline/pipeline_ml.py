@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kedro.pipeline import Pipeline
-from kedro.pipeline.transcoding import _strip_transcoding
 
-from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.models.contract import model_datasets, quoted, strip_transcoding
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +50,6 @@ LOG_MODEL_KWARGS = (
     "model_type",
 )
 DEFAULT_MODEL_NAME = "model"
-
-
-def _is_param(name: str) -> bool:
-    return name == "parameters" or name.startswith("params:")
-
-
-def _names(datasets: Iterable[str]) -> str:
-    return ", ".join(f"'{name}'" for name in sorted(datasets)) or "none"
 
 
 class PipelineML(Pipeline):
@@ -90,12 +82,16 @@ class PipelineML(Pipeline):
             "name": DEFAULT_MODEL_NAME,
             **_checked_kwargs("log_model_kwargs", log_model_kwargs, LOG_MODEL_KWARGS),
         }
-        self._check_inference()
+        try:
+            self._model = model_datasets(self.inference, input_name)
+        except KedroMlflowPipelineMLError as error:
+            raise KedroMlflowPipelineMLError(f"pipeline_ml_factory: {error}") from None
+        self.input_name = self._model.input_name
         missing = self._missing_artifacts(self)
         if missing:
             raise KedroMlflowPipelineMLError(
-                f"pipeline_ml_factory: the inference pipeline reads {_names(missing)}, which the training "
-                f"pipeline neither produces nor reads (training datasets: {_names(self._stripped(self))}). "
+                f"pipeline_ml_factory: the inference pipeline reads {quoted(missing)}, which the training "
+                f"pipeline neither produces nor reads (training datasets: {quoted(self._stripped(self))}). "
                 "Every inference input other than input_name must come from training (e.g. a fitted "
                 "model or encoder) or be a 'params:' entry. Add the node that produces it to the "
                 "training pipeline, or make it the input_name."
@@ -111,46 +107,25 @@ class PipelineML(Pipeline):
     @property
     def output_name(self) -> str:
         """The one dataset the inference pipeline produces (the prediction)."""
-        return next(iter(self.inference.outputs()))
+        return self._model.output_name
 
     @property
     def artifact_names(self) -> list[str]:
         """Inference inputs that training produces or reads: they travel inside the model."""
-        return sorted(
-            name for name in self.inference.inputs() if name != self.input_name and not _is_param(name)
-        )
+        return self._model.artifact_names
 
     @property
     def param_names(self) -> list[str]:
         """The ``params:`` entries the inference pipeline reads (their values are embedded)."""
-        return sorted(name for name in self.inference.inputs() if _is_param(name))
-
-    def _check_inference(self) -> None:
-        outputs = self.inference.outputs()
-        if len(outputs) != 1:
-            raise KedroMlflowPipelineMLError(
-                f"pipeline_ml_factory: the inference pipeline must have exactly one output (the "
-                f"prediction), but it has {len(outputs)}: {_names(outputs)}. Make the other outputs "
-                "intermediate (consumed by a later inference node) or move them to the training pipeline."
-            )
-        inputs = self.inference.inputs()
-        stripped = {_strip_transcoding(name) for name in inputs}
-        if not isinstance(self.input_name, str) or _strip_transcoding(self.input_name) not in stripped:
-            raise KedroMlflowPipelineMLError(
-                f"pipeline_ml_factory: input_name={self.input_name!r} is not an input of the inference "
-                f"pipeline. Its inputs are: {_names(i for i in inputs if not _is_param(i))}. Set "
-                "input_name to the dataset that holds the data to predict on."
-            )
-        if self.input_name not in inputs:  # given without the transcoding suffix
-            self.input_name = next(i for i in inputs if _strip_transcoding(i) == self.input_name)
+        return self._model.param_names
 
     @staticmethod
     def _stripped(pipeline: Pipeline) -> set[str]:
-        return {_strip_transcoding(name) for name in pipeline.datasets()}
+        return {strip_transcoding(name) for name in pipeline.datasets()}
 
     def _missing_artifacts(self, candidate: Pipeline) -> list[str]:
         present = self._stripped(candidate)
-        return [name for name in self.artifact_names if _strip_transcoding(name) not in present]
+        return [name for name in self.artifact_names if strip_transcoding(name) not in present]
 
     # -- staying a PipelineML through Kedro's pipeline algebra --------------------------------
 
@@ -173,7 +148,7 @@ class PipelineML(Pipeline):
             "or reads %s, which the inference pipeline needs (the model would not match this run). "
             "Include the nodes that produce them (e.g. drop the filter) to log the model.",
             operation,
-            _names(missing),
+            quoted(missing),
         )
         return Pipeline(result.nodes)
 

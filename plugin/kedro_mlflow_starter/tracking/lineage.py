@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from kedro_mlflow_starter.config.uris import redact_uri
-from kedro_mlflow_starter.tracking.params import REDACTED, is_secret
+from kedro_mlflow_starter.config.redaction import DEFAULT_SECRET_PATTERNS, REDACTED, is_secret, redact_uri
 
 CONTEXT_TAG = "mlflow.data.context"  # the input tag the MLflow UI shows as the dataset's context
 TRAINING, EVALUATION, INPUT = "training", "evaluation", "input"
@@ -164,7 +163,7 @@ def describe_dataset(
     *,
     load_version: str | None = None,
     project_path: Path | None = None,
-    secret_patterns: Iterable[str] = (),
+    secret_patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS,
 ) -> DatasetRecord:
     """The record of dataset ``name`` as loaded (``data``; None when it is not in memory).
 

@@ -12,18 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kedro_mlflow_starter.config.errors import KedroMlflowUserError
 from kedro_mlflow_starter.config.mlflow_config import ParamsConfig
+from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_nested
+from kedro_mlflow_starter.errors import LongParameterError
 
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_KEY_LENGTH = 250
-REDACTED = "***"
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
-
-
-class LongParameterError(KedroMlflowUserError, ValueError):
-    """A parameter value is longer than MLflow allows and the strategy is ``fail``."""
 
 
 @dataclass
@@ -32,6 +28,17 @@ class PreparedParams:
     tags: dict[str, str] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)
     truncated: list[str] = field(default_factory=list)
+
+    def notices(self) -> list[str]:
+        """What the user must be told: keys MLflow made us rename, values we cut short."""
+        lines = [f"MLflow parameter '{original}' is logged as '{key}' (MLflow rejects some characters)."
+                 for original, key in self.renamed.items()]
+        for key in self.truncated:
+            where = "tag" if key in self.tags else "parameter"
+            limit = MAX_TAG_VALUE_LENGTH if key in self.tags else MAX_PARAM_VALUE_LENGTH
+            lines.append(f"MLflow {where} '{key}' is truncated to its first {limit} characters "
+                         "(tracking.params.long_params_strategy in mlflow.yml).")
+        return lines
 
 
 def pipeline_parameters(input_names: Iterable[str], load: Any) -> dict[str, Any]:
@@ -62,27 +69,16 @@ def flatten(values: Mapping[str, Any], sep: str, recursive: bool) -> dict[str, A
     return flat
 
 
-def is_secret(key: str, patterns: Iterable[str]) -> bool:
-    normalised = key.lower().replace("-", "_")
-    return any(pattern.lower() in normalised for pattern in patterns if pattern)
-
-
 def to_text(value: Any) -> str:
     """A readable string for a parameter value (JSON for containers, never an object repr)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (bool, int, float)) or value is None:
-        return str(value)
+    if not isinstance(value, (Mapping, list, tuple, set)):
+        return str(value)  # numbers, booleans, None, paths, dates: their own text
     try:
         return json.dumps(value, default=str, sort_keys=True)
     except (TypeError, ValueError):
         return str(value)
-
-
-def _redact_nested(value: Any, patterns: list[str]) -> Any:
-    if isinstance(value, Mapping):
-        return {k: REDACTED if is_secret(str(k), patterns) else _redact_nested(v, patterns) for k, v in value.items()}
-    return value
 
 
 def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedParams:
@@ -97,7 +93,7 @@ def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedP
         if is_secret(key, config.secret_patterns):
             text = REDACTED
         else:
-            text = to_text(_redact_nested(value, config.secret_patterns))
+            text = to_text(redact_nested(value, config.secret_patterns))
         if len(text) <= MAX_PARAM_VALUE_LENGTH:
             prepared.params[key] = text
         elif config.long_params_strategy == "fail":

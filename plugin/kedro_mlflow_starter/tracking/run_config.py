@@ -23,8 +23,7 @@ from typing import Any
 
 import yaml
 
-from kedro_mlflow_starter.config.uris import redact_uri
-from kedro_mlflow_starter.tracking.params import REDACTED, is_secret
+from kedro_mlflow_starter.config.redaction import DEFAULT_SECRET_PATTERNS, REDACTED, is_secret, redact_uri
 
 ARTIFACT_FOLDER = "kedro"
 _RUN_KEYS = ("env", "pipeline_names", "tags", "node_names", "from_nodes", "to_nodes", "from_inputs",
@@ -94,7 +93,7 @@ def kedro_folder_files(
     run_params: Mapping[str, Any] | None,
     pipeline: Any = None,
     svg: str | None = None,
-    secret_patterns: Iterable[str] = (),
+    secret_patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS,
 ) -> dict[str, str]:
     """Relative path under ``kedro/`` -> file text; a section left None is not written."""
     patterns = list(secret_patterns)

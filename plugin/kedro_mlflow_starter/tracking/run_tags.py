@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kedro_mlflow_starter.tracking.params import REDACTED, flatten, is_secret, to_text
+from kedro_mlflow_starter.config.redaction import REDACTED, is_secret
+from kedro_mlflow_starter.tracking.params import flatten, to_text
 
 _OPTIONS = (
     ("tags", "--tags"),

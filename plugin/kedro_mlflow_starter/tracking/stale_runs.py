@@ -22,9 +22,9 @@ def _pid_alive(pid: int) -> bool:
 
 def find_stale_runs(config: MlflowConfig, older_than_hours: float) -> list[tuple[Any, str]]:
     """RUNNING runs of the project's experiment whose process is gone, with the reason."""
-    from kedro_mlflow_starter.tracking.mlflow_run import make_client
+    from kedro_mlflow_starter.tracking.client import client_for
 
-    client = make_client(config.tracking_uri(), config.registry_uri())
+    client = client_for(config.tracking_uri(), config.registry_uri())
     experiment = client.get_experiment_by_name(config.experiment_name)
     if experiment is None:
         return []
@@ -45,8 +45,8 @@ def find_stale_runs(config: MlflowConfig, older_than_hours: float) -> list[tuple
 
 
 def mark_killed(config: MlflowConfig, runs: list[Any]) -> None:
-    from kedro_mlflow_starter.tracking.mlflow_run import make_client
+    from kedro_mlflow_starter.tracking.client import client_for
 
-    client = make_client(config.tracking_uri(), config.registry_uri())
+    client = client_for(config.tracking_uri(), config.registry_uri())
     for run in runs:
         client.set_terminated(run.info.run_id, status="KILLED")

@@ -22,9 +22,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-
-class TerminatedError(KeyboardInterrupt):
-    """Raised in the main thread when the process receives SIGTERM during a tracked run."""
+from kedro_mlflow_starter.errors import TerminatedError
 
 
 class StatusGuard:
@@ -32,7 +30,6 @@ class StatusGuard:
         self._close = close
         self._previous_sigterm: Any = None
         self._pid = os.getpid()
-        self.interrupted = False
         self._armed = False
 
     def arm(self) -> None:
@@ -55,7 +52,6 @@ class StatusGuard:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        self.interrupted = True
         _terminate_workers()
         raise TerminatedError("kedro run received SIGTERM")
 

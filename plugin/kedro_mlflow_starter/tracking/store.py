@@ -8,19 +8,16 @@ one create it while the second waits.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import ssl
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kedro_mlflow_starter.config.errors import KedroMlflowUserError
-from kedro_mlflow_starter.config.uris import redact_uri
+from kedro_mlflow_starter.errors import TrackingStoreUnreachableError
 
 # MLflow's REST client retries up to 7 times with exponential backoff (minutes). A kedro run
 # should fail or degrade within seconds instead; users can still set these themselves.
@@ -29,29 +26,6 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-
-
-class TrackingStoreUnreachableError(KedroMlflowUserError):
-    """The tracking store could not be reached when the run started (nothing has run yet)."""
-
-    def __init__(self, uri: str, problem: str) -> None:
-        self.uri = redact_uri(uri)
-        self.problem = redact_uri(problem)
-        super().__init__(
-            f"MLflow tracking server {self.uri} is unreachable ({self.problem}); no node has run. Check that the "
-            "server is running and that server.mlflow_tracking_uri in conf/*/mlflow.yml (or MLFLOW_TRACKING_URI) "
-            "names it, or set server.on_unreachable: run_untracked to run the pipeline without tracking."
-        )
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return (type(self), (self.uri, self.problem))
-
-    def untracked_notice(self) -> str:
-        """What to say when ``server.on_unreachable: run_untracked`` lets the pipeline go on."""
-        return (
-            f"MLflow tracking server {self.uri} is unreachable ({self.problem}); running the pipeline UNTRACKED "
-            "(server.on_unreachable: run_untracked): nothing of this run will be in MLflow."
-        )
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -65,8 +39,9 @@ def sqlite_path(uri: str) -> Path | None:
 def store_creation_lock(uri: str) -> Iterator[None]:
     """Serialise the creation/migration of a local SQLite store between processes.
 
-    The lock file lives in the temp folder (named after the database path), not next to
-    the database: nothing is added to the user's project.
+    The lock is an advisory ``flock`` on the database file itself (created empty if need be:
+    SQLite and MLflow treat an empty file as a new database), so no lock file is left
+    anywhere. ``flock`` locks are independent of the POSIX record locks SQLite takes.
     """
     path = sqlite_path(uri)
     if path is None:
@@ -78,8 +53,7 @@ def store_creation_lock(uri: str) -> Iterator[None]:
     except ImportError:  # Windows: no advisory locks, MLflow's own retry must do
         yield
         return
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"kedro-mlflow-store-{digest}.lock", "a") as handle:
+    with open(path, "ab") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -1,4 +1,4 @@
-"""Prepare the catalog's MLflow datasets when the catalog is created.
+"""Check and prepare the catalog's MLflow datasets before anything runs.
 
 Kedro 1.x builds datasets lazily, on first use. For our datasets that would be too late:
 a bad entry (unknown flavor, wrapped type that does not exist...) must fail before any
@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from kedro.io.core import DatasetError
+
+from kedro_mlflow_starter import compat
 
 _OUR_PACKAGE = "kedro_mlflow_starter.io"
 _OUR_CLASSES = frozenset(
@@ -78,12 +80,12 @@ def _keep_registry_version(catalog: Any, name: str, dataset_type: Any) -> None:
     Kedro reserves ``version:`` and drops it (with a warning) when it builds a dataset,
     which would silently load the latest model instead of the one asked for.
     """
-    lazy = getattr(catalog, "_lazy_datasets", {}).get(name)
-    if lazy is None or "version" not in lazy.config:
-        return
     if _short_type(dataset_type) != "MlflowModelRegistryDataset":
         return
-    config = dict(lazy.config)
+    lazy_config = compat.lazy_dataset_config(catalog, name)
+    if lazy_config is None or "version" not in lazy_config:
+        return
+    config = dict(lazy_config)
     version = config.pop("version")
     if "model_version" in config and config["model_version"] != version:
         raise DatasetError(
@@ -91,24 +93,43 @@ def _keep_registry_version(catalog: Any, name: str, dataset_type: Any) -> None:
             f"and `model_version: {config['model_version']}`; keep only `model_version:`."
         )
     config["model_version"] = version
-    lazy.config = config
+    compat.replace_lazy_dataset_config(catalog, name, config)
 
 
 def _declared_type(catalog: Any, name: str) -> Any:
-    """The ``type:`` of an entry, read from its config so other datasets stay unbuilt."""
-    lazy = getattr(catalog, "_lazy_datasets", {}).get(name)
-    if lazy is not None:
-        return lazy.config.get("type")
-    materialized = getattr(catalog, "_datasets", {}).get(name)
-    if materialized is not None:
-        return type(materialized)
+    """The ``type:`` of an entry as written, read without building or importing anything:
+    other entries may name datasets whose dependencies are not installed."""
+    config = compat.lazy_dataset_config(catalog, name)
+    if config is not None:
+        return config.get("type")
+    if name not in catalog:
+        return None
     resolver = getattr(catalog, "config_resolver", None)
-    if resolver is not None and name in catalog:
-        return (resolver.resolve_pattern(name) or {}).get("type")
-    return None
+    resolved = (resolver.resolve_pattern(name) or {}) if resolver is not None else {}
+    if resolved.get("type"):
+        return resolved["type"]
+    return type(catalog.get(name))  # neither lazy nor a pattern: built already
 
 
 def _short_type(dataset_type: Any) -> str:
     if isinstance(dataset_type, type):
         return dataset_type.__qualname__
     return str(dataset_type).rpartition(".")[2]
+
+
+def check_catalog_before_run(pipeline: Any, catalog: Any) -> None:
+    """Build every catalog entry the pipeline uses and check the pipeline model's inputs.
+
+    The runner would build them a moment later; doing it first reports a misspelt ``type:``,
+    a bad argument or an unpersisted model artifact before any node runs and before the
+    MLflow run is opened.
+    """
+    from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog
+    from kedro_mlflow_starter.pipeline import PipelineML
+
+    bind_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
+    for name in sorted(pipeline.datasets()):
+        if name != "parameters" and not name.startswith("params:") and name in catalog:
+            catalog.get(name)
+    if isinstance(pipeline, PipelineML):
+        check_model_inputs_in_catalog(pipeline.artifact_names, catalog, after_run=True)

@@ -19,6 +19,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.models.contract import is_memory_dataset
+
 logger = logging.getLogger(__name__)
 
 PICKLE_FILE = "data.pkl"
@@ -34,12 +37,11 @@ def safe_dirname(name: str) -> str:
 
 def _local_config(dataset: Any, target: Path) -> dict[str, Any] | None:
     """The dataset's config pointing at ``target``, or None when it is not a file dataset."""
-    init_config = getattr(dataset, "_init_config", None)
-    if init_config is None:
+    config = compat.dataset_init_config(dataset)
+    if config is None:
         return None
-    config = dict(init_config())
     filepath = config.get("filepath")
-    if not isinstance(filepath, str) or type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset"):
+    if not isinstance(filepath, str) or is_memory_dataset(dataset):
         return None
     for key in DROPPED_KEYS:
         config.pop(key, None)

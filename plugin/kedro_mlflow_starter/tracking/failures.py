@@ -14,6 +14,7 @@ credentials of any URI in them redacted.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,8 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kedro_mlflow_starter.config.uris import redact_uri
-from kedro_mlflow_starter.run_context import ENV_FAILURE_LOG
+from kedro_mlflow_starter.config.redaction import redact_uri
+from kedro_mlflow_starter.tracking.current import ENV_FAILURE_LOG
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -78,13 +79,44 @@ def read_failures(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return []
 
 
+# A local mistake (a missing file, no permission) is an OSError too, but no retry or
+# "the server is down" report can help with it: it must fail as what it is.
+_LOCAL_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+    errno.ENETDOWN, errno.ETIMEDOUT, errno.EPIPE,
+}
+_TRANSIENT_CLASS_NAMES = {"ConnectionError", "Timeout", "MaxRetryError", "TimeoutError", "ProtocolError",
+                          "NewConnectionError", "ReadTimeoutError", "ConnectTimeoutError"}
+
+
 def is_transient(error: BaseException) -> bool:
     """True for errors that a tracking server outage produces (worth a retry)."""
+    if isinstance(error, _LOCAL_OS_ERRORS):
+        return False
     names = {cls.__name__ for cls in type(error).__mro__}
-    if names & {"ConnectionError", "Timeout", "MaxRetryError", "OSError", "TimeoutError"}:
+    if names & _TRANSIENT_CLASS_NAMES:
+        return True
+    if isinstance(error, OSError) and error.errno in _NETWORK_ERRNOS:
         return True
     text = str(error)
     return "Max retries exceeded" in text or "Connection refused" in text or "database is locked" in text
+
+
+def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, status_recorded: bool) -> str:
+    """The message of ``TrackingIncompleteError``: each lost item, its local copy, what to do."""
+    lines = [f"The pipeline ran, but {len(failures)} item(s) could not be logged to MLflow run {run_id}:"]
+    for entry in failures:
+        where = f" (local copy: {entry['local_path']})" if entry.get("local_path") else ""
+        lines.append(f"  - {entry['what']}{where}: {entry['error']}")
+    lines.append("Your pipeline's outputs are on disk (nothing was deleted); re-log the items above once the "
+                 "tracking server is back.")
+    if status_recorded:
+        lines.append(f"The run is marked {status}.")
+    else:
+        lines.append("The run could not be closed and shows as RUNNING: mark it with "
+                     "`kedro mlflow stale-runs --mark-killed` once the server is back.")
+    return "\n".join(lines)
 
 
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:

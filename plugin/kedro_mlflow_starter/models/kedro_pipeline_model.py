@@ -28,20 +28,18 @@ import pandas as pd
 from kedro.pipeline import Pipeline
 from mlflow.pyfunc import PythonModel
 
-from kedro_mlflow_starter.mlflow.artifacts import load_artifact, safe_dirname, save_artifact
-from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.models.artifacts import load_artifact, safe_dirname, save_artifact
+from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, model_datasets
 
 COPY_MODES = {"assign": None, "copy": copy.copy, "deepcopy": copy.deepcopy}
 _PARAM_TYPES = (str, bool, int, float)
 
 
-def _is_param(name: str) -> bool:
-    return name == "parameters" or name.startswith("params:")
-
-
 def _compile_node(node: Any) -> Callable[[dict[str, Any]], None]:
     """One node as a step that reads its inputs from and writes its outputs to ``values``."""
-    func, inputs, outputs = node.func, node._inputs, node._outputs
+    func, inputs, outputs, to_dict = compat.node_call_parts(node)
     if inputs is None:
         def call(values: dict[str, Any]) -> Any:
             return func()
@@ -63,8 +61,6 @@ def _compile_node(node: Any) -> Callable[[dict[str, Any]], None]:
         def step(values: dict[str, Any]) -> None:
             values[outputs] = call(values)
     else:
-        to_dict = node._outputs_to_dictionary
-
         def step(values: dict[str, Any]) -> None:
             values.update(to_dict(call(values)))
     return step
@@ -104,25 +100,14 @@ class KedroPipelineModel(PythonModel):
     ):
         inference = getattr(pipeline, "inference", pipeline)
         self.pipeline = Pipeline(inference.nodes)
-        inputs = self.pipeline.inputs()
-        outputs = self.pipeline.outputs()
-        if input_name not in inputs:
-            raise KedroMlflowPipelineMLError(
-                f"input_name {input_name!r} is not an input of the pipeline. Valid inputs: "
-                f"{', '.join(sorted(i for i in inputs if not _is_param(i))) or 'none'}."
-            )
-        if len(outputs) != 1:
-            raise KedroMlflowPipelineMLError(
-                f"A pipeline model needs exactly one output, the pipeline has {len(outputs)}: "
-                f"{', '.join(sorted(outputs)) or 'none'}. Make the others intermediate or drop them."
-            )
-        self.input_name = input_name
-        self.output_name = next(iter(outputs))
+        datasets = model_datasets(self.pipeline, input_name)
+        self.input_name = datasets.input_name
+        self.output_name = datasets.output_name
         self.runner = runner
-        self.param_names = sorted(i for i in inputs if _is_param(i))
-        self.artifact_names = sorted(i for i in inputs if i != input_name and not _is_param(i))
+        self.param_names = datasets.param_names
+        self.artifact_names = datasets.artifact_names
         self.copy_mode = self._check_copy_mode(copy_mode)
-        self._check_catalog(catalog)
+        check_model_inputs_in_catalog(self.param_names + self.artifact_names, catalog, after_run=False)
         self.param_values = {name: catalog.load(name) for name in self.param_names}
         self.artifact_specs: dict[str, dict[str, Any]] = {}
         self._catalog = catalog
@@ -148,28 +133,6 @@ class KedroPipelineModel(PythonModel):
                 )
             checked[name] = mode
         return checked
-
-    def _check_catalog(self, catalog: Any) -> None:
-        for name in self.param_names + self.artifact_names:
-            dataset = catalog.get(name) if hasattr(catalog, "get") else None
-            if dataset is None:
-                raise KedroMlflowPipelineMLError(
-                    f"The pipeline model needs '{name}' but the catalog has no such entry. "
-                    + (
-                        "Define the parameter in conf/<env>/parameters.yml."
-                        if _is_param(name)
-                        else f"Declare '{name}' in conf/base/catalog.yml with a persisted dataset "
-                        "(e.g. type: pickle.PickleDataset) so the model can read what training produced."
-                    )
-                )
-            if not _is_param(name) and type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset"):
-                if not dataset.exists():
-                    raise KedroMlflowPipelineMLError(
-                        f"The pipeline model needs '{name}', which is a MemoryDataset with no data (it is "
-                        f"released after the run). Declare '{name}' in conf/base/catalog.yml with a "
-                        "persisted dataset (e.g. type: pickle.PickleDataset, filepath: data/06_models/"
-                        f"{name}.pkl) so the model can read what training produced."
-                    )
 
     # -- artifacts ---------------------------------------------------------------------------
 
@@ -251,7 +214,7 @@ class KedroPipelineModel(PythonModel):
         datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in values.items()}
         datasets[self.output_name] = MemoryDataset(copy_mode="assign")
         catalog = DataCatalog(datasets)
-        self.runner.run(self.pipeline, catalog, state.hook_manager)
+        self.runner.run(self.pipeline, catalog)  # no hook manager: the runner runs without hooks
         return catalog.load(self.output_name)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -278,8 +241,3 @@ class _State:
             (name, COPY_MODES[mode]) for name, mode in model.copy_mode.items() if COPY_MODES[mode] is not None
         ]
         self.steps = [_compile_node(node) for node in model.pipeline.nodes]
-        self.hook_manager = None
-        if model.runner is not None:
-            from kedro.framework.hooks.manager import _NullPluginManager
-
-            self.hook_manager = _NullPluginManager()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kedro_mlflow_starter.config.loader import MlflowConfigError
+from kedro_mlflow_starter.errors import MlflowConfigError
 
 
 def export_credentials(config_loader: Any, name: str) -> list[str]:

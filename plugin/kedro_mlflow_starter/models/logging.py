@@ -20,7 +20,6 @@ nothing relies on MLflow's thread-local active run.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 import warnings
@@ -29,8 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kedro_mlflow_starter.pipeline.errors import KedroMlflowPipelineMLError
-from kedro_mlflow_starter.pipeline.model_requirements import (
+from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, is_memory_dataset
+from kedro_mlflow_starter.models.requirements import (
     module_imports,
     object_modules,
     project_code_paths,
@@ -38,7 +39,7 @@ from kedro_mlflow_starter.pipeline.model_requirements import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kedro_mlflow_starter.mlflow import KedroPipelineModel
+    from kedro_mlflow_starter.models import KedroPipelineModel
     from kedro_mlflow_starter.pipeline.pipeline_ml import PipelineML
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, **ove
     ``overrides`` take precedence over the ``log_model_kwargs`` given to
     ``pipeline_ml_factory``. Returns the model URI, ``models:/<model id>``.
     """
-    from kedro_mlflow_starter.mlflow import KedroPipelineModel
+    from kedro_mlflow_starter.models import KedroPipelineModel
 
     kwargs = {**pipeline_ml.log_model_kwargs, **overrides}
     model = KedroPipelineModel(pipeline_ml.inference, catalog, pipeline_ml.input_name, **pipeline_ml.kpm_kwargs)
@@ -68,15 +69,7 @@ def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: Any) -> None:
     catalog (a ``MemoryDataset`` is released before the model is logged). Cheap and
     mlflow-free: meant for ``before_pipeline_run``.
     """
-    for name in pipeline_ml.artifact_names:
-        dataset = catalog.get(name) if hasattr(catalog, "get") else None
-        if dataset is None or type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset"):
-            state = "is not declared in the catalog" if dataset is None else "is a MemoryDataset"
-            raise KedroMlflowPipelineMLError(
-                f"The pipeline model needs '{name}' after the run, but '{name}' {state}, so it would be "
-                f"gone by then. Declare '{name}' in conf/base/catalog.yml with a persisted dataset (e.g. "
-                f"type: pickle.PickleDataset, filepath: data/06_models/{name}.pkl)."
-            )
+    check_model_inputs_in_catalog(pipeline_ml.artifact_names, catalog, after_run=True)
 
 
 def log_kedro_pipeline_model(  # noqa: PLR0913
@@ -102,9 +95,9 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
     from mlflow.entities import LoggedModelStatus
     from mlflow.models import Model
 
-    from kedro_mlflow_starter.run_context import get_client
+    from kedro_mlflow_starter.tracking.current import current_client
 
-    client = get_client()
+    client = current_client()
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-") as tmp:
         artifacts = model.save_artifacts(Path(tmp) / "artifacts")
@@ -146,7 +139,7 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
         if await_registration_for is not None:
             log_kwargs["await_registration_for"] = await_registration_for
         try:
-            with _fluent_uris(client), _restored_sys_path(), _quiet_mlflow():
+            with compat.fluent_store(*_resolved_uris()), _restored_sys_path(), _quiet_mlflow():
                 Model.log(**log_kwargs)
         except BaseException:
             _mark_failed(client, logged.model_id, LoggedModelStatus)
@@ -171,7 +164,7 @@ def load_sample(catalog: Any, name: str, rows: int = SAMPLE_ROWS) -> Any:
     if dataset is None:
         return None
     try:
-        if type(dataset).__name__ in ("MemoryDataset", "SharedMemoryDataset") and not dataset.exists():
+        if is_memory_dataset(dataset) and not dataset.exists():
             return None
         data = _load_head(dataset, rows)
         if data is None:
@@ -185,9 +178,9 @@ def load_sample(catalog: Any, name: str, rows: int = SAMPLE_ROWS) -> Any:
 def _load_head(dataset: Any, rows: int) -> Any:
     from kedro.io import AbstractDataset
 
-    if type(dataset).__name__ not in _NROWS_DATASETS or not hasattr(dataset, "_init_config"):
+    config = compat.dataset_init_config(dataset) if type(dataset).__name__ in _NROWS_DATASETS else None
+    if config is None:
         return None
-    config = dataset._init_config()
     if config.get("versioned"):
         return None
     config["load_args"] = {**(config.get("load_args") or {}), "nrows": rows}
@@ -222,7 +215,7 @@ def infer_model_signature(model: KedroPipelineModel, sample: Any) -> Any:
 
 def model_requirements(model: KedroPipelineModel, sample: Any, shipped: list[str]) -> list[str]:
     """Pinned pip requirements of ``model`` (see ``model_requirements`` module)."""
-    from kedro_mlflow_starter.mlflow.artifacts import dataset_type
+    from kedro_mlflow_starter.models.artifacts import dataset_type
 
     modules: set[str] = set()
     for node in model.pipeline.nodes:
@@ -281,40 +274,11 @@ def _restored_sys_path() -> Iterator[None]:
         sys.path[:] = saved
 
 
-@contextmanager
-def _fluent_uris(client: Any) -> Iterator[None]:
-    """Make MLflow's fluent helpers (used inside ``Model.log``) talk to ``client``'s store.
-
-    Usually they already do (both honour MLFLOW_TRACKING_URI). When an in-process
-    ``mlflow.set_tracking_uri`` points elsewhere, pin them for the call and restore both
-    the globals and the environment exactly.
-    """
+def _resolved_uris() -> tuple[str, str | None]:
+    """The store the model is logged to: the session's, else MLflow's own default."""
     import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    tracking_uri = client._tracking_client.tracking_uri
-    registry_uri = client._registry_uri
-    same = mlflow.get_tracking_uri() == tracking_uri and (
-        registry_uri is None or mlflow.get_registry_uri() == registry_uri
-    )
-    if same:
-        yield
-        return
-    saved_env = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
-    try:
-        mlflow.set_tracking_uri(tracking_uri)
-        if registry_uri:
-            mlflow.set_registry_uri(registry_uri)
-        yield
-    finally:
-        if saved_tracking:
-            mlflow.set_tracking_uri(saved_tracking)
-        tracking_utils._tracking_uri = saved_tracking
-        registry_utils._registry_uri = saved_registry
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    from kedro_mlflow_starter.tracking.current import store_uris
+
+    tracking_uri, registry_uri = store_uris()
+    return tracking_uri or mlflow.get_tracking_uri(), registry_uri

@@ -1,0 +1,176 @@
+"""Every private Kedro, kedro-datasets and MLflow surface the plugin relies on, in one place.
+
+Each function here wraps one surface that has no public equivalent in Kedro 1.x or MLflow
+3.x, says why it is needed, and fails with ``PrivateSurfaceChangedError`` naming the
+surface when a release removes or renames it. ``tests/test_compat.py`` exercises each one
+against the installed releases, so an upgrade that breaks one fails there by name, not
+somewhere deep in a ``kedro run``. Nothing outside this module touches a private name of
+another package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import PurePosixPath
+from typing import Any
+
+from kedro_mlflow_starter.errors import KedroMlflowError
+
+
+class PrivateSurfaceChangedError(KedroMlflowError, AttributeError):
+    """A private surface of Kedro, kedro-datasets or MLflow is not what this release expects."""
+
+    def __init__(self, surface: str, detail: str = "") -> None:
+        super().__init__(
+            f"kedro-mlflow-starter relies on {surface}, which the installed release does not provide"
+            f"{': ' + detail if detail else ''}. Install the Kedro/MLflow versions this release supports "
+            "(see pyproject.toml) or upgrade kedro-mlflow-starter."
+        )
+        self.surface = surface
+
+
+def _attribute(obj: Any, name: str, surface: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise PrivateSurfaceChangedError(surface, f"{type(obj).__name__} has no attribute {name!r}") from None
+
+
+# -- Kedro: the catalog ----------------------------------------------------------------------
+# A registry entry's `version:` is reserved by Kedro and dropped when the dataset is built;
+# the only moment to pass it on as `model_version:` is while the entry is still a lazy config.
+
+def lazy_dataset_config(catalog: Any, name: str) -> dict[str, Any] | None:
+    """The raw config of a catalog entry not built yet (``DataCatalog._lazy_datasets``), else None."""
+    lazy = _attribute(catalog, "_lazy_datasets", "kedro DataCatalog._lazy_datasets").get(name)
+    return None if lazy is None else _attribute(lazy, "config", "kedro _LazyDataset.config")
+
+
+def replace_lazy_dataset_config(catalog: Any, name: str, config: dict[str, Any]) -> None:
+    """Replace the raw config of a catalog entry that is not built yet."""
+    lazy = _attribute(catalog, "_lazy_datasets", "kedro DataCatalog._lazy_datasets")[name]
+    lazy.config = config
+
+
+# -- Kedro: datasets and nodes ---------------------------------------------------------------
+
+def dataset_init_config(dataset: Any) -> dict[str, Any] | None:
+    """The ``type`` and constructor arguments a dataset was built with (``_init_config``).
+
+    Kedro's own ``DataCatalog.to_config`` reads it; there is no public per-dataset form.
+    None for datasets that do not record it (ones not derived from ``AbstractDataset``).
+    """
+    init_config = getattr(dataset, "_init_config", None)
+    return dict(init_config()) if callable(init_config) else None
+
+
+def node_call_parts(node: Any) -> tuple[Callable[..., Any], Any, Any, Callable[[Any], dict[str, Any]]]:
+    """A node's function, its inputs and outputs *as declared* (str, list or dict), and its
+    output-to-dict converter.
+
+    ``Node.run`` is public but logs "Running node" at INFO on every call: a served model would
+    log a line per prediction. A pipeline model calls the function itself instead.
+    """
+    return (
+        node.func,
+        _attribute(node, "_inputs", "kedro Node._inputs"),
+        _attribute(node, "_outputs", "kedro Node._outputs"),
+        _attribute(node, "_outputs_to_dictionary", "kedro Node._outputs_to_dictionary"),
+    )
+
+
+# -- kedro-datasets: where a file dataset writes ---------------------------------------------
+# An artifact dataset logs the file its wrapped dataset just wrote. Kedro's datasets keep the
+# target path, filesystem and version in attributes with no public accessor.
+
+def is_partitioned(dataset: Any) -> bool:
+    return hasattr(dataset, "_partition_to_path") and hasattr(dataset, "_path")
+
+
+def has_file_target(dataset: Any) -> bool:
+    return is_partitioned(dataset) or hasattr(dataset, "_filepath")
+
+
+def file_target(dataset: Any) -> Any:
+    """The path a file dataset (or the folder a partitioned dataset) is configured with."""
+    if is_partitioned(dataset):
+        return dataset._path
+    return _attribute(dataset, "_filepath", "kedro-datasets AbstractDataset._filepath")
+
+
+def saved_path(dataset: Any) -> PurePosixPath:
+    """Where the last save wrote: the version folder's file for versioned datasets."""
+    from kedro.io.core import AbstractVersionedDataset
+
+    if isinstance(dataset, AbstractVersionedDataset) and _attribute(dataset, "_version", "kedro _version") is not None:
+        versioned_path = _attribute(dataset, "_get_versioned_path", "kedro AbstractVersionedDataset._get_versioned_path")
+        return versioned_path(dataset.resolve_save_version())
+    return file_target(dataset)
+
+
+def partitions_root(dataset: Any) -> str:
+    """The local-form root folder of a partitioned dataset."""
+    filesystem = _attribute(dataset, "_filesystem", "kedro-datasets PartitionedDataset._filesystem")
+    return filesystem._strip_protocol(_attribute(dataset, "_normalized_path",
+                                                 "kedro-datasets PartitionedDataset._normalized_path"))
+
+
+def partition_path(dataset: Any, partition_id: str) -> str:
+    return _attribute(dataset, "_partition_to_path", "kedro-datasets PartitionedDataset._partition_to_path")(
+        partition_id
+    )
+
+
+def protocol(dataset: Any) -> str:
+    """The fsspec protocol a file dataset writes to (``file`` for a local disk)."""
+    return getattr(dataset, "_protocol", "file")
+
+
+def filesystem(dataset: Any) -> Any:
+    """The fsspec filesystem a file dataset writes to."""
+    found = getattr(dataset, "_fs", None) or getattr(dataset, "_filesystem", None)
+    if found is None:
+        raise PrivateSurfaceChangedError("kedro-datasets AbstractDataset._fs / _filesystem")
+    return found
+
+
+# -- MLflow: the fluent API's store ------------------------------------------------------------
+# `Model.log` (used to log a pipeline model into a run addressed by id) reaches the store
+# through MLflow's fluent helpers. When user code called `mlflow.set_tracking_uri` for
+# another store, they must be pinned to ours for the call and restored exactly, including
+# to "never set", for which MLflow has no public setter.
+
+@contextlib.contextmanager
+def fluent_store(tracking_uri: str, registry_uri: str | None) -> Iterator[None]:
+    """MLflow's fluent helpers talk to this store inside the block; restored exactly after."""
+    import os
+
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    same = mlflow.get_tracking_uri() == tracking_uri and (
+        registry_uri is None or mlflow.get_registry_uri() == registry_uri
+    )
+    if same:
+        yield
+        return
+    saved_env = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking = _attribute(tracking_utils, "_tracking_uri", "mlflow tracking utils._tracking_uri")
+    saved_registry = _attribute(registry_utils, "_registry_uri", "mlflow registry utils._registry_uri")
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        if registry_uri:
+            mlflow.set_registry_uri(registry_uri)
+        yield
+    finally:
+        if saved_tracking:
+            mlflow.set_tracking_uri(saved_tracking)
+        tracking_utils._tracking_uri = saved_tracking
+        registry_utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

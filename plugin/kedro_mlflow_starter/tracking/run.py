@@ -1,0 +1,297 @@
+"""``TrackedRun``: the one owner of an MLflow run that a Kedro pipeline run logs into.
+
+It opens the run (new, resumed from ``tracking.run.id``, or joined: an orchestrator's run
+handed down as ``MLFLOW_RUN_ID`` or already active in this process), logs the params and
+tags in one batch, publishes the run to every thread and process through the environment,
+guards it against SIGTERM and interpreter exit, keeps the ledger of what could not be
+logged, and finishes it with an honest status. The hook, ``kedro mlflow modelify`` and the
+orchestrator's open/close steps all go through it.
+
+Every call goes through ``MlflowClient`` with the run id; the fluent API's thread-local
+active run is only consulted to join a run the user or an orchestrator already started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+from kedro_mlflow_starter.config.redaction import redact_uri
+from kedro_mlflow_starter.errors import RunNotFoundError, TrackingIncompleteError, TrackingStoreUnreachableError
+from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment
+from kedro_mlflow_starter.tracking.experiment import ensure_experiment
+from kedro_mlflow_starter.tracking.failures import (
+    call_with_retry,
+    describe_error,
+    describe_failures,
+    is_transient,
+    read_failures,
+)
+from kedro_mlflow_starter.tracking.params import PreparedParams
+from kedro_mlflow_starter.tracking.run_tags import run_tags
+from kedro_mlflow_starter.tracking.status_guard import StatusGuard
+from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env, http_retry_env
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+
+logger = logging.getLogger("kedro_mlflow_starter")
+
+
+def joinable_run_id(nested: bool) -> str | None:
+    """A run that something else already opened: handed down by env or active in this process."""
+    if not nested:
+        return None
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return os.environ["MLFLOW_RUN_ID"]
+    if "mlflow" in sys.modules:  # nothing can be active if mlflow was never imported
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is not None:
+            return active.info.run_id
+    return None
+
+
+class TrackedRun:
+    """An open MLflow run of one Kedro pipeline run, addressed by id.
+
+    Build it with ``TrackedRun.open``; end it with ``finish`` (success path: raises
+    ``TrackingIncompleteError`` when something could not be logged) or ``close`` (any status,
+    never raises for an outage).
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        config: MlflowConfig,
+        client: MlflowClient,
+        run: Any,
+        experiment_name: str,
+        owned: bool,
+        environment: PublishedEnvironment | None = None,
+    ):
+        self.config = config
+        self.client = client
+        self.run_id: str = run.info.run_id
+        self.run_name: str = run.info.run_name
+        self.experiment_id: str = run.info.experiment_id
+        self.experiment_name = experiment_name
+        self.owned = owned  # False: an orchestrator's run that we log into and leave open
+        self._environment = environment or PublishedEnvironment()
+        self._guard: StatusGuard | None = None
+        self._failure_log: str | None = None
+        self._started = time.monotonic()
+        self.is_open = True
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        config: MlflowConfig,
+        run_params: Mapping[str, Any],
+        params: PreparedParams,
+        run_name: str,
+    ) -> TrackedRun | None:
+        """Open (or join, or resume) the run and log its params and tags in one batch.
+
+        Returns None when the store is unreachable and ``server.on_unreachable`` is
+        ``run_untracked``; raises ``TrackingStoreUnreachableError`` when it is ``fail``.
+        """
+        uri = config.tracking_uri()
+        environment = PublishedEnvironment()
+        environment.set(http_retry_env())
+        environment.set(file_store_env(uri))
+        try:
+            check_reachable(uri, config.server.connect_timeout)
+            client = client_for(uri, config.registry_uri())
+            experiment_id = ensure_experiment(client, config)
+            tags = run_tags(run_params, config.project_path, config.package_name,
+                            config.tracking.params.secret_patterns)
+            tracked = cls._start_or_join(config, client, experiment_id, run_name, tags, environment)
+        except Exception as error:
+            if isinstance(error, TrackingStoreUnreachableError):
+                unreachable = error
+            elif is_transient(error):
+                unreachable = TrackingStoreUnreachableError(uri, f"{type(error).__name__}: {error}")
+            else:
+                environment.restore()
+                raise
+            environment.restore()
+            if config.server.on_unreachable == "run_untracked":
+                logger.warning(unreachable.untracked_notice())
+                return None
+            raise unreachable from None
+        extra_tags = dict(params.tags)
+        if not tracked.owned or config.tracking.run.id:  # a run created elsewhere gets our tags too
+            extra_tags.update(tags)
+        tracked.log_params_and_tags(params.params, extra_tags)
+        for notice in params.notices():
+            logger.warning(notice)
+        logger.info("MLflow run '%s' (%s) started in experiment '%s' at %s.", tracked.run_name, tracked.run_id,
+                    tracked.experiment_name, redact_uri(uri))
+        return tracked
+
+    @classmethod
+    def create(cls, config: MlflowConfig, run_name: str, tags: Mapping[str, str]) -> TrackedRun:
+        """A new run of the configured experiment, owned by the caller (e.g. ``kedro mlflow modelify``)."""
+        client = client_for(config.tracking_uri(), config.registry_uri())
+        experiment_id = ensure_experiment(client, config)
+        run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=dict(tags)))
+        return cls(config, client, run, config.experiment_name, owned=True)
+
+    @classmethod
+    def attach(cls, config: MlflowConfig, run_id: str) -> TrackedRun:
+        """An existing run to log into and leave as it is (never ended here)."""
+        from mlflow.exceptions import MlflowException
+
+        client = client_for(config.tracking_uri(), config.registry_uri())
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as error:
+            raise RunNotFoundError(
+                f"MLflow run '{run_id}' was not found in {redact_uri(config.tracking_uri())}. Check the id "
+                "(`kedro mlflow ui`), or leave out --run-id to log into a new run."
+            ) from error
+        experiment = client.get_experiment(run.info.experiment_id)
+        return cls(config, client, run, experiment.name, owned=False)
+
+    @classmethod
+    def _start_or_join(  # noqa: PLR0913
+        cls,
+        config: MlflowConfig,
+        client: MlflowClient,
+        experiment_id: str,
+        run_name: str,
+        tags: dict[str, str],
+        environment: PublishedEnvironment,
+    ) -> TrackedRun:
+        from mlflow.entities import RunStatus
+
+        resume_id = config.tracking.run.id
+        joined = joinable_run_id(config.tracking.run.nested) if resume_id is None else None
+        if resume_id or joined:
+            run = client.get_run(resume_id or joined)
+            if resume_id:
+                client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            experiment = client.get_experiment(run.info.experiment_id)
+            return cls(config, client, run, experiment.name, owned=not joined, environment=environment)
+        run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags))
+        return cls(config, client, run, config.experiment_name, owned=True, environment=environment)
+
+    def log_params_and_tags(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+        """One ``log_batch``: the client splits it into MLflow's 100-entry chunks."""
+        from mlflow.entities import Param, RunTag
+
+        if not params and not tags:
+            return
+        call_with_retry(
+            lambda: self.client.log_batch(
+                self.run_id,
+                params=[Param(key, value) for key, value in params.items()],
+                tags=[RunTag(key, value) for key, value in tags.items()],
+            )
+        )
+
+    # -- while it runs -----------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Make this run the one every dataset, thread, worker process and fluent call logs into,
+        and keep its status honest if the process is interrupted."""
+        fd, self._failure_log = tempfile.mkstemp(prefix="kedro-mlflow-failures-", suffix=".jsonl")
+        os.close(fd)
+        self._environment.store(self.config.tracking_uri(), self.config.registry_uri())
+        self._environment.run(self.run_id, self._failure_log)
+        if self.config.tracking.disable_tracking.disable_autologging and "mlflow" in sys.modules:
+            import mlflow
+
+            mlflow.autolog(disable=True)
+        self._guard = StatusGuard(self.close)
+        self._guard.arm()
+
+    def failures(self) -> list[dict[str, Any]]:
+        """What could not be logged so far (from every process of this run)."""
+        return read_failures(self._failure_log) if self._failure_log else []
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def finish(self, model_uri: str | None = None) -> None:
+        """End a run whose pipeline succeeded: FINISHED, or FAILED when something was not logged.
+
+        Raises ``TrackingIncompleteError`` listing each item that did not reach MLflow.
+        """
+        failures = self.failures()
+        status = "FAILED" if failures else "FINISHED"
+        unrecorded = self.close(status, model_uri=model_uri)
+        if unrecorded:
+            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded})
+        if failures:
+            raise TrackingIncompleteError(
+                describe_failures(failures, self.run_id, status, status_recorded=not unrecorded)
+            )
+
+    def close(self, status: str, model_uri: str | None = None) -> str | None:
+        """End the run with ``status`` (once), restore the environment, say where the run is.
+
+        Returns None when the status was recorded, else why not (the tracking server went
+        away): the run then stays RUNNING in the store, and the caller says so.
+        """
+        if not self.is_open:
+            return None
+        self.is_open = False
+        if self._guard is not None:
+            self._guard.disarm()
+        try:
+            if self.owned:
+                self._end(status)
+            self._announce(status, model_uri)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            problem = describe_error(error)
+            logger.warning(
+                "MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run "
+                "`kedro mlflow stale-runs --mark-killed` once the tracking server is back.",
+                self.run_id, status, problem,
+            )
+            return problem
+        finally:
+            self._environment.restore()
+            if self._failure_log:
+                Path(self._failure_log).unlink(missing_ok=True)
+        return None
+
+    def _end(self, status: str) -> None:
+        """Close the run with ``status``; drop it from MLflow's fluent stack if user code joined it."""
+        if "mlflow" in sys.modules:
+            import mlflow
+
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == self.run_id:
+                mlflow.end_run(status=status)
+                return
+        call_with_retry(lambda: self.client.set_terminated(self.run_id, status=status))
+
+    def _announce(self, status: str, model_uri: str | None) -> None:
+        uri = redact_uri(self.config.tracking_uri())
+        if uri.startswith(("http://", "https://")):
+            where = f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        else:
+            where = "run `kedro mlflow ui` to open it"
+        model = f", pipeline model {model_uri}" if model_uri else ""
+        state = status if self.owned else f"{status} (left open for its owner)"
+        logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s; %s.", self.run_name, self.run_id, state,
+                    self.experiment_name, model, where)
+
+
+def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str]) -> str:
+    """``tracking.run.name`` when set, else the pipelines run."""
+    return config.tracking.run.name or "+".join(pipeline_names)
