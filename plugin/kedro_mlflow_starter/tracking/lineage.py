@@ -266,24 +266,25 @@ def metric_links(
     return links
 
 
-def link_metrics_to_models(
+def metric_link_points(
     client: Any, run_id: str, links: Mapping[str, list[DatasetRecord]], models: Iterable[Any]
-) -> int:
-    """Attach each metric's latest value to the run's logged models, with the data it was computed on.
+) -> list[Any]:
+    """Each metric's latest value for the run's logged models, with the data it was computed on.
 
-    ``models`` are the run's ``LoggedModel`` objects. A model logged before the metric gets
-    the run's own point (same key, value, step and timestamp) sent again with ``model_id``,
-    ``dataset_name`` and ``dataset_digest``: MLflow keeps one copy in the run's history and
-    adds the model's metric. A model logged after it already holds that point without a
-    dataset (MLflow copies a run's metrics into each model it logs, and a model metric is
-    unique per key, step and timestamp), so its linked point is sent one millisecond later:
-    the run's history then shows the value twice at the same step. Returns the points sent.
+    ``models`` are the run's ``LoggedModel`` objects; the result (``Metric`` objects) goes
+    out with ``log_batch``. A model logged before the metric gets the run's own point (same
+    key, value, step and timestamp) with ``model_id``, ``dataset_name`` and
+    ``dataset_digest``: MLflow keeps one copy in the run's history and adds the model's
+    metric. A model logged after it already holds that point without a dataset (MLflow
+    copies a run's metrics into each model it logs, and a model metric is unique per key,
+    step and timestamp), so its linked point is one millisecond later: the run's history
+    then shows the value twice at the same step.
     """
     from mlflow.entities import Metric
 
     models = list(models)
     if not links or not models:
-        return 0
+        return []
     points = []
     for key, datasets in sorted(links.items()):
         history = client.get_metric_history(run_id, key)
@@ -298,9 +299,7 @@ def link_metrics_to_models(
             for offset, record in enumerate(datasets):
                 points.append(Metric(key, last.value, timestamp + offset, last.step, model_id=model.model_id,
                                      dataset_name=record.name, dataset_digest=record.digest))
-    for start in range(0, len(points), 1000):
-        client.log_batch(run_id, metrics=points[start:start + 1000])
-    return len(points)
+    return points
 
 
 def run_models(client: Any, run_id: str, experiment_id: str) -> list[Any]:

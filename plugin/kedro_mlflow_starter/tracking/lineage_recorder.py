@@ -2,11 +2,11 @@
 
 The run's owner (the hook today, the run object of ``tracking/run.py`` later) creates one
 ``LineageRecorder`` when the run opens, forwards Kedro's node and dataset events to it, and
-calls ``finish`` once, after the pipeline (and its pipeline model) ran. ``finish`` makes at
-most five store calls whatever the pipeline's size: ``log_inputs`` (datasets), one
-``log_batch`` (node timings and version tags), one ``log_artifacts`` (``kedro/``), and
-for metric dataset links, a ``search_logged_models`` plus one ``log_batch`` (and one metric
-history read per linked metric key). ``tracking.lineage`` in ``mlflow.yml`` switches each part.
+calls ``finish`` once, after the pipeline (and its pipeline model) ran. ``finish`` writes
+three times whatever the pipeline's size: ``log_inputs`` (datasets), one ``log_batch``
+(node timings, version tags and the metrics' dataset links) and one ``log_artifacts``
+(``kedro/``); linking metrics first reads the run, its logged models and each linked
+metric's history. ``tracking.lineage`` in ``mlflow.yml`` switches each part.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from kedro_mlflow_starter.tracking.lineage import (
     EVALUATION,
     DatasetRecord,
     describe_dataset,
-    link_metrics_to_models,
+    metric_link_points,
     log_dataset_inputs,
     metric_links,
     pipeline_roles,
@@ -106,8 +106,12 @@ class LineageRecorder:
                     self.records[name] = self._describe(name, None, self.roles.context_of(name) or "input")
             log_dataset_inputs(client, run_id, self.records.values())
             tags = version_tags(self.catalog, self.roles.free_inputs, self.pipeline.all_outputs())
+            if self.roles.evaluation_inputs:
+                links = metric_links(self._metric_keys(client, run_id), self.roles, self.records)
+                if links:
+                    metrics += metric_link_points(client, run_id, links, run_models(client, run_id, experiment_id))
         if self.timer is not None:
-            metrics = self.timer.metrics()
+            metrics += self.timer.metrics()
         from mlflow.entities import RunTag
 
         tag_list = [RunTag(k, v) for k, v in sorted(tags.items())]
@@ -118,10 +122,6 @@ class LineageRecorder:
         files = self._kedro_files()
         if files:
             log_kedro_folder(client, run_id, files)
-        if self.switches.datasets and self.roles.evaluation_inputs:
-            links = metric_links(self._metric_keys(client, run_id), self.roles, self.records)
-            if links:
-                link_metrics_to_models(client, run_id, links, run_models(client, run_id, experiment_id))
 
     # -- internals ---------------------------------------------------------------------------
 
