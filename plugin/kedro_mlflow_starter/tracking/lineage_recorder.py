@@ -148,7 +148,8 @@ class LineageRecorder:
         pipeline = svg = None
         if self.switches.config:
             try:
-                parameters = self.catalog.load("parameters")
+                # the dataset itself, not catalog.load: no "Loading data from parameters" line at the end
+                parameters = self.catalog.get("parameters").load()
             except Exception:  # a catalog without the parameters entry (not built by Kedro's context)
                 parameters = {}
             catalog_run = self.entries
