@@ -56,7 +56,7 @@ def init(env: str, force: bool) -> None:
     """Write the documented mlflow.yml into conf/<env>/."""
     from kedro.framework.startup import bootstrap_project
 
-    from kedro_mlflow_starter.templates import render_mlflow_yml
+    from kedro_mlflow_starter.templates import mlflow_schema_template, render_mlflow_yml
 
     root = find_project_root()
     metadata = bootstrap_project(root)
@@ -69,6 +69,9 @@ def init(env: str, force: bool) -> None:
         raise click.ClickException(f"{target} already exists. Use --force to overwrite it.")
     conf_dir.mkdir(parents=True, exist_ok=True)
     target.write_text(render_mlflow_yml(metadata.package_name), encoding="utf-8")
+    schema = conf_dir.parent / "mlflow.schema.json"  # what the file's first line points editors at
+    if force or not schema.exists():
+        schema.write_text(mlflow_schema_template().read_text(encoding="utf-8"), encoding="utf-8")
     click.secho(f"Wrote {target.relative_to(root)}. `kedro run` now logs to MLflow; `kedro mlflow ui` opens it.",
                 fg="green")
 

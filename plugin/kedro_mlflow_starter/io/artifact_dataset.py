@@ -59,6 +59,22 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
 
     Load: with ``run_id``, the artifact is downloaded from that run and read by the wrapped
     dataset's type; without, the local file is loaded.
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> import pandas as pd
+    >>> from kedro_mlflow_starter.io import MlflowArtifactDataset
+    >>> dataset = MlflowArtifactDataset(
+    ...     dataset={"type": "pandas.CSVDataset", "filepath": str(tmp_path / "predictions.csv")},
+    ...     artifact_path="outputs",
+    ...     run_id=run_id,
+    ... )
+    >>> dataset.save(pd.DataFrame({"species": ["setosa", "virginica"]}))
+    >>> [artifact.path for artifact in client.list_artifacts(run_id, "outputs")]
+    ['outputs/predictions.csv']
+    >>> dataset.load()["species"].tolist()
+    ['setosa', 'virginica']
     """
 
     def __init__(

@@ -164,6 +164,17 @@ class MlflowMetricDataset(_MetricDatasetBase):
           type: kedro_mlflow_starter.io.MlflowMetricDataset
           key: r2_score
           run_id: 0123456789abcdef0123456789abcdef
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from kedro_mlflow_starter.io import MlflowMetricDataset
+    >>> r2 = MlflowMetricDataset(key="r2_score", run_id=run_id)
+    >>> r2.save(0.91)
+    >>> client.get_run(run_id).data.metrics["r2_score"]
+    0.91
+    >>> r2.load()
+    0.91
     """
 
     def __init__(
@@ -246,6 +257,17 @@ class MlflowMetricHistoryDataset(_MetricDatasetBase):
           key: loss/validation
           save_args:
             mode: dict                  # {epoch: loss}
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from kedro_mlflow_starter.io import MlflowMetricHistoryDataset
+    >>> curve = MlflowMetricHistoryDataset(key="loss", run_id=run_id)
+    >>> curve.save([0.9, 0.5, 0.3])
+    >>> [(point.step, point.value) for point in client.get_metric_history(run_id, "loss")]
+    [(0, 0.9), (1, 0.5), (2, 0.3)]
+    >>> curve.load()
+    [0.9, 0.5, 0.3]
     """
 
     MODES = ("list", "dict", "history")
@@ -339,6 +361,17 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
         training:
           type: kedro_mlflow_starter.io.MlflowMetricsHistoryDataset
           prefix: train                 # logged as "train.<name>"
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from kedro_mlflow_starter.io import MlflowMetricsHistoryDataset
+    >>> scores = MlflowMetricsHistoryDataset(prefix="test", run_id=run_id)
+    >>> scores.save({"accuracy": 0.93, "f1_macro": {"value": 0.92, "step": 1}})
+    >>> sorted(client.get_run(run_id).data.metrics.items())
+    [('test.accuracy', 0.93), ('test.f1_macro', 0.92)]
+    >>> scores.load()
+    {'accuracy': [{'value': 0.93, 'step': 0}], 'f1_macro': [{'value': 0.92, 'step': 1}]}
     """
 
     _name_arg = "prefix"

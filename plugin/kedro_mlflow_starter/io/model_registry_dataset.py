@@ -35,6 +35,22 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
           model_name: iris-regressor
           model_version: 3
           flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
+
+    Python API (``run_id`` is an existing MLflow run, ``client`` an ``MlflowClient`` of the
+    same store; the model is registered by logging it, then given an alias):
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from kedro_mlflow_starter.io import MlflowModelRegistryDataset, MlflowModelTrackingDataset
+    >>> MlflowModelTrackingDataset(flavor="mlflow.sklearn", run_id=run_id,
+    ...                            save_args={"registered_model_name": "iris-regressor"}).save(
+    ...     LinearRegression().fit([[1], [2], [3]], [2, 4, 6]))
+    >>> client.set_registered_model_alias("iris-regressor", "champion", "1")
+    >>> champion = MlflowModelRegistryDataset(model_name="iris-regressor", alias="champion").load()
+    >>> champion.predict([[4]]).round(3).tolist()
+    [8.0]
+    >>> pinned = MlflowModelRegistryDataset(model_name="iris-regressor", model_version=1, flavor="mlflow.sklearn")
+    >>> type(pinned.load()).__name__
+    'LinearRegression'
     """
 
     def __init__(

@@ -57,6 +57,19 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
     the hook disabled tracking, the model is kept in memory and logged nowhere. When the
     tracking server is down, the model is written to a local folder that the end-of-run
     failure report names.
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from kedro_mlflow_starter.io import MlflowModelTrackingDataset
+    >>> dataset = MlflowModelTrackingDataset(flavor="mlflow.sklearn", run_id=run_id,
+    ...                                      save_args={"name": "regressor"})
+    >>> dataset.save(LinearRegression().fit([[1], [2], [3]], [2, 4, 6]))
+    >>> [model.name for model in client.search_logged_models([client.get_run(run_id).info.experiment_id])]
+    ['regressor']
+    >>> dataset.load().predict([[4]]).round(3).tolist()
+    [8.0]
     """
 
     def __init__(
