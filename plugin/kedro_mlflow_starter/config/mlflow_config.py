@@ -7,9 +7,9 @@ defaults here are the ones that file states.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kedro_mlflow_starter.config.redaction import DEFAULT_SECRET_PATTERNS
 
@@ -17,10 +17,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class RequestHeaderProviderConfig(_Strict):
+    """kedro-mlflow's key: a class adding headers (e.g. a refreshed token) to every request."""
+
+    type: str | None = None
+    pass_context: bool = False
+    init_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
 class ServerConfig(_Strict):
     mlflow_tracking_uri: str | None = None
     mlflow_registry_uri: str | None = None
     credentials: str | None = None
+    request_header_provider: RequestHeaderProviderConfig = Field(default_factory=RequestHeaderProviderConfig)
     # Ours: what to do when the tracking store cannot be reached when `kedro run` starts.
     on_unreachable: Literal["fail", "run_untracked"] = "fail"
     # Ours: seconds to wait for a remote tracking server before giving up.
@@ -35,6 +44,15 @@ class DisableTrackingConfig(_Strict):
 class CreateExperimentKwargs(_Strict):
     artifact_location: str | None = None
     tags: dict[str, str] | None = None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _stringify_tags(cls, tags: Any) -> Any:
+        """MLflow stores tag values as strings: ``version: 2`` is accepted as ``"2"``."""
+        if isinstance(tags, dict):
+            return {key: value if isinstance(value, str) or value is None else str(value)
+                    for key, value in tags.items()}
+        return tags
 
 
 class ExperimentConfig(_Strict):
