@@ -388,3 +388,29 @@ def test_item7_pipeline_model_api(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=project_env(),
                             timeout=120)
     assert result.stdout.strip().endswith("OK"), result.stdout + result.stderr
+
+
+def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_say(
+    tmp_path: Path, starter_home: Path
+) -> None:
+    """Issue 11 §1: `kedro new --starter=mlflow-iris`, then the opt-out line the READMEs give."""
+    from tests.starter_fixtures import REPO_NAME, assert_ok, kedro_new, write_config
+
+    config = write_config(tmp_path / "config.yml", project_name="Iris Tracking Demo",
+                          mlflow_tracking_uri="sqlite:///mlflow.db", output_dir=str(tmp_path))
+    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=tmp_path, home=starter_home), "kedro new")
+    root = tmp_path / REPO_NAME
+    opt_out = 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-starter",)'
+    readme = (root / "README.md").read_text()
+    [settings] = list(root.glob("src/*/settings.py"))
+    assert opt_out in readme and f"src/{settings.parent.name}/settings.py" in readme  # what the README says to do
+    assert opt_out in settings.read_text()  # offered in settings.py's docstring
+    settings.write_text(settings.read_text() + f"\n{opt_out}\n")
+
+    result = subprocess.run([str(Path(sys.executable).with_name("kedro")), "run"], cwd=root, env=project_env(),
+                            capture_output=True, text=True, timeout=600)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 0, output
+    assert output.count("no MLflow run is open") == 1
+    assert "has no MLflow run to log into" not in output
+    assert not (root / "mlflow.db").exists()  # nothing tracked, no store created
