@@ -414,3 +414,12 @@ def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_sa
     assert output.count("no MLflow run is open") == 1
     assert "has no MLflow run to log into" not in output
     assert not (root / "mlflow.db").exists()  # nothing tracked, no store created
+
+
+def test_item8_init_with_a_missing_environment_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    result = project.run("mlflow", "init", "--env", "staging")
+    assert result.returncode != 0
+    assert "Environment 'staging' does not exist" in result.stderr + result.stdout
+    assert "base, local" in result.stderr + result.stdout
+    assert not (project.path / "conf/staging").exists()
