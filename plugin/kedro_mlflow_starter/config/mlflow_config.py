@@ -7,14 +7,28 @@ defaults here are the ones that file states.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kedro_mlflow_starter.config.redaction import DEFAULT_SECRET_PATTERNS
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class RequestHeaderProviderConfig(_Strict):
+    """kedro-mlflow's key: a class adding headers (e.g. a refreshed token) to every request."""
+
+    type: str | None = Field(
+        default=None, description="Dotted path of a class derived from MLflow's RequestHeaderProvider."
+    )
+    pass_context: bool = Field(
+        default=False, description="Pass the Kedro context to the class as `kedro_context=`."
+    )
+    init_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments the class is created with."
+    )
 
 
 class ServerConfig(_Strict):
@@ -35,6 +49,11 @@ class ServerConfig(_Strict):
         description="The name of an entry of credentials.yml whose keys are exported as environment "
         "variables for MLflow (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN, "
         "AWS_ACCESS_KEY_ID...). Never logged.",
+    )
+    request_header_provider: RequestHeaderProviderConfig = Field(
+        default_factory=RequestHeaderProviderConfig,
+        description="kedro-mlflow's key: a class (`type`, a dotted path) adding headers such as a refreshed "
+        "token to every request MLflow sends; `init_kwargs` are passed to it. Empty: no provider.",
     )
     # Ours: what to do when the tracking store cannot be reached when `kedro run` starts.
     on_unreachable: Literal["fail", "run_untracked"] = Field(
@@ -69,6 +88,15 @@ class CreateExperimentKwargs(_Strict):
         "store, the server's default for a remote one.",
     )
     tags: dict[str, str] | None = Field(default=None, description="Tags set on the experiment when it is created.")
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _stringify_tags(cls, tags: Any) -> Any:
+        """MLflow stores tag values as strings: ``version: 2`` is accepted as ``"2"``."""
+        if isinstance(tags, dict):
+            return {key: value if isinstance(value, str) or value is None else str(value)
+                    for key, value in tags.items()}
+        return tags
 
 
 class ExperimentConfig(_Strict):

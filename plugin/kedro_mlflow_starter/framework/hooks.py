@@ -37,6 +37,7 @@ class MlflowHook:
         self._untracked = PublishedEnvironment()
         self._untracked_reason: str | None = None
         self._lineage: Any = None  # tracking.lineage_recorder.LineageRecorder while a tracked pipeline runs
+        self._session = PublishedEnvironment()  # the store of mlflow.yml, for the whole session
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -51,6 +52,41 @@ class MlflowHook:
         context.mlflow = self.config
         if self.config.server.credentials:
             export_credentials(context.config_loader, self.config.server.credentials)
+        self._publish_session_store(context)
+
+    # -- session-wide store and the node's active run (kedro-mlflow compatibility) -----------
+    # Once a session read mlflow.yml, every dataset and fluent call of the session talks to the
+    # store it names, tracked or not (untracked pipelines, notebooks after load_context()).
+    # Inside a node, `mlflow.active_run()` is the Kedro run, in every runner's workers.
+
+    def _publish_session_store(self, context: Any) -> None:
+        from kedro_mlflow_starter.tracking.current import register_request_header_provider
+        from kedro_mlflow_starter.tracking.store import file_store_env
+
+        config = self.config
+        self._session.restore()  # the previous session's store, if any
+        uri = config.tracking_uri()
+        self._session.set(file_store_env(uri))
+        self._session.store(uri, config.registry_uri())
+        register_request_header_provider(config.server.request_header_provider, context)
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        from kedro_mlflow_starter.tracking.current import enter_node_run
+
+        enter_node_run()
+
+    @hook_impl
+    def after_node_run(self) -> None:
+        from kedro_mlflow_starter.tracking.current import leave_node_run
+
+        leave_node_run()
+
+    @hook_impl
+    def on_node_error(self) -> None:
+        from kedro_mlflow_starter.tracking.current import leave_node_run
+
+        leave_node_run()
 
     @hook_impl
     def after_catalog_created(self, catalog: Any) -> None:
