@@ -3,6 +3,8 @@
     python inprocess.py sessions <project> <repeats>      session.run() wall times
     python inprocess.py metric_history <work dir> <repeats> 10,000-point history save
     python inprocess.py model_logging <project> <repeats>  pipeline-model logging after a run
+    python inprocess.py lineage <project> <repeats>        session.run() with lineage on / off, alternated
+    python inprocess.py digest <work dir> <repeats>        file-metadata digest of a 1 MB and a 100 MB file
 """
 
 from __future__ import annotations
@@ -31,6 +33,50 @@ def sessions(root: Path, repeats: int) -> dict:
     bootstrap_project(root)
     _session_run(root)  # warm imports and the store, as a long-lived process would be
     return {"times": [_session_run(root) for _ in range(repeats)]}
+
+
+def lineage(root: Path, repeats: int) -> dict:
+    """The same project with lineage on (``root``) and off (``root``-lineage-off: every
+    ``tracking.lineage`` switch false), alternated in one warm process."""
+    from kedro.framework.startup import bootstrap_project
+
+    twin = root.with_name(root.name + "-lineage-off")
+    bootstrap_project(root)
+    _session_run(root)
+    _session_run(twin)
+    on, off = [], []
+    for _ in range(repeats):
+        on.append(_session_run(root))
+        off.append(_session_run(twin))
+    return {"on": on, "off": off}
+
+
+def digest(work: Path, repeats: int) -> dict:
+    """``file_metadata_digest`` of a 1 MB and a 100 MB file (real bytes), and a full read for scale."""
+    import hashlib
+
+    from kedro_mlflow_starter.tracking.lineage import file_metadata_digest
+
+    work.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for size_mb in (1, 100):
+        path = work / f"data-{size_mb}mb.bin"
+        with open(path, "wb") as handle:
+            for _ in range(size_mb):
+                handle.write(os.urandom(1024 * 1024))
+        files[size_mb] = path
+    times: dict[str, list[float]] = {"1": [], "100": []}
+    for _ in range(repeats * 200):
+        for size_mb, path in files.items():
+            start = time.perf_counter()
+            file_metadata_digest(path)
+            times[str(size_mb)].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    hashlib.sha256(files[100].read_bytes()).hexdigest()
+    read_100 = time.perf_counter() - start
+    for path in files.values():
+        path.unlink()
+    return {**times, "read_100": read_100}
 
 
 def metric_history(work: Path, repeats: int) -> dict:
@@ -120,10 +166,10 @@ def model_logging(root: Path, repeats: int) -> dict:
 
 if __name__ == "__main__":
     kind, target, repeats = sys.argv[1], Path(sys.argv[2]).resolve(), int(sys.argv[3])
-    if kind not in ("metric_history", "param_floor"):
+    if kind not in ("metric_history", "param_floor", "digest"):
         os.chdir(target)
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{target / 'mlflow.db'}")
     result = {"sessions": sessions, "metric_history": metric_history, "model_logging": model_logging,
-              "param_floor": param_floor}[kind](
+              "param_floor": param_floor, "lineage": lineage, "digest": digest}[kind](
         target, repeats)
     print(json.dumps(result))

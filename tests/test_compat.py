@@ -125,3 +125,63 @@ def test_no_private_name_of_another_package_is_used_outside_compat() -> None:
                     continue
                 offenders.append(f"{path.name}:{item.lineno}: .{item.attr}")
     assert offenders == []
+
+
+def test_catalog_entry_being_built_is_the_entry_name_kedro_builds() -> None:
+    from kedro.io import DataCatalog
+
+    seen = {}
+
+    class Probe(compat_probe_base()):  # type: ignore[misc]
+        def __init__(self) -> None:
+            seen["name"] = compat.catalog_entry_being_built()
+
+    catalog = DataCatalog.from_config({"my_entry": {"type": Probe}})
+    catalog.get("my_entry")
+    assert seen["name"] == "my_entry"
+    Probe()
+    assert seen["name"] is None  # built by hand: no entry
+
+
+def compat_probe_base() -> type:
+    from kedro.io import AbstractDataset
+
+    class Base(AbstractDataset):
+        def load(self): return None  # noqa: ANN201, E704
+        def save(self, data): return None  # noqa: ANN001, ANN201, E704
+        def _describe(self): return {}  # noqa: ANN202, E704
+    return Base
+
+
+def test_leave_fluent_run_pops_without_ending_the_run(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    run_id = mlflow.MlflowClient(uri).create_run("0").info.run_id
+    mlflow.start_run(run_id=run_id)
+    assert compat.leave_fluent_run(run_id) is True
+    assert mlflow.active_run() is None
+    assert mlflow.MlflowClient(uri).get_run(run_id).info.status == "RUNNING"
+    assert compat.leave_fluent_run(run_id) is False
+
+
+def test_register_request_header_provider_adds_its_headers() -> None:
+    from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    class Token(RequestHeaderProvider):
+        def in_context(self) -> bool:
+            return True
+
+        def request_headers(self) -> dict:
+            return {"X-Test-Token": "abc"}
+
+    from mlflow.tracking.request_header import registry
+
+    compat.register_request_header_provider(Token())
+    try:
+        assert resolve_request_headers()["X-Test-Token"] == "abc"
+    finally:  # leave MLflow's registry as it was for the other tests of this process
+        providers = registry._request_header_provider_registry._registry
+        providers[:] = [p for p in providers if not isinstance(p, Token)]

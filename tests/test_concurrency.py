@@ -35,8 +35,10 @@ def test_every_runner_logs_one_complete_run_to_the_server(server_project, mlflow
     [run] = new
     assert run.info.status == "FINISHED"
     assert run.data.tags["kedro.runner"] == runner
-    assert run.data.params == {"factor": "2.0"} and set(run.data.metrics) == {"r2"}
-    assert all_artifacts(client, run.info.run_id) == ["outputs/predictions.csv"]
+    # Besides the pipeline's own metric and artifact: node timings (time.*) and the kedro/ folder (issue 14).
+    assert run.data.params == {"factor": "2.0"} and {k for k in run.data.metrics if not k.startswith("time.")} == {"r2"}
+    assert "time.pipeline" in run.data.metrics
+    assert [a for a in all_artifacts(client, run.info.run_id) if not a.startswith("kedro/")] == ["outputs/predictions.csv"]
     models = client.search_logged_models([run.info.experiment_id],
                                          filter_string=f"source_run_id = '{run.info.run_id}'")
     assert sorted(m.name for m in models) == ["model", "regressor_model"]

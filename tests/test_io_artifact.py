@@ -13,7 +13,7 @@ from kedro.io.core import DatasetError
 
 from kedro_mlflow_starter.io import MlflowArtifactDataset
 from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from kedro_mlflow_starter.tracking.current import NoActiveRunError
+from kedro_mlflow_starter.io import _common
 from tests.io_fixtures import Run, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."
@@ -137,11 +137,35 @@ def test_bad_wrapped_dataset_fails_at_catalog_creation_naming_the_entry(dataset:
         bind_mlflow_datasets(catalog)
 
 
-def test_no_run_raises_before_writing_anything(no_run, tmp_path: Path) -> None:  # noqa: ANN001
+def test_without_any_run_the_wrapped_dataset_saves_and_loads_locally(
+    no_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture  # noqa: ANN001
+) -> None:
+    """Issue 11 §1: the hook disabled: the artifact dataset is its wrapped dataset, one warning."""
+    monkeypatch.setattr(_common, "_warned_no_run", False)
+    before = runs_in(no_run)
     local = tmp_path / "out.csv"
-    with pytest.raises(NoActiveRunError, match="no MLflow run to log into"):
-        MlflowArtifactDataset(dataset={"type": "pandas.CSVDataset", "filepath": str(local)}).save(FRAME)
-    assert not local.exists()
+    catalog = DataCatalog.from_config(
+        {"predictions": {"type": PKG + "MlflowArtifactDataset",
+                         "dataset": {"type": "pandas.CSVDataset", "filepath": str(local)}}}
+    )
+    with caplog.at_level("WARNING", logger="kedro_mlflow_starter"):
+        catalog.save("predictions", FRAME)
+        catalog.save("predictions", FRAME)
+
+    assert local.exists()
+    assert catalog.load("predictions").equals(FRAME)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "'predictions' (MlflowArtifactDataset)" in warning and "log nothing" in warning
+    assert runs_in(no_run) == before
+
+
+def test_artifact_dataset_run_id_attribute_is_honoured(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset = MlflowArtifactDataset(dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "a.json")})
+    assert dataset.run_id is None
+    start_run(run.store, monkeypatch)
+    dataset.run_id = run.run_id  # kedro-mlflow users set it to log into a given run
+    dataset.save({"x": 1})
+    assert run.artifacts() == ["a.json"]
 
 
 def test_explicit_run_id_wins_over_the_current_run(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

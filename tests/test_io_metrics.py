@@ -10,7 +10,7 @@ from kedro.io.core import DatasetError
 
 from kedro_mlflow_starter.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset
 from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from kedro_mlflow_starter.tracking.current import NoActiveRunError
+from kedro_mlflow_starter.io import _common
 from tests.io_fixtures import Run, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."
@@ -58,7 +58,7 @@ def test_metric_overwrite_at_a_step(run: Run) -> None:
 
 def test_metric_value_that_is_not_a_number_is_refused_by_name(run: Run) -> None:
     catalog = catalog_of({"accuracy": {"type": PKG + "MlflowMetricDataset"}})
-    with pytest.raises(DatasetError, match=r"MlflowMetricDataset 'accuracy'.*must be a number.*float\(score\)"):
+    with pytest.raises(DatasetError, match=r"'accuracy' \(MlflowMetricDataset\).*must be a number.*float\(score\)"):
         catalog.save("accuracy", "0.9")
     assert run.client.get_run(run.run_id).data.metrics == {}
 
@@ -81,13 +81,53 @@ def test_metric_without_key_outside_a_session_says_how_to_name_it(run: Run) -> N
         MlflowMetricDataset().save(1.0)
 
 
-def test_saving_without_any_run_explains_and_creates_no_run(no_run) -> None:  # noqa: ANN001
+def test_without_any_run_metrics_keep_their_values_warn_once_and_create_no_run(
+    no_run, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture  # noqa: ANN001
+) -> None:
+    """Issue 11 §1: the hook disabled / a notebook without a run: local behaviour, one warning."""
+    monkeypatch.setattr(_common, "_warned_no_run", False)
     before = runs_in(no_run)
-    with pytest.raises(NoActiveRunError, match=r"no MLflow run to log into.*kedro run.*run_id"):
-        MlflowMetricDataset(key="accuracy").save(0.9)
-    with pytest.raises(DatasetError, match="no MLflow run"):
-        MlflowMetricsHistoryDataset(prefix="scores").save({"a": 1.0})
+    catalog = DataCatalog.from_config(  # no hook: the entry names come from the catalog itself
+        {
+            "accuracy": {"type": PKG + "MlflowMetricDataset"},
+            "loss_curve": {"type": PKG + "MlflowMetricHistoryDataset"},
+            "scores": {"type": PKG + "MlflowMetricsHistoryDataset"},
+        }
+    )
+    with caplog.at_level("WARNING", logger="kedro_mlflow_starter"):
+        catalog.save("accuracy", 0.9)
+        catalog.save("loss_curve", [3.0, 2.0])
+        catalog.save("scores", {"a": 1.0})
+
+    assert (catalog.load("accuracy"), catalog.load("loss_curve"), catalog.load("scores")) == (
+        0.9, [3.0, 2.0], {"scores.a": {"value": 1.0, "step": 0}}
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "'accuracy' (MlflowMetricDataset)" in warnings[0]
+    assert "log nothing" in warnings[0] and "DISABLE_HOOKS_FOR_PLUGINS" in warnings[0]
+    assert "mlflow.start_run()" in warnings[0]
     assert runs_in(no_run) == before
+
+
+def test_loading_a_metric_never_saved_without_a_run_names_the_entry(no_run) -> None:  # noqa: ANN001
+    catalog = DataCatalog.from_config({"val_accuracy": {"type": PKG + "MlflowMetricDataset"}})
+    with pytest.raises(DatasetError, match=r"'val_accuracy' \(MlflowMetricDataset\) has nothing to load.*run_id:"):
+        catalog.load("val_accuracy")
+
+
+def test_a_run_the_user_opened_is_where_metrics_log_when_no_kedro_run_is(no_run) -> None:  # noqa: ANN001
+    """kedro-mlflow's documented notebook pattern: ``with mlflow.start_run(): metric_ds.save(0.3)``."""
+    import mlflow
+
+    mlflow.set_experiment(experiment_id=no_run.experiment_id)
+    before = runs_in(no_run)
+    metric_ds = MlflowMetricDataset(key="my_metric")
+    with mlflow.start_run() as active:
+        metric_ds.save(0.3)
+        assert metric_ds.load() == 0.3
+    assert no_run.client.get_run(active.info.run_id).data.metrics == {"my_metric": 0.3}
+    assert runs_in(no_run) == [active.info.run_id, *before]  # the user's run, nothing else
 
 
 def test_metrics_are_kept_in_memory_when_tracking_is_disabled(tracking_off) -> None:  # noqa: ANN001
@@ -99,7 +139,7 @@ def test_metrics_are_kept_in_memory_when_tracking_is_disabled(tracking_off) -> N
     several = MlflowMetricsHistoryDataset(prefix="scores")
     several.save({"a": 1.0})
 
-    assert (metric.load(), history.load(), several.load()) == (0.75, [3.0, 2.0], {"a": [{"value": 1.0, "step": 0}]})
+    assert (metric.load(), history.load(), several.load()) == (0.75, [3.0, 2.0], {"scores.a": {"value": 1.0, "step": 0}})
     assert runs_in(tracking_off) == before
 
 
@@ -130,7 +170,7 @@ def test_long_history_goes_out_in_batches_of_1000(run: Run, monkeypatch: pytest.
     [
         ("list", [0.5, 0.25, 0.125]),
         ("dict", {0: 0.5, 5: 0.25, 10: 0.125}),
-        ("history", [{"step": 2, "value": 1.0}, {"step": 3, "value": 0.5}]),
+        ("history", [{"step": 2, "value": 1.0, "timestamp": 1000}, {"step": 3, "value": 0.5, "timestamp": 2000}]),
     ],
 )
 def test_metric_history_round_trips_in_each_mode(run: Run, mode: str, data) -> None:  # noqa: ANN001
@@ -159,13 +199,49 @@ def test_metrics_history_accepts_all_three_forms_under_the_entry_prefix(run: Run
     )
 
     assert run.client.get_run(run.run_id).data.metrics == {"scores.r2": 0.9, "scores.mae": 0.3, "scores.loss": 1.0}
+    # kedro-mlflow's shape: MLflow keys (prefixed), each metric as the node gave it
     assert catalog.load("scores") == {
-        "loss": [{"value": 2.0, "step": 0}, {"value": 1.0, "step": 1}],
-        "mae": [{"value": 0.3, "step": 2}],
-        "r2": [{"value": 0.9, "step": 0}],
+        "scores.loss": [{"value": 2.0, "step": 0}, {"value": 1.0, "step": 1}],
+        "scores.mae": {"value": 0.3, "step": 2},
+        "scores.r2": {"value": 0.9, "step": 0},
     }
     last = MlflowMetricsHistoryDataset(prefix="scores", run_id=run.run_id, load_args={"mode": "value"}).load()
-    assert last == {"loss": 1.0, "mae": 0.3, "r2": 0.9}
+    assert last == {"scores.loss": 1.0, "scores.mae": 0.3, "scores.r2": 0.9}
+
+
+def test_metrics_history_prefix_null_logs_unprefixed_names(run: Run) -> None:
+    """Issue 12 item 6: ``prefix: null`` means no prefix (absent means the entry name)."""
+    catalog = catalog_of(
+        {"plain": {"type": PKG + "MlflowMetricsHistoryDataset", "prefix": None},
+         "named": {"type": PKG + "MlflowMetricsHistoryDataset"}}
+    )
+    catalog.save("plain", {"rmse": 0.5})
+    catalog.save("named", {"rmse": 0.25})
+
+    assert run.client.get_run(run.run_id).data.metrics == {"rmse": 0.5, "named.rmse": 0.25}
+    assert catalog["plain"].prefix is None and catalog["named"].prefix == "named"
+
+
+def test_metric_history_keeps_the_timestamps_it_was_given(run: Run) -> None:
+    points = [{"step": 0, "value": 0.1, "timestamp": 1_345_545}, {"step": 1, "value": 0.2, "timestamp": 1_345_546}]
+    MlflowMetricHistoryDataset(key="ts", save_args={"mode": "history"}).save(points)
+
+    assert sorted((m.step, m.timestamp) for m in run.client.get_metric_history(run.run_id, "ts")) == [
+        (0, 1_345_545), (1, 1_345_546)]
+    assert MlflowMetricHistoryDataset(key="ts", save_args={"mode": "history"}).load() == points
+
+
+def test_metric_public_attributes_are_honoured(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``key`` and ``run_id`` are read and set as kedro-mlflow users do."""
+    dataset = MlflowMetricDataset(key="first")
+    assert (dataset.key, dataset.run_id) == ("first", None)
+    dataset.key = "renamed"
+    dataset.save(1.0)
+    assert run.client.get_run(run.run_id).data.metrics == {"renamed": 1.0}
+
+    start_run(run.store, monkeypatch)
+    dataset.run_id = run.run_id  # read the earlier run from the new one
+    assert dataset.load() == 1.0
 
 
 def test_metric_logging_outage_is_recorded_not_raised(failure_log, tracking_server_down) -> None:  # noqa: ANN001

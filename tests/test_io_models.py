@@ -21,7 +21,7 @@ from kedro_mlflow_starter.io import (
     MlflowModelTrackingDataset,
 )
 from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from kedro_mlflow_starter.tracking.current import NoActiveRunError
+from kedro_mlflow_starter.io import _common
 from tests.io_fixtures import Run, Store, runs_in, start_run
 
 PKG = "kedro_mlflow_starter.io."
@@ -170,11 +170,56 @@ def test_registry_version_key_in_the_catalog_is_kept() -> None:
     assert catalog["pinned"].model_uri == "models:/m/4"
 
 
-def test_saving_a_model_without_any_run_explains_and_creates_nothing(no_run: Store) -> None:
+def test_without_any_run_the_model_is_kept_for_downstream_nodes_and_nothing_is_created(
+    no_run: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11 §1: the hook disabled: the model stays in memory, the warning names the entry."""
+    monkeypatch.setattr(_common, "_warned_no_run", False)
     before = runs_in(no_run)
-    with pytest.raises(NoActiveRunError, match="no MLflow run to log into"):
-        MlflowModelTrackingDataset(flavor="mlflow.sklearn").save(regressor())
+    catalog = DataCatalog.from_config({"sklearn_model": {"type": PKG + "MlflowModelTrackingDataset",
+                                                         "flavor": "mlflow.sklearn"}})
+    model = regressor()
+    with caplog.at_level("WARNING", logger="kedro_mlflow_starter"):
+        catalog.save("sklearn_model", model)
+    assert catalog.load("sklearn_model") is model
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "'sklearn_model' (MlflowModelTrackingDataset)" in warning and "'model'" not in warning
     assert runs_in(no_run) == before
+
+
+def test_a_model_dataset_never_saved_without_a_run_names_the_entry(no_run: Store) -> None:
+    catalog = DataCatalog.from_config({"sklearn_model": {"type": PKG + "MlflowModelTrackingDataset",
+                                                         "flavor": "mlflow.sklearn"}})
+    with pytest.raises(DatasetError, match=r"'sklearn_model' \(MlflowModelTrackingDataset\) has nothing to load"):
+        catalog.load("sklearn_model")
+
+
+def test_model_tracking_artifact_path_is_mapped_to_name_with_a_warning(run: Run) -> None:
+    """Issue 12 item 6: kedro-mlflow's ``artifact_path`` (MLflow 2) becomes MLflow 3's ``name``."""
+    with pytest.warns(FutureWarning, match=r"artifact_path: clf.*MLflow 3 calls it `name`"):
+        dataset = MlflowModelTrackingDataset(flavor="mlflow.sklearn", artifact_path="clf")
+    dataset.save(regressor())
+    [logged] = run.logged_models()
+    assert logged.name == "clf"
+    assert dataset.model_uri == f"models:/{logged.model_id}"
+    assert MlflowModelTrackingDataset(flavor="mlflow.sklearn", load_args={"model_uri": dataset.model_uri}).load() is not None
+
+
+def test_registry_dataset_accepts_kedro_mlflow_arguments() -> None:
+    """Issue 12 item 6: ``stage_or_version`` and ``pyfunc_workflow`` as kedro-mlflow documents them."""
+    catalog = DataCatalog.from_config(
+        {
+            "by_number": {"type": PKG + "MlflowModelRegistryDataset", "model_name": "m", "stage_or_version": 3,
+                          "pyfunc_workflow": "python_model"},
+            "newest": {"type": PKG + "MlflowModelRegistryDataset", "model_name": "m", "stage_or_version": "latest"},
+            "staged": {"type": PKG + "MlflowModelRegistryDataset", "model_name": "m", "stage_or_version": "Production"},
+        }
+    )
+    bind_mlflow_datasets(catalog)
+    assert [catalog[name].model_uri for name in ("by_number", "newest", "staged")] == [
+        "models:/m/3", "models:/m/latest", "models:/m/Production"]
+    with pytest.raises(DatasetError, match=r"either `alias:` or `stage_or_version:`"):
+        MlflowModelRegistryDataset(model_name="m", alias="champion", stage_or_version="Production")
 
 
 def test_tracking_disabled_keeps_the_model_in_memory(tracking_off: Store) -> None:

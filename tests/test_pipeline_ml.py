@@ -118,7 +118,6 @@ def test_inputs_read_but_not_produced_by_training_are_allowed() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"log_model_kwargs": {"artifact_path": "m"}}, "artifact_path"),
         ({"log_model_kwargs": {"nme": "m"}}, "unknown log_model_kwargs key"),
         ({"kpm_kwargs": {"copy": "deepcopy"}}, "Allowed: runner, copy_mode"),
         ({"log_model_kwargs": ["name"]}, "must be a dict"),
@@ -237,11 +236,14 @@ def test_tag_keeps_pipeline_ml_and_tags_training_nodes(ml: PipelineML) -> None:
     assert isinstance(tagged.filter(tags=["nightly"]), PipelineML)
 
 
-def test_adding_two_different_pipeline_ml_is_refused(ml: PipelineML) -> None:
+def test_adding_two_different_pipeline_ml_gives_a_plain_pipeline_with_a_warning(ml: PipelineML, caplog) -> None:
+    """As kedro-mlflow documents (issue 12 item 7): a plain Pipeline and a warning, not an error."""
     other_inference = pipeline([node(combine, ["instances", "model"], "scores", name="score")])
     other = pipeline_ml_factory(TRAINING, other_inference, input_name="instances")
-    with pytest.raises(KedroMlflowPipelineMLError, match="different inference pipelines"):
-        ml + other  # noqa: B018
+    with caplog.at_level("WARNING"):
+        summed = ml + other
+    assert type(summed) is Pipeline and set(summed.nodes) == set(ml.nodes) | set(other.nodes)
+    assert "different inference pipelines" in caplog.text and "no pipeline model will be logged" in caplog.text
     assert isinstance(ml + ml, PipelineML)
 
 

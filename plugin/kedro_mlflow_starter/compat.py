@@ -174,3 +174,65 @@ def fluent_store(tracking_uri: str, registry_uri: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# -- Kedro: the name of the catalog entry a dataset is built for ------------------------------
+# A dataset is built by `AbstractDataset.from_config(name, config)` and never told its entry
+# name. With the hook, `after_catalog_created` binds the name; without it (hooks disabled, a
+# catalog built by hand) this is the only way for an error or warning to name the entry the
+# user wrote. Reads the documented `name` argument of that public classmethod from the stack.
+
+def catalog_entry_being_built() -> str | None:
+    """The catalog entry name when called while Kedro's ``AbstractDataset.from_config`` builds it."""
+    import sys
+
+    from kedro.io.core import AbstractDataset
+
+    code = getattr(AbstractDataset.from_config, "__func__", AbstractDataset.from_config).__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            name = frame.f_locals.get("name")
+            if not isinstance(name, str):
+                raise PrivateSurfaceChangedError(
+                    "the `name` argument of kedro AbstractDataset.from_config", f"got {name!r}"
+                )
+            return name
+        frame = frame.f_back
+    return None
+
+
+# -- MLflow: the fluent active run of a node ----------------------------------------------------
+# Inside a node, `mlflow.active_run()` must be the Kedro run (user code reads its id or tags
+# it). `mlflow.start_run(run_id=...)` makes it active in the node's thread, but the only public
+# way to make it inactive again, `mlflow.end_run()`, also terminates the run (and unsets
+# MLFLOW_RUN_ID). Taking it off the thread's stack leaves its status alone.
+
+def leave_fluent_run(run_id: str) -> bool:
+    """Take ``run_id`` off the top of this thread's fluent active-run stack, without ending it."""
+    from mlflow.tracking import fluent
+
+    holder = _attribute(fluent, "_active_run_stack", "mlflow.tracking.fluent._active_run_stack")
+    stack = holder.get()
+    if not isinstance(stack, list):
+        raise PrivateSurfaceChangedError("mlflow.tracking.fluent._active_run_stack", f"holds {type(stack).__name__}")
+    if stack and stack[-1].info.run_id == run_id:
+        stack.pop()
+        return True
+    return False
+
+
+# -- MLflow: request header providers named in mlflow.yml ---------------------------------------
+# MLflow's public way to add a request header provider is a package entry point; kedro-mlflow's
+# mlflow.yml names a class (and its constructor arguments) instead, so the class is added to the
+# registry that MLflow's entry points fill.
+
+def register_request_header_provider(provider: Any) -> None:
+    """Make MLflow ask ``provider`` (an instance) for headers on every request to the server."""
+    from mlflow.tracking.request_header import registry
+
+    holder = _attribute(registry, "_request_header_provider_registry",
+                        "mlflow.tracking.request_header.registry._request_header_provider_registry")
+    providers = _attribute(holder, "_registry", "mlflow RequestHeaderProviderRegistry._registry")
+    providers[:] = [p for p in providers if type(p) is not type(provider)]
+    providers.append(provider)

@@ -13,7 +13,7 @@ catch: a bad ``mlflow.yml`` is a ``ValueError``, a dataset problem a Kedro ``Dat
 
 from __future__ import annotations
 
-from kedro.io.core import DatasetError
+from kedro.io.core import DatasetError, DatasetNotFoundError
 
 
 class KedroMlflowError(Exception):
@@ -117,3 +117,15 @@ class KedroMlflowPipelineMLError(KedroMlflowUserError, ValueError):
 
     The message names the datasets involved and how to fix the declaration.
     """
+
+
+class KedroPipelineModelError(KedroMlflowPipelineMLError):
+    """A ``KedroPipelineModel`` cannot be built, loaded or run as asked (kedro-mlflow's name).
+
+    A ``ValueError`` like every pipeline-model error: catching ``KedroMlflowPipelineMLError``
+    catches it too.
+    """
+
+
+class PipelineModelInputNotFoundError(KedroPipelineModelError, DatasetNotFoundError):
+    """An input of the inference pipeline has no catalog entry: also Kedro's ``DatasetNotFoundError``."""

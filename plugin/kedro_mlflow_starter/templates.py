@@ -31,6 +31,11 @@ def mlflow_yml_template() -> Path:
     return starter_root() / "starter" / PROJECT_DIR_NAME / "conf" / "base" / "mlflow.yml"
 
 
+def mlflow_schema_template() -> Path:
+    """The JSON Schema the first line of ``mlflow.yml`` points editors at (``conf/mlflow.schema.json``)."""
+    return starter_root() / "starter" / PROJECT_DIR_NAME / "conf" / "mlflow.schema.json"
+
+
 def render_mlflow_yml(python_package: str, tracking_uri: str | None = None) -> str:
     """The documented ``mlflow.yml`` as the starter ships it, for ``kedro mlflow init``."""
     from jinja2 import Environment, StrictUndefined

@@ -58,7 +58,7 @@ def init(env: str, force: bool) -> None:
     """Write the documented mlflow.yml into conf/<env>/."""
     from kedro.framework.startup import bootstrap_project
 
-    from kedro_mlflow_starter.templates import render_mlflow_yml
+    from kedro_mlflow_starter.templates import mlflow_schema_template, render_mlflow_yml
 
     root = find_project_root()
     metadata = bootstrap_project(root)
@@ -67,10 +67,18 @@ def init(env: str, force: bool) -> None:
     conf_source = Path(settings.CONF_SOURCE)
     conf_dir = (conf_source if conf_source.is_absolute() else root / conf_source) / env
     target = conf_dir / "mlflow.yml"
+    if not conf_dir.is_dir():
+        existing = sorted(p.name for p in conf_dir.parent.iterdir() if p.is_dir()) if conf_dir.parent.is_dir() else []
+        raise click.ClickException(
+            f"Environment '{env}' does not exist: there is no folder {conf_dir.relative_to(root) if conf_dir.is_relative_to(root) else conf_dir}. "
+            f"Choose an existing one ({', '.join(existing) or 'none found'}) with --env, or create the folder first."
+        )
     if target.exists() and not force:
         raise click.ClickException(f"{target} already exists. Use --force to overwrite it.")
-    conf_dir.mkdir(parents=True, exist_ok=True)
     target.write_text(render_mlflow_yml(metadata.package_name), encoding="utf-8")
+    schema = conf_dir.parent / "mlflow.schema.json"  # what the file's first line points editors at
+    if force or not schema.exists():
+        schema.write_text(mlflow_schema_template().read_text(encoding="utf-8"), encoding="utf-8")
     click.secho(f"Wrote {target.relative_to(root)}. `kedro run` now logs to MLflow; `kedro mlflow ui` opens it.",
                 fg="green")
 

@@ -36,6 +36,8 @@ class MlflowHook:
         self._run: Any = None  # tracking.run.TrackedRun while a tracked pipeline runs
         self._untracked = PublishedEnvironment()
         self._untracked_reason: str | None = None
+        self._lineage: Any = None  # tracking.lineage_recorder.LineageRecorder while a tracked pipeline runs
+        self._session = PublishedEnvironment()  # the store of mlflow.yml, for the whole session
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -50,6 +52,41 @@ class MlflowHook:
         context.mlflow = self.config
         if self.config.server.credentials:
             export_credentials(context.config_loader, self.config.server.credentials)
+        self._publish_session_store(context)
+
+    # -- session-wide store and the node's active run (kedro-mlflow compatibility) -----------
+    # Once a session read mlflow.yml, every dataset and fluent call of the session talks to the
+    # store it names, tracked or not (untracked pipelines, notebooks after load_context()).
+    # Inside a node, `mlflow.active_run()` is the Kedro run, in every runner's workers.
+
+    def _publish_session_store(self, context: Any) -> None:
+        from kedro_mlflow_starter.tracking.current import register_request_header_provider
+        from kedro_mlflow_starter.tracking.store import file_store_env
+
+        config = self.config
+        self._session.restore()  # the previous session's store, if any
+        uri = config.tracking_uri()
+        self._session.set(file_store_env(uri))
+        self._session.store(uri, config.registry_uri())
+        register_request_header_provider(config.server.request_header_provider, context)
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        from kedro_mlflow_starter.tracking.current import enter_node_run
+
+        enter_node_run()
+
+    @hook_impl
+    def after_node_run(self) -> None:
+        from kedro_mlflow_starter.tracking.current import leave_node_run
+
+        leave_node_run()
+
+    @hook_impl
+    def on_node_error(self) -> None:
+        from kedro_mlflow_starter.tracking.current import leave_node_run
+
+        leave_node_run()
 
     @hook_impl
     def after_catalog_created(self, catalog: Any) -> None:
@@ -82,10 +119,41 @@ class MlflowHook:
             return
         run.publish()
         self._run = run
+        self._lineage = _lineage_recorder(config, pipeline, catalog, run_params)
+
+    # -- lineage (issue 14): Kedro's dataset and node events, forwarded to the recorder -----------
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str, node: Any) -> None:
+        if self._lineage is not None and node is not None:
+            self._lineage.node_started(node.name)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
+        if self._lineage is not None:
+            self._lineage.dataset_loaded(dataset_name, data)
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        if self._lineage is not None:
+            self._lineage.node_started(node.name)
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:
+        if self._lineage is not None:
+            self._lineage.node_finished(node.name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
+        if self._lineage is not None and node is not None:
+            self._lineage.node_finished(node.name)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         run, self._run = self._run, None
+        lineage, self._lineage = self._lineage, None
+        if lineage is not None:
+            lineage.pipeline_finished()  # the pipeline's time ends here, before model logging
         if run is None:
             if self._untracked_reason:
                 logger.warning("MLflow: the pipeline ran UNTRACKED (%s); nothing of it is in MLflow.",
@@ -94,6 +162,7 @@ class MlflowHook:
             return
         try:
             model_uri = self._log_pipeline_model(run, pipeline, catalog, run_params)
+            _finish_lineage(lineage, run)  # after the pipeline model, so metrics link to it too
         except BaseException:
             run.close("FAILED")
             raise
@@ -102,6 +171,7 @@ class MlflowHook:
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         run, self._run = self._run, None
+        self._lineage = None
         if run is not None:
             run.note_error(error)
             run.close("FAILED")
@@ -137,6 +207,34 @@ class MlflowHook:
                 error,
             )
             return None
+
+
+def _lineage_recorder(config: MlflowConfig, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> Any:
+    """What the run records about what it was made from (issue 14), or None when all switched off."""
+    switches = config.tracking.lineage
+    if not any(switches.model_dump().values()):
+        return None
+    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+
+    return LineageRecorder(switches, pipeline, catalog, run_params, project_path=config.project_path,
+                           secret_patterns=config.tracking.params.secret_patterns,
+                           logs_pipeline_model=isinstance(pipeline, PipelineML))
+
+
+def _finish_lineage(recorder: Any, run: Any) -> None:
+    """Log what the recorder collected; an outage is recorded like any other item that was lost."""
+    if recorder is None:
+        return
+    from kedro_mlflow_starter.tracking.failures import describe_error, is_transient, record_failure
+
+    try:
+        recorder.finish(run.client, run.run_id, run.experiment_id)
+    except Exception as error:
+        if is_transient(error):
+            record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error)
+        else:
+            logger.warning("MLflow: the run's lineage was not recorded: %s", describe_error(error))
 
 
 def _register_resolver() -> None:

@@ -8,24 +8,75 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kedro_mlflow_starter.tracking.current import active_run_id, tracking_disabled, user_run_id
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
-from kedro_mlflow_starter.tracking.current import require_run_id, tracking_disabled
 
 T = TypeVar("T")
 
+logger = logging.getLogger("kedro_mlflow_starter")
+
+_warned_no_run = False
+
+
+def catalog_entry_name() -> str | None:
+    """The catalog entry a dataset is being built for (None when built by hand in Python)."""
+    from kedro_mlflow_starter import compat
+
+    return compat.catalog_entry_being_built()
+
+
+def describe_entry(dataset: str, entry: str | None, fallback: str | None = None) -> str:
+    """How messages name a dataset: its catalog entry when known (``'sklearn_model'
+    (MlflowModelTrackingDataset)``), never an internal default such as a model's name."""
+    if entry:
+        return f"'{entry}' ({dataset})"
+    return f"{dataset} '{fallback}'" if fallback else dataset
+
+
+def run_to_read(run_id: str | None) -> str | None:
+    """The run a load reads from: ``run_id``, the Kedro run, or the user's ``mlflow.start_run()``."""
+    if run_id:
+        return run_id
+    current = active_run_id()
+    if current or tracking_disabled():
+        return current
+    return user_run_id()
+
 
 def run_to_log_into(what: str, run_id: str | None) -> str | None:
-    """The run a save should log into, or None when the hook disabled tracking for this run.
+    """The run a save logs into, or None: the dataset then acts as its local counterpart.
 
-    Raises ``NoActiveRunError`` (a Kedro ``DatasetError``) (before anything is written) when there is no run at all:
-    a dataset never creates a stray run on its own.
+    In order: the dataset's own ``run_id``; the run of the current ``kedro run``; a run the
+    user opened with ``mlflow.start_run()`` (when no Kedro run is open). With none of them, or
+    when the hook disabled tracking for this pipeline, nothing is logged: a dataset never
+    creates a stray run. Without a run and without the hook's say-so, one warning per process
+    says so (``what`` names the catalog entry).
     """
-    if tracking_disabled():
-        return None
-    return require_run_id(what, run_id)
+    resolved = run_to_read(run_id)
+    if resolved is None and not tracking_disabled():
+        warn_no_run(what)
+    return resolved
+
+
+def warn_no_run(what: str) -> None:
+    """Say once per process that MLflow datasets are saving locally and logging nothing."""
+    global _warned_no_run
+    if _warned_no_run:
+        logger.debug("MLflow: %s saved locally; no MLflow run is open.", what)
+        return
+    _warned_no_run = True
+    logger.warning(
+        "MLflow: no MLflow run is open, so %s and every other MLflow dataset in this process "
+        "save locally and log nothing to MLflow (the kedro-mlflow-starter hook is not running: "
+        "it is disabled by DISABLE_HOOKS_FOR_PLUGINS in settings.py, or the catalog is used "
+        "outside `kedro run`). To track, run `kedro run` with the hook enabled, open a run "
+        "with `with mlflow.start_run():`, or give the dataset a `run_id:`.",
+        what,
+    )
 
 
 def log_or_record(what: str, local_path: str | None, log: Callable[[], Any]) -> bool:

@@ -13,7 +13,7 @@ from kedro.io.core import AbstractDataset, DatasetError, parse_dataset_definitio
 
 from kedro_mlflow_starter import compat
 
-from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
+from kedro_mlflow_starter.io._common import catalog_entry_name, describe_entry, log_or_record, run_to_log_into
 from kedro_mlflow_starter.tracking.current import current_client, tracking_disabled
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -52,13 +52,31 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
 
     Save: the wrapped dataset saves locally, then the file is logged into the current run
     (or ``run_id``). A versioned dataset logs the version just written; a
-    ``partitions.PartitionedDataset`` logs only the partitions of this save. With no run at
-    all, saving raises ``NoActiveRunError`` before anything is written. When the hook has
-    disabled tracking, only the local save happens. When the tracking server is down, the
+    ``partitions.PartitionedDataset`` logs only the partitions of this save. Outside a
+    ``kedro run``, a run opened with ``mlflow.start_run()`` is used; with no run at all (the
+    hook disabled, a notebook without a run), or when ``mlflow.yml`` disables tracking for
+    the pipeline, only the local save happens (a warning, once per process, says so when
+    the hook is not running). When the tracking server is down, the
     local file is kept and the failure is reported at the end of the run.
 
     Load: with ``run_id``, the artifact is downloaded from that run and read by the wrapped
     dataset's type; without, the local file is loaded.
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> import pandas as pd
+    >>> from kedro_mlflow_starter.io import MlflowArtifactDataset
+    >>> dataset = MlflowArtifactDataset(
+    ...     dataset={"type": "pandas.CSVDataset", "filepath": str(tmp_path / "predictions.csv")},
+    ...     artifact_path="outputs",
+    ...     run_id=run_id,
+    ... )
+    >>> dataset.save(pd.DataFrame({"species": ["setosa", "virginica"]}))
+    >>> [artifact.path for artifact in client.list_artifacts(run_id, "outputs")]
+    ['outputs/predictions.csv']
+    >>> dataset.load()["species"].tolist()
+    ['setosa', 'virginica']
     """
 
     def __init__(
@@ -100,6 +118,20 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
         self._run_id = run_id
         self.metadata = metadata
+        self._entry = catalog_entry_name()
+
+    def _bind_catalog_name(self, name: str) -> None:
+        """Called at catalog creation: messages name the catalog entry."""
+        self._entry = name
+
+    @property
+    def run_id(self) -> str | None:
+        """The run this dataset logs into and loads from (None: the current run)."""
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, run_id: str | None) -> None:
+        self._run_id = run_id
 
     @property
     def wrapped(self) -> AbstractDataset:
@@ -108,7 +140,9 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
 
     def save(self, data: Any) -> None:
         what = f"artifact of {_type_name(self._dataset_config['type'])}"
-        run_id = run_to_log_into(f"MlflowArtifactDataset ({self._describe_target()})", self._run_id)
+        run_id = run_to_log_into(
+            describe_entry("MlflowArtifactDataset", self._entry, self._describe_target()), self._run_id
+        )
         self._dataset.save(data)
         if run_id is None:
             return

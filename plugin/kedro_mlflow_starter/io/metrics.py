@@ -15,10 +15,20 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into, short
-from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
+from kedro_mlflow_starter.io._common import (
+    catalog_entry_name,
+    describe_entry,
+    log_or_record,
+    run_to_log_into,
+    run_to_read,
+    short,
+)
+from kedro_mlflow_starter.tracking.current import current_client
 
 MAX_METRICS_PER_BATCH = 1000
+
+# ``prefix`` not given at all (the catalog entry name is used) vs ``prefix: null`` (no prefix).
+_UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<catalog entry name>", "__reduce__": lambda self: "_UNSET"})()
 
 
 def _number(value: Any, where: str) -> float:
@@ -49,13 +59,20 @@ def _step(value: Any, where: str) -> int:
     return value
 
 
-def _log_metrics(what: str, run_id: str, points: list[tuple[str, float, int]]) -> None:
-    """Send (key, value, step) points with ``log_batch``, 1,000 per call."""
+def _log_metrics(what: str, run_id: str, points: list[tuple[Any, ...]]) -> None:
+    """Send (key, value, step[, timestamp]) points with ``log_batch``, 1,000 per call.
+
+    A point's own timestamp (milliseconds, as ``history`` mode gives it) is kept; the
+    others are stamped now.
+    """
     from mlflow.entities import Metric
 
     client = current_client()
-    timestamp = int(time.time() * 1000)
-    metrics = [Metric(key, value, timestamp, step) for key, value, step in points]
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(point[0], point[1], int(point[3]) if len(point) > 3 and point[3] is not None else now, point[2])
+        for point in points
+    ]
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         chunk = metrics[start : start + MAX_METRICS_PER_BATCH]
         logged = log_or_record(
@@ -85,16 +102,37 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
         self._load_args = dict(load_args or {})
         self._save_args = dict(save_args or {})
         self._kept: Any = None
+        self._entry: str | None = None
         self.metadata = metadata
+
+    def _bind_entry_now(self) -> None:
+        """Take the catalog entry name when Kedro builds this dataset (with or without the hook)."""
+        entry = catalog_entry_name()
+        if entry:
+            self._bind_catalog_name(entry)
 
     @property
     def _name(self) -> str | None:
         """The metric key (or prefix): the ``_name_arg`` constructor argument."""
-        return getattr(self, f"_{self._name_arg}")
+        name = getattr(self, f"_{self._name_arg}")
+        return None if name is _UNSET else name
+
+    @property
+    def run_id(self) -> str | None:
+        """The run this dataset logs into and loads from (None: the current run)."""
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, run_id: str | None) -> None:
+        self._run_id = run_id
 
     def _bind_catalog_name(self, name: str) -> None:
-        if not self._name:
+        self._entry = name
+        if getattr(self, f"_{self._name_arg}") in (None, _UNSET):
             setattr(self, f"_{self._name_arg}", name)
+
+    def _what(self) -> str:
+        return describe_entry(type(self).__name__, self._entry, self._name)
 
     def _required_name(self) -> str:
         name = self._name
@@ -107,16 +145,26 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
         return name
 
     def _run_to_read(self) -> str | None:
-        return self._run_id or active_run_id()
+        return run_to_read(self._run_id)
 
     def _read_run(self) -> str:
         run_id = self._run_to_read()
         if run_id is None:
             raise DatasetError(
-                f"{type(self).__name__} '{self._name}' has no run to load from: set `run_id:` in "
+                f"{self._what()} has no run to load from: set `run_id:` in "
                 "its catalog entry, or load it inside `kedro run`."
             )
         return run_id
+
+    def _kept_or_fail(self) -> Any:
+        """What this dataset saved in this process without logging it (no run was open)."""
+        if self._kept is None:
+            raise DatasetError(
+                f"{self._what()} has nothing to load: no MLflow run is open and nothing was saved "
+                "to it in this process. Set `run_id:` in its catalog entry to read an earlier run, "
+                "open a run with `mlflow.start_run()`, or load it inside `kedro run`."
+            )
+        return self._kept
 
     def _describe(self) -> dict[str, Any]:
         return {
@@ -130,7 +178,7 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
         if self._kept is not None:
             return True
         run_id = self._run_to_read()
-        if run_id is None or not self._name or tracking_disabled():
+        if run_id is None or not self._name:
             return False
         metrics = current_client().get_run(run_id).data.metrics
         return any(self._owns(key) for key in metrics)
@@ -139,7 +187,18 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
         return key == self._name
 
 
-class MlflowMetricDataset(_MetricDatasetBase):
+class _KeyedMetricDataset(_MetricDatasetBase):
+    @property
+    def key(self) -> str | None:
+        """The metric's name in MLflow."""
+        return self._name
+
+    @key.setter
+    def key(self, key: str) -> None:
+        self._key = key
+
+
+class MlflowMetricDataset(_KeyedMetricDataset):
     """One number logged as an MLflow metric of the run.
 
     ``save_args.mode``: ``overwrite`` (default) logs the value at ``save_args.step`` (0 by
@@ -164,6 +223,17 @@ class MlflowMetricDataset(_MetricDatasetBase):
           type: kedro_mlflow_starter.io.MlflowMetricDataset
           key: r2_score
           run_id: 0123456789abcdef0123456789abcdef
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from kedro_mlflow_starter.io import MlflowMetricDataset
+    >>> r2 = MlflowMetricDataset(key="r2_score", run_id=run_id)
+    >>> r2.save(0.91)
+    >>> client.get_run(run_id).data.metrics["r2_score"]
+    0.91
+    >>> r2.load()
+    0.91
     """
 
     def __init__(
@@ -185,6 +255,7 @@ class MlflowMetricDataset(_MetricDatasetBase):
         """
         super().__init__(run_id, load_args, save_args, metadata)
         self._key = key
+        self._bind_entry_now()
         mode = self._save_args.get("mode", "overwrite")
         if mode not in ("overwrite", "append"):
             raise DatasetError(
@@ -197,8 +268,8 @@ class MlflowMetricDataset(_MetricDatasetBase):
 
     def save(self, data: float) -> None:
         key = self._required_name()
-        value = _number(data, f"MlflowMetricDataset '{key}'")
-        run_id = run_to_log_into(f"MlflowMetricDataset '{key}'", self._run_id)
+        value = _number(data, self._what())
+        run_id = run_to_log_into(self._what(), self._run_id)
         self._kept = value
         if run_id is None:
             return
@@ -211,10 +282,8 @@ class MlflowMetricDataset(_MetricDatasetBase):
 
     def load(self) -> float:
         key = self._required_name()
-        if tracking_disabled() and self._run_id is None:
-            if self._kept is None:
-                raise DatasetError(f"MlflowMetricDataset '{key}': tracking is disabled and nothing was saved.")
-            return self._kept
+        if self._run_to_read() is None:
+            return self._kept_or_fail()
         history = _history(self._read_run(), key)
         if "step" in self._load_args:
             history = [m for m in history if m.step == int(self._load_args["step"])]
@@ -224,7 +293,7 @@ class MlflowMetricDataset(_MetricDatasetBase):
         return history[-1].value
 
 
-class MlflowMetricHistoryDataset(_MetricDatasetBase):
+class MlflowMetricHistoryDataset(_KeyedMetricDataset):
     """A series of values of one metric, sent in batches of 1,000 points.
 
     The series can be given (``save_args.mode``) and read back (``load_args.mode``, same as
@@ -232,7 +301,8 @@ class MlflowMetricHistoryDataset(_MetricDatasetBase):
 
     - ``list``: ``[v0, v1, ...]``, logged at steps 0, 1, ...;
     - ``dict``: ``{step: value}``;
-    - ``history``: ``[{"step": s, "value": v}, ...]``.
+    - ``history``: ``[{"step": s, "value": v, "timestamp": t}, ...]`` (``timestamp`` in
+      milliseconds, optional when saving: kept when given, now otherwise).
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -246,6 +316,17 @@ class MlflowMetricHistoryDataset(_MetricDatasetBase):
           key: loss/validation
           save_args:
             mode: dict                  # {epoch: loss}
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from kedro_mlflow_starter.io import MlflowMetricHistoryDataset
+    >>> curve = MlflowMetricHistoryDataset(key="loss", run_id=run_id)
+    >>> curve.save([0.9, 0.5, 0.3])
+    >>> [(point.step, point.value) for point in client.get_metric_history(run_id, "loss")]
+    [(0, 0.9), (1, 0.5), (2, 0.3)]
+    >>> curve.load()
+    [0.9, 0.5, 0.3]
     """
 
     MODES = ("list", "dict", "history")
@@ -269,6 +350,7 @@ class MlflowMetricHistoryDataset(_MetricDatasetBase):
         """
         super().__init__(run_id, load_args, save_args, metadata)
         self._key = key
+        self._bind_entry_now()
         self._save_args.setdefault("mode", "list")
         self._load_args.setdefault("mode", self._save_args["mode"])
         for which, args in (("save_args", self._save_args), ("load_args", self._load_args)):
@@ -281,37 +363,40 @@ class MlflowMetricHistoryDataset(_MetricDatasetBase):
     def save(self, data: Any) -> None:
         key = self._required_name()
         points = self._points(key, data)
-        run_id = run_to_log_into(f"MlflowMetricHistoryDataset '{key}'", self._run_id)
-        self._kept = [(step, value) for _, value, step in points]
+        run_id = run_to_log_into(self._what(), self._run_id)
+        now = int(time.time() * 1000)
+        self._kept = [(point[2], point[1], point[3] if point[3] is not None else now) for point in points]
         if run_id is not None:
             _log_metrics(f"metric history '{key}'", run_id, points)
 
     def load(self) -> Any:
         key = self._required_name()
-        if tracking_disabled() and self._run_id is None:
-            if self._kept is None:
-                raise DatasetError(f"MlflowMetricHistoryDataset '{key}': tracking is disabled and nothing was saved.")
-            pairs = self._kept
+        if self._run_to_read() is None:
+            triples = self._kept_or_fail()
         else:
-            pairs = [(m.step, m.value) for m in _history(self._read_run(), key)]
+            triples = [(m.step, m.value, m.timestamp) for m in _history(self._read_run(), key)]
         mode = self._load_args["mode"]
         if mode == "list":
-            return [value for _, value in pairs]
+            return [value for _, value, _ in triples]
         if mode == "dict":
-            return {step: value for step, value in pairs}
-        return [{"step": step, "value": value} for step, value in pairs]
+            return {step: value for step, value, _ in triples}
+        return [{"step": step, "value": value, "timestamp": timestamp} for step, value, timestamp in triples]
 
-    def _points(self, key: str, data: Any) -> list[tuple[str, float, int]]:
-        where = f"MlflowMetricHistoryDataset '{key}'"
+    def _points(self, key: str, data: Any) -> list[tuple[str, float, int, int | None]]:
+        where = self._what()
         mode = self._save_args["mode"]
         try:
             if mode == "list":
                 if isinstance(data, (Mapping, str, bytes)) or not isinstance(data, Iterable):
                     raise TypeError
-                return [(key, _number(value, where), step) for step, value in enumerate(data)]
+                return [(key, _number(value, where), step, None) for step, value in enumerate(data)]
             if mode == "dict":
-                return [(key, _number(value, where), _step(step, where)) for step, value in dict(data).items()]
-            return [(key, _number(point["value"], where), _step(point["step"], where)) for point in data]
+                return [(key, _number(value, where), _step(step, where), None) for step, value in dict(data).items()]
+            return [
+                (key, _number(point["value"], where), _step(point["step"], where),
+                 _step(point["timestamp"], where) if point.get("timestamp") is not None else None)
+                for point in data
+            ]
         except (TypeError, KeyError, ValueError) as error:
             shapes = {"list": "a list of numbers", "dict": "a {step: value} dict",
                       "history": 'a list of {"step": int, "value": number} dicts'}
@@ -325,9 +410,14 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
     """Several metrics at once, each logged as ``<prefix>.<name>``, in batches.
 
     Save accepts, per metric name, a number (logged at step 0), ``{"value": v, "step": s}``,
-    or a list of those dicts (a history). Load returns every metric under the prefix as
-    ``{name: [{"value": v, "step": s}, ...]}`` (``load_args.mode: history``, the default)
-    or ``{name: last value}`` (``load_args.mode: value``).
+    or a list of those dicts (a history). Load returns the dataset's metrics under their
+    MLflow keys (``<prefix>.<name>``), each in the shape a node returns it: one point as
+    ``{"value": v, "step": s}``, several as a list of them (``load_args.mode: history``, the
+    default), or ``{key: last value}`` (``load_args.mode: value``).
+
+    ``prefix`` defaults to the catalog entry name; ``prefix: null`` logs the names as they
+    are (no prefix), as kedro-mlflow does; a dataset built in Python without ``prefix`` is
+    unprefixed too.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -339,6 +429,17 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
         training:
           type: kedro_mlflow_starter.io.MlflowMetricsHistoryDataset
           prefix: train                 # logged as "train.<name>"
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from kedro_mlflow_starter.io import MlflowMetricsHistoryDataset
+    >>> scores = MlflowMetricsHistoryDataset(prefix="test", run_id=run_id)
+    >>> scores.save({"accuracy": 0.93, "f1_macro": {"value": 0.92, "step": 1}})
+    >>> sorted(client.get_run(run_id).data.metrics.items())
+    [('test.accuracy', 0.93), ('test.f1_macro', 0.92)]
+    >>> scores.load()
+    {'accuracy': [{'value': 0.93, 'step': 0}], 'f1_macro': [{'value': 0.92, 'step': 1}]}
     """
 
     _name_arg = "prefix"
@@ -346,7 +447,7 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
 
     def __init__(
         self,
-        prefix: str | None = None,
+        prefix: str | None = _UNSET,
         run_id: str | None = None,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
@@ -355,7 +456,8 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
         """Check the arguments.
 
         Args:
-            prefix: Prefix of the metric names; the catalog entry name by default.
+            prefix: Prefix of the metric names; the catalog entry name by default; None for
+                no prefix.
             run_id: Log into and load from this run instead of the current ``kedro run``'s.
             load_args: ``mode``: ``history`` (default) or ``value``.
             save_args: Unused; kept for symmetry with the other metric datasets.
@@ -363,50 +465,67 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
         """
         super().__init__(run_id, load_args, save_args, metadata)
         self._prefix = prefix
+        self._bind_entry_now()
         self._load_args.setdefault("mode", "history")
         if self._load_args["mode"] not in self.LOAD_MODES:
             raise DatasetError(
-                f"MlflowMetricsHistoryDataset '{prefix}': `load_args.mode` must be `history` or "
+                f"{self._what()}: `load_args.mode` must be `history` or "
                 f"`value`, got {self._load_args['mode']!r}."
             )
 
+    def _bind_catalog_name(self, name: str) -> None:
+        self._entry = name
+        if self._prefix is _UNSET:  # `prefix: null` stays unprefixed
+            self._prefix = name
+
+    @property
+    def prefix(self) -> str | None:
+        """The prefix of the metric names (None: no prefix)."""
+        return self._name
+
+    @prefix.setter
+    def prefix(self, prefix: str | None) -> None:
+        self._prefix = prefix
+
+    def _full_key(self, name: str) -> str:
+        prefix = self._name
+        return f"{prefix}.{name}" if prefix else name
+
     def _owns(self, key: str) -> bool:
-        return key.startswith(f"{self._prefix}.")
+        prefix = self._name
+        return key.startswith(f"{prefix}.") if prefix else True
 
     def save(self, data: Mapping[str, Any]) -> None:
-        prefix = self._required_name()
-        where = f"MlflowMetricsHistoryDataset '{prefix}'"
+        where = self._what()
         if not isinstance(data, Mapping):
             raise DatasetError(
                 f"{where}: the data must be a dict of metrics ({{name: value}}, {{name: {{value, "
                 f"step}}}} or {{name: [{{value, step}}, ...]}}); got {short(data, 80)}."
             )
         points: list[tuple[str, float, int]] = []
+        kept: dict[str, list[dict[str, Any]]] = {}
         for name, entry in data.items():
-            key = f"{prefix}.{name}"
-            for value, step in _entries(entry, f"{where}, metric '{name}'"):
-                points.append((key, value, step))
+            key = self._full_key(str(name))
+            pairs = _entries(entry, f"{where}, metric '{name}'")
+            points += [(key, value, step) for value, step in pairs]
+            kept[key] = [{"value": value, "step": step} for value, step in pairs]
         run_id = run_to_log_into(where, self._run_id)
-        self._kept = {name: [{"value": v, "step": s} for v, s in _entries(entry, where)] for name, entry in data.items()}
+        self._kept = kept
         if run_id is not None:
-            _log_metrics(f"metrics '{prefix}'", run_id, points)
+            _log_metrics(f"metrics {where}", run_id, points)
 
     def load(self) -> dict[str, Any]:
-        prefix = self._required_name()
-        if tracking_disabled() and self._run_id is None:
-            if self._kept is None:
-                raise DatasetError(f"MlflowMetricsHistoryDataset '{prefix}': tracking is disabled and nothing was saved.")
-            histories = self._kept
+        if self._run_to_read() is None:
+            histories = self._kept_or_fail()
         else:
             run_id = self._read_run()
             keys = [key for key in current_client().get_run(run_id).data.metrics if self._owns(key)]
             histories = {
-                key[len(prefix) + 1 :]: [{"value": m.value, "step": m.step} for m in _history(run_id, key)]
-                for key in sorted(keys)
+                key: [{"value": m.value, "step": m.step} for m in _history(run_id, key)] for key in sorted(keys)
             }
         if self._load_args["mode"] == "value":
-            return {name: points[-1]["value"] for name, points in histories.items()}
-        return histories
+            return {key: points[-1]["value"] for key, points in histories.items()}
+        return {key: points[0] if len(points) == 1 else list(points) for key, points in histories.items()}
 
 
 def _entries(entry: Any, where: str) -> list[tuple[float, int]]:

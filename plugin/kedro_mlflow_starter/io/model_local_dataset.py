@@ -42,6 +42,17 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
 
     ``save_args`` go to the flavor's ``save_model`` (with fast, explicit
     ``pip_requirements`` by default); ``load_args`` go to its ``load_model``.
+
+    Python API (``tmp_path`` is a scratch folder; no MLflow run or store is needed):
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from kedro_mlflow_starter.io import MlflowModelLocalFileSystemDataset
+    >>> dataset = MlflowModelLocalFileSystemDataset(filepath=str(tmp_path / "regressor"), flavor="mlflow.sklearn")
+    >>> dataset.save(LinearRegression().fit([[1], [2], [3]], [2, 4, 6]))
+    >>> sorted(path.name for path in (tmp_path / "regressor").iterdir())[:2]
+    ['MLmodel', 'conda.yaml']
+    >>> dataset.load().predict([[4]]).round(3).tolist()
+    [8.0]
     """
 
     def __init__(

@@ -35,6 +35,27 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
           model_name: iris-regressor
           model_version: 3
           flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
+
+    kedro-mlflow's ``stage_or_version:`` is accepted: a number is a version, ``latest`` the
+    newest version, anything else a stage name (``Production``, ``Staging``: MLflow 3
+    deprecates stages, prefer an alias). ``pyfunc_workflow:`` is accepted and unused (a
+    registered model is loaded, never saved, by this dataset).
+
+    Python API (``run_id`` is an existing MLflow run, ``client`` an ``MlflowClient`` of the
+    same store; the model is registered by logging it, then given an alias):
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from kedro_mlflow_starter.io import MlflowModelRegistryDataset, MlflowModelTrackingDataset
+    >>> MlflowModelTrackingDataset(flavor="mlflow.sklearn", run_id=run_id,
+    ...                            save_args={"registered_model_name": "iris-regressor"}).save(
+    ...     LinearRegression().fit([[1], [2], [3]], [2, 4, 6]))
+    >>> client.set_registered_model_alias("iris-regressor", "champion", "1")
+    >>> champion = MlflowModelRegistryDataset(model_name="iris-regressor", alias="champion").load()
+    >>> champion.predict([[4]]).round(3).tolist()
+    [8.0]
+    >>> pinned = MlflowModelRegistryDataset(model_name="iris-regressor", model_version=1, flavor="mlflow.sklearn")
+    >>> type(pinned.load()).__name__
+    'LinearRegression'
     """
 
     def __init__(
@@ -45,6 +66,8 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         flavor: str = PYFUNC,
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        stage_or_version: int | str | None = None,
+        pyfunc_workflow: str | None = None,
     ) -> None:
         """Check the arguments without contacting the registry.
 
@@ -55,9 +78,34 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
             flavor: The flavor module that loads it; ``mlflow.pyfunc`` by default.
             load_args: Arguments of the flavor's ``load_model``.
             metadata: Free-form information kept on the dataset, not used by it.
+            stage_or_version: kedro-mlflow's argument: a version number, ``latest``, or a
+                stage name.
+            pyfunc_workflow: kedro-mlflow's argument; a loaded model needs none.
         """
         if not model_name or not isinstance(model_name, str):
             raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
+        if pyfunc_workflow is not None and pyfunc_workflow not in ("python_model", "loader_module"):
+            raise DatasetError(
+                f"MlflowModelRegistryDataset '{model_name}': `pyfunc_workflow` must be `python_model` or "
+                f"`loader_module`, got {pyfunc_workflow!r}."
+            )
+        self._stage: str | None = None
+        if stage_or_version is not None:
+            if model_version is not None:
+                raise DatasetError(
+                    f"MlflowModelRegistryDataset '{model_name}': give either `stage_or_version:` or "
+                    f"`model_version:`, not both (got {stage_or_version!r} and {model_version!r})."
+                )
+            text = str(stage_or_version)
+            if text.isdigit():
+                model_version = text
+            elif text.lower() != "latest":
+                self._stage = text
+        if alias is not None and self._stage is not None:
+            raise DatasetError(
+                f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `stage_or_version:`, "
+                f"not both (got alias {alias!r} and stage {self._stage!r}). Prefer `alias:`."
+            )
         version = model_version
         if alias is not None and version is not None:
             raise DatasetError(
@@ -79,9 +127,10 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
 
     @property
     def model_uri(self) -> str:
+        """The ``models:/`` URI this dataset loads."""
         if self._alias is not None:
             return f"models:/{self._model_name}@{self._alias}"
-        return f"models:/{self._model_name}/{self._version or 'latest'}"
+        return f"models:/{self._model_name}/{self._version or self._stage or 'latest'}"
 
     def load(self) -> Any:
         self._check_exists()
@@ -128,6 +177,12 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
                 client.get_model_version_by_alias(self._model_name, self._alias)
             elif self._version is not None:
                 client.get_model_version(self._model_name, self._version)
+            elif self._stage is not None:
+                if not client.get_latest_versions(self._model_name, stages=[self._stage]):
+                    raise DatasetError(
+                        f"MlflowModelRegistryDataset: registered model '{self._model_name}' has no version in "
+                        f"stage '{self._stage}'. MLflow 3 deprecates stages: set an alias and use `alias:`."
+                    )
             elif not client.search_model_versions(f"name = '{self._model_name}'", max_results=1):
                 raise DatasetError(f"Registered model '{self._model_name}' has no versions yet.")
         except MlflowException as error:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
+from kedro_mlflow_starter.io._common import (
+    catalog_entry_name,
+    describe_entry,
+    log_or_record,
+    run_to_log_into,
+    run_to_read,
+)
 from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
-from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
+from kedro_mlflow_starter.tracking.current import current_client
 
 DEFAULT_MODEL_NAME = "model"
 
@@ -53,10 +60,25 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
           flavor: mlflow.pyfunc
           pyfunc_workflow: python_model             # save an mlflow.pyfunc.PythonModel
 
-    With no run (no ``kedro run``, no ``run_id``), saving raises ``NoActiveRunError``. When
-    the hook disabled tracking, the model is kept in memory and logged nowhere. When the
+    Outside a ``kedro run``, a run opened with ``mlflow.start_run()`` is used. With no run
+    at all (the hook disabled, a notebook without a run) or when ``mlflow.yml`` disables
+    tracking for the pipeline, the model is kept in memory for the rest of the run (the
+    nodes downstream load it) and logged nowhere. When the
     tracking server is down, the model is written to a local folder that the end-of-run
     failure report names.
+
+    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
+    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from kedro_mlflow_starter.io import MlflowModelTrackingDataset
+    >>> dataset = MlflowModelTrackingDataset(flavor="mlflow.sklearn", run_id=run_id,
+    ...                                      save_args={"name": "regressor"})
+    >>> dataset.save(LinearRegression().fit([[1], [2], [3]], [2, 4, 6]))
+    >>> [model.name for model in client.search_logged_models([client.get_run(run_id).info.experiment_id])]
+    ['regressor']
+    >>> dataset.load().predict([[4]]).round(3).tolist()
+    [8.0]
     """
 
     def __init__(
@@ -67,6 +89,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         save_args: dict[str, Any] | None = None,
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        artifact_path: str | None = None,
     ) -> None:
         """Check the flavor (without importing it) and keep the arguments.
 
@@ -77,9 +100,20 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             save_args: Arguments of ``log_model`` / the flavor's ``save_model``.
             load_args: ``model_uri`` to load a given model; the rest go to ``load_model``.
             metadata: Free-form information kept on the dataset, not used by it.
+            artifact_path: kedro-mlflow's spelling of the model's name (MLflow 3 calls it
+                ``name``): accepted with a ``FutureWarning``, used as ``save_args.name``.
         """
         self._save_args = dict(save_args or {})
         self._load_args = dict(load_args or {})
+        legacy_name = artifact_path or self._save_args.pop("artifact_path", None)
+        if legacy_name:
+            warnings.warn(
+                f"MlflowModelTrackingDataset: `artifact_path: {legacy_name}` is MLflow 2's name for the "
+                f"model; MLflow 3 calls it `name`. Write `save_args: {{name: {legacy_name}}}` instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            self._save_args.setdefault("name", legacy_name)
         check_flavor("MlflowModelTrackingDataset", flavor, pyfunc_workflow, self._save_args)
         self._flavor = flavor
         self._pyfunc_workflow = pyfunc_workflow
@@ -87,11 +121,36 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         self._model_id: str | None = None
         self._kept_model: Any = None
         self.metadata = metadata
+        self._entry: str | None = None
+        entry = catalog_entry_name()
+        if entry:
+            self._bind_catalog_name(entry)
 
     def _bind_catalog_name(self, name: str) -> None:
         """Called at catalog creation: the model is named after its catalog entry by default."""
-        if not self._save_args.get("artifact_path"):  # MLflow's deprecated spelling of `name`
-            self._save_args.setdefault("name", name)
+        self._entry = name
+        self._save_args.setdefault("name", name)
+
+    @property
+    def run_id(self) -> str | None:
+        """The run this dataset logs into and loads from (None: the current run)."""
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, run_id: str | None) -> None:
+        self._run_id = run_id
+
+    @property
+    def model_uri(self) -> str | None:
+        """``load_args.model_uri`` if set, else the model this dataset saved last, else None."""
+        return self._load_args.get("model_uri") or (f"models:/{self._model_id}" if self._model_id else None)
+
+    @model_uri.setter
+    def model_uri(self, model_uri: str | None) -> None:
+        if model_uri is None:
+            self._load_args.pop("model_uri", None)
+        else:
+            self._load_args["model_uri"] = model_uri
 
     @property
     def model_id(self) -> str | None:
@@ -100,9 +159,10 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
 
     def save(self, model: Any) -> None:
         name = self._model_name()
-        run_id = run_to_log_into(f"MlflowModelTrackingDataset '{name}'", self._run_id)
+        run_id = run_to_log_into(describe_entry("MlflowModelTrackingDataset", self._entry, name), self._run_id)
         if run_id is None:
             self._kept_model = model
+            self._model_id = None
             return
         flavor = import_flavor(self._flavor)
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
@@ -166,8 +226,8 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
     def load(self) -> Any:
         model_uri = self._load_args.get("model_uri")
         load_args = {k: v for k, v in self._load_args.items() if k != "model_uri"}
-        if model_uri is None and self._model_id is None and tracking_disabled() and self._kept_model is not None:
-            return self._kept_model
+        if model_uri is None and self._model_id is None and self._kept_model is not None:
+            return self._kept_model  # saved in this run without logging (no run, or tracking disabled)
         if model_uri is None:
             model_uri = f"models:/{self._model_id or self._latest_model_id()}"
         return import_flavor(self._flavor).load_model(model_uri, **load_args)
@@ -186,17 +246,17 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         }
 
     def _model_name(self) -> str:
-        return self._save_args.get("name") or self._save_args.get("artifact_path") or DEFAULT_MODEL_NAME
+        return self._save_args.get("name") or DEFAULT_MODEL_NAME
 
     def _latest_model_id(self) -> str:
         """The newest READY model with this dataset's name logged in the run."""
         name = self._model_name()
-        run_id = self._run_id or active_run_id()
+        run_id = run_to_read(self._run_id)
         if run_id is None:
             raise DatasetError(
-                f"MlflowModelTrackingDataset '{name}' has nothing to load: it saved no model in this "
-                "session and has no run to look in. Set `load_args: {model_uri: models:/<id or "
-                "name@alias>}` or `run_id:`, or load it inside `kedro run`."
+                f"{describe_entry('MlflowModelTrackingDataset', self._entry, name)} has nothing to load: "
+                "it saved no model in this session and has no run to look in. Set `load_args: "
+                "{model_uri: models:/<id or name@alias>}` or `run_id:`, or load it inside `kedro run`."
             )
         client = current_client()
         experiment_id = client.get_run(run_id).info.experiment_id

@@ -30,7 +30,11 @@ from mlflow.pyfunc import PythonModel
 
 from kedro_mlflow_starter.models.artifacts import load_artifact, safe_dirname, save_artifact
 from kedro_mlflow_starter import compat
-from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.errors import (
+    KedroMlflowPipelineMLError,
+    KedroPipelineModelError,
+    PipelineModelInputNotFoundError,
+)
 from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, model_datasets
 
 COPY_MODES = {"assign": None, "copy": copy.copy, "deepcopy": copy.deepcopy}
@@ -101,13 +105,18 @@ class KedroPipelineModel(PythonModel):
         inference = getattr(pipeline, "inference", pipeline)
         self.pipeline = Pipeline(inference.nodes)
         datasets = model_datasets(self.pipeline, input_name)
-        self.input_name = datasets.input_name
+        self._input_name = datasets.input_name
         self.output_name = datasets.output_name
         self.runner = runner
         self.param_names = datasets.param_names
         self.artifact_names = datasets.artifact_names
         self.copy_mode = self._check_copy_mode(copy_mode)
-        check_model_inputs_in_catalog(self.param_names + self.artifact_names, catalog, after_run=False)
+        try:
+            check_model_inputs_in_catalog(self.param_names + self.artifact_names, catalog, after_run=False)
+        except KedroMlflowPipelineMLError as error:
+            if any(name not in catalog for name in self.param_names + self.artifact_names):
+                raise PipelineModelInputNotFoundError(str(error)) from None
+            raise
         self.param_values = {name: catalog.load(name) for name in self.param_names}
         self.artifact_specs: dict[str, dict[str, Any]] = {}
         self._catalog = catalog
@@ -116,7 +125,27 @@ class KedroPipelineModel(PythonModel):
 
     # -- construction checks -----------------------------------------------------------------
 
+    @property
+    def input_name(self) -> str:
+        """The pipeline input that receives ``model_input``; assigning another input re-checks it."""
+        return self._input_name
+
+    @input_name.setter
+    def input_name(self, name: str) -> None:
+        free_inputs = sorted(self.pipeline.inputs())
+        if name not in free_inputs:
+            raise KedroPipelineModelError(
+                f"KedroPipelineModel: input_name {name!r} is not an input of the inference pipeline "
+                f"(its inputs: {', '.join(free_inputs)}). Choose one of them."
+            )
+        self._input_name = name
+
     def _check_copy_mode(self, copy_mode: str | Mapping[str, str] | None) -> dict[str, str]:
+        if copy_mode is not None and not isinstance(copy_mode, (str, Mapping)):
+            raise TypeError(
+                f"KedroPipelineModel: copy_mode must be a string ({', '.join(COPY_MODES)}) or a dict "
+                f"{{artifact name: mode}}, got {type(copy_mode).__name__}."
+            )
         modes = copy_mode if isinstance(copy_mode, Mapping) else dict.fromkeys(self.artifact_names, copy_mode)
         unknown = sorted(set(modes) - set(self.artifact_names))
         if unknown:
@@ -155,9 +184,32 @@ class KedroPipelineModel(PythonModel):
         self._state = _State(self, loaded)
         return mapping
 
+    def extract_pipeline_artifacts(self, parameters_saving_folder: str | Path | None = None) -> dict[str, str]:
+        """kedro-mlflow's name for ``save_artifacts``: the ``artifacts`` mapping to give
+        ``mlflow.pyfunc.log_model`` when logging this model by hand.
+
+        Without a folder, a temporary one is used and removed when the process exits (MLflow
+        copies the files into the model when it is logged).
+        """
+        if parameters_saving_folder is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            parameters_saving_folder = tempfile.mkdtemp(prefix="kedro-mlflow-artifacts-")
+            atexit.register(shutil.rmtree, parameters_saving_folder, True)
+        return self.save_artifacts(parameters_saving_folder)
+
     def load_context(self, context: Any) -> None:
         """Read every artifact once, from the model's own files."""
         paths = dict(getattr(context, "artifacts", None) or {})
+        missing = sorted(set(self.artifact_names) - set(paths))
+        if missing:
+            raise KedroPipelineModelError(
+                f"KedroPipelineModel: the model's artifacts mapping lacks {missing} (given: "
+                f"{sorted(paths) or 'none'}; the inference pipeline needs {sorted(self.artifact_names)}). "
+                "Log the model with artifacts=model.extract_pipeline_artifacts()."
+            )
         loaded = {
             name: load_artifact(name, self.artifact_specs[name], paths[name]) for name in self.artifact_names
         }
@@ -225,6 +277,8 @@ class KedroPipelineModel(PythonModel):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "input_name" in state:  # pickled before input_name became a checked property
+            state["_input_name"] = state.pop("input_name")
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -241,3 +295,4 @@ class _State:
             (name, COPY_MODES[mode]) for name, mode in model.copy_mode.items() if COPY_MODES[mode] is not None
         ]
         self.steps = [_compile_node(node) for node in model.pipeline.nodes]
+

@@ -24,6 +24,7 @@ This module never imports ``mlflow``: every project's pipeline registry imports 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -80,7 +81,7 @@ class PipelineML(Pipeline):
         self.kpm_kwargs = _checked_kwargs("kpm_kwargs", kpm_kwargs, KPM_KWARGS)
         self.log_model_kwargs = {
             "name": DEFAULT_MODEL_NAME,
-            **_checked_kwargs("log_model_kwargs", log_model_kwargs, LOG_MODEL_KWARGS),
+            **_checked_kwargs("log_model_kwargs", _renamed_artifact_path(log_model_kwargs), LOG_MODEL_KWARGS),
         }
         try:
             self._model = model_datasets(self.inference, input_name)
@@ -152,15 +153,19 @@ class PipelineML(Pipeline):
         )
         return Pipeline(result.nodes)
 
-    def _merged(self, other: Pipeline) -> PipelineML:
+    def _merged(self, other: Pipeline) -> Pipeline:
         if isinstance(other, PipelineML) and (
             other.input_name != self.input_name or set(other.inference.nodes) != set(self.inference.nodes)
         ):
-            raise KedroMlflowPipelineMLError(
-                "Cannot add two PipelineML with different inference pipelines "
-                f"(input_name {self.input_name!r} and {other.input_name!r}): the result could log only one "
-                "model. Register them as separate pipelines and run them one at a time."
+            # As kedro-mlflow documents: the sum of two pipeline models is a plain pipeline.
+            logger.warning(
+                "Adding two PipelineML with different inference pipelines (input_name %r and %r) gives a "
+                "plain Pipeline: no pipeline model will be logged when it runs. Register them as separate "
+                "pipelines to log each model.",
+                self.input_name,
+                other.input_name,
             )
+            return Pipeline(set(self.nodes) | set(other.nodes))
         return self._with_nodes(set(self.nodes) | set(other.nodes))
 
     def __add__(self, other: Any) -> Pipeline:
@@ -235,6 +240,27 @@ for _method in (
     "to_nodes",
 ):
     setattr(PipelineML, _method, _filtering(_method))
+
+
+def _renamed_artifact_path(kwargs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """kedro-mlflow's ``artifact_path`` (MLflow 2) is MLflow 3's ``name``: accepted with a warning."""
+    if not kwargs or "artifact_path" not in kwargs:
+        return kwargs
+    renamed = dict(kwargs)
+    value = renamed.pop("artifact_path")
+    if "name" in renamed and renamed["name"] != value:
+        raise KedroMlflowPipelineMLError(
+            f"pipeline_ml_factory: log_model_kwargs gives both artifact_path {value!r} and name "
+            f"{renamed['name']!r}; keep only `name` (MLflow 3's spelling)."
+        )
+    warnings.warn(
+        f"pipeline_ml_factory: log_model_kwargs 'artifact_path' is MLflow 2's name for the model; MLflow 3 "
+        f"calls it 'name'. Write log_model_kwargs={{'name': {value!r}}} instead.",
+        FutureWarning,
+        stacklevel=4,
+    )
+    renamed["name"] = value
+    return renamed
 
 
 def _checked_kwargs(what: str, given: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -9,9 +9,12 @@ fluent, thread-local "active run". ``mlflow`` is imported only when a client is 
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.errors import NoActiveRunError
 
@@ -31,6 +34,20 @@ def active_run_id() -> str | None:
 def tracking_disabled() -> bool:
     """True when this ``kedro run`` is deliberately not tracked."""
     return os.environ.get(ENV_TRACKING_DISABLED) == "1"
+
+
+def user_run_id() -> str | None:
+    """The run user code opened with ``mlflow.start_run()`` in this thread, if any.
+
+    Only consulted when no Kedro run is open (a notebook's ``with mlflow.start_run():``);
+    ``mlflow`` is not imported for it: if nothing imported it, no run can be active.
+    """
+    if "mlflow" not in sys.modules:
+        return None
+    import mlflow
+
+    active = mlflow.active_run()
+    return active.info.run_id if active is not None else None
 
 
 def require_run_id(what: str, run_id: str | None = None) -> str:
@@ -55,6 +72,55 @@ def current_client() -> MlflowClient:
     from kedro_mlflow_starter.tracking.client import client_for
 
     return client_for(*store_uris())
+
+
+# -- the Kedro run as the fluent "active run" of a node ----------------------------------------
+# User code in a node may call `mlflow.active_run()` (to read the run id, to tag the run). The
+# fluent active run is thread-local, so it is set around each node, in the thread (or worker
+# process) that runs it, and taken off afterwards without ending the run. Our own code never
+# reads it while a Kedro run is open.
+
+_node_runs = threading.local()
+_logger = logging.getLogger("kedro_mlflow_starter")
+
+
+def enter_node_run() -> None:
+    """Make the current Kedro run ``mlflow.active_run()`` for the node about to run in this thread."""
+    run_id = active_run_id()
+    stack = _entered_stack()
+    if run_id is None or tracking_disabled():
+        stack.append(None)
+        return
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None:  # user code (or a joined run) already made a run active here
+        stack.append(None)
+        return
+    try:
+        mlflow.start_run(run_id=run_id)
+    except Exception as error:  # e.g. mlflow.set_experiment() to another experiment in user code
+        _logger.debug("MLflow: could not make run %s active for the node: %s", run_id, error)
+        stack.append(None)
+        return
+    stack.append(run_id)
+
+
+def leave_node_run() -> None:
+    """Undo ``enter_node_run`` for this thread; the run's status is left as it is."""
+    stack = _entered_stack()
+    run_id = stack.pop() if stack else None
+    if run_id is None:
+        return
+    from kedro_mlflow_starter import compat
+
+    compat.leave_fluent_run(run_id)
+
+
+def _entered_stack() -> list[str | None]:
+    if not hasattr(_node_runs, "stack"):
+        _node_runs.stack = []
+    return _node_runs.stack
 
 
 class PublishedEnvironment:
@@ -92,3 +158,46 @@ class PublishedEnvironment:
             else:
                 os.environ[key] = value
         self._saved = {}
+
+
+def register_request_header_provider(config: Any, context: Any = None) -> None:
+    """Honour ``server.request_header_provider`` of mlflow.yml (kedro-mlflow's key).
+
+    ``type`` names a subclass of MLflow's ``RequestHeaderProvider``; it is built with
+    ``init_kwargs`` (and ``kedro_context=<the context>`` when ``pass_context`` is true) and
+    asked for headers on every request to the tracking server. Nothing happens (and
+    ``mlflow`` is not imported) when ``type`` is null, as in the file ``kedro mlflow init``
+    writes.
+    """
+    if config is None or not config.type:
+        return
+    from kedro.utils import load_obj
+
+    from kedro_mlflow_starter import compat
+    from kedro_mlflow_starter.errors import MlflowConfigError
+
+    where = "server.request_header_provider in conf/*/mlflow.yml"
+    try:
+        provider_class = load_obj(config.type)
+    except Exception as error:
+        raise MlflowConfigError(
+            f"{where}: `type: {config.type}` cannot be imported ({error}). Give the dotted path of "
+            "a class, e.g. `my_project.auth.TokenHeaderProvider`, or set `type: null`."
+        ) from None
+    from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
+
+    if not (isinstance(provider_class, type) and issubclass(provider_class, RequestHeaderProvider)):
+        raise MlflowConfigError(
+            f"{where}: `type: {config.type}` is not a subclass of MLflow's RequestHeaderProvider "
+            "(mlflow.tracking.request_header.abstract_request_header_provider)."
+        )
+    kwargs = dict(config.init_kwargs or {})
+    if config.pass_context:
+        kwargs["kedro_context"] = context
+    try:
+        provider = provider_class(**kwargs)
+    except TypeError as error:
+        raise MlflowConfigError(
+            f"{where}: {config.type} cannot be built with init_kwargs {sorted(kwargs)}: {error}."
+        ) from None
+    compat.register_request_header_provider(provider)
