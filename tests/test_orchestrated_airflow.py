@@ -93,8 +93,11 @@ def test_one_dag_run_is_one_finished_mlflow_run_with_everything(airflow_project:
     run = the_run(project.tracking_uri, runs[0]["id"])
     assert run["status"] == "FINISHED"
     assert set(run["params"]) == {"target", "split_options", "model_options"}
-    assert set(run["metrics"]) == {"test.accuracy", "test.f1_macro"}
-    assert set(run["artifacts"]) == {"reports/confusion_matrix.png", "reports/classification_report.txt"}
+    assert set(run["metrics"]) == {"test.accuracy", "test.f1_macro", "time.pipeline",
+                                   *(f"time.node.{node}" for node in NODES)}
+    assert set(run["artifacts"]) == {"reports/confusion_matrix.png", "reports/classification_report.txt",
+                                     "kedro/pipeline.json", "kedro/pipeline.svg", "kedro/config/catalog.yml",
+                                     "kedro/config/parameters.yml", "kedro/config/run.yml"}
     assert {k: v for k, v in run["tags"].items() if k.startswith("kedro.task.")} == {
         f"kedro.task.{node}": "FINISHED" for node in NODES}
     models = {m["name"]: m for m in logged_models(project.tracking_uri, PACKAGE)}
@@ -129,4 +132,5 @@ def test_a_dag_whose_task_fails_makes_the_run_failed_and_names_the_task(
     for node in ("split_data", "fit_preprocessor"):
         assert run["tags"][f"kedro.task.{node}"] == "FINISHED"
     assert not any(f"kedro.task.{node}" in run["tags"] for node in ("evaluate_model", "report", "bundle_model"))
+    assert run["tags"]["kedro.missing_nodes"] == "bundle_model,evaluate_model,report"  # never ran
     assert not [m for m in logged_models(project.tracking_uri, PACKAGE) if m["run_id"] == run["id"]]

@@ -40,8 +40,12 @@ if TYPE_CHECKING:
     from tests.server_fixtures import MlflowServer
 
 EXPECTED_PARAMS = {"target", "split_options", "model_options", "fanout.weight_1", "fanout.weight_2", "fanout.weight_3"}
-EXPECTED_METRICS = {"test.accuracy", "test.f1_macro", "fanout_score_1", "fanout_score_2", "fanout_score_3"}
-EXPECTED_ARTIFACTS = {"reports/confusion_matrix.png", "reports/classification_report.txt"}
+NODES = ["split_data", "fit_preprocessor", "train_model", "evaluate_model", "report", "bundle_model", *FANOUT_NODES]
+EXPECTED_METRICS = {"test.accuracy", "test.f1_macro", "fanout_score_1", "fanout_score_2", "fanout_score_3",
+                    "time.pipeline", *(f"time.node.{node}" for node in NODES)}
+EXPECTED_ARTIFACTS = {"reports/confusion_matrix.png", "reports/classification_report.txt", "kedro/pipeline.json",
+                      "kedro/pipeline.svg", "kedro/config/catalog.yml", "kedro/config/parameters.yml",
+                      "kedro/config/run.yml"}
 
 
 @dataclass
@@ -78,14 +82,13 @@ def fanned_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 def test_the_last_wave_runs_six_processes_at_once(fanned_out: FannedOut) -> None:
     plan = fanned_out.plan
-    assert sorted(node for wave in plan for node in wave) == sorted(
-        ["split_data", "fit_preprocessor", "train_model", "evaluate_model", "report", "bundle_model", *FANOUT_NODES])
+    assert sorted(node for wave in plan for node in wave) == sorted(NODES)
     assert max(len(wave) for wave in plan) >= 4, plan
     assert all(code == 0 for code in fanned_out.codes.values()), {
         node: task_log(fanned_out.project, node, fanned_out.logs) for node, code in fanned_out.codes.items() if code}
 
 
-def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out: FannedOut) -> None:
+def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out: FannedOut, tmp_path: Path) -> None:
     run = the_run(fanned_out.tracking_uri, fanned_out.run_id)
     assert run["status"] == "FINISHED", fanned_out.close_output
     assert set(run["params"]) == EXPECTED_PARAMS
@@ -94,13 +97,20 @@ def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out
     tasks = {key[len("kedro.task."):]: value for key, value in run["tags"].items() if key.startswith("kedro.task.")}
     assert tasks == {node: "FINISHED" for wave in fanned_out.plan for node in wave}
     assert run["tags"]["kedro.command"] == "kedro run --pipelines=__default__"
+    assert {k for k in run["tags"] if k.startswith("kedro.node.")} == {f"kedro.node.{node}" for node in NODES}
     assert "kedro.failed_tasks" not in run["tags"]
     for node in ("split_data", "score_2"):  # no task raised about params already logged
         assert "already logged" not in task_log(fanned_out.project, node, fanned_out.logs)
 
+    import json
+
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=fanned_out.tracking_uri)
+    # the whole pipeline's lineage, written once by open/close, not one task's slice
+    assert len(client.get_metric_history(run["id"], "time.pipeline")) == 1
+    graph = json.loads(Path(client.download_artifacts(run["id"], "kedro/pipeline.json", str(tmp_path))).read_text())
+    assert {node["name"] for node in graph["pipeline"]} == set(NODES)
     models = {m.name: m for m in client.search_logged_models(experiment_ids=[client.get_run(run["id"]).info.experiment_id])}
     assert set(models) == {"model", "sklearn_model"}
     assert {m.source_run_id for m in models.values()} == {fanned_out.run_id}
@@ -146,7 +156,7 @@ def test_a_task_killed_with_sigterm_makes_the_run_killed(fanned_out: FannedOut, 
     assert run.info.status == "KILLED"
     assert run.data.tags["kedro.task.score_2"] == "KILLED"
     assert run.data.tags["kedro.killed_tasks"] == "score_2"
-    assert set(run.data.metrics) == {"fanout_score_1"}  # what the other task logged is kept
+    assert {k for k in run.data.metrics if not k.startswith("time.")} == {"fanout_score_1"}  # the other task's
     _delete_run(fanned_out.tracking_uri, run_id)
 
 
@@ -162,7 +172,7 @@ def test_a_failing_task_makes_the_run_failed_and_names_it(fanned_out: FannedOut,
     assert run.data.tags["kedro.failed_tasks"] == "score_3"
     assert run.data.tags["kedro.task.score_3"].startswith("FAILED: RuntimeError: score_3 failed on purpose")
     assert "score_3" in run.data.tags["mlflow.note.content"]
-    assert set(run.data.metrics) == {"fanout_score_1"}
+    assert {k for k in run.data.metrics if not k.startswith("time.")} == {"fanout_score_1"}
     # a FAILED run gets no pipeline model: its artifacts may be incomplete
     from mlflow import MlflowClient
 

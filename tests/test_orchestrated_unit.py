@@ -88,3 +88,19 @@ def test_open_reads_params_as_kedro_run_does(given: tuple[str, ...], parsed: dic
     from kedro_mlflow_starter.framework.cli_run import _split_params
 
     assert _split_params(given) == parsed
+
+
+@pytest.mark.parametrize(
+    ("tags", "status", "missing"),
+    [
+        ({"kedro.task.a": "FINISHED", "kedro.node.a": "FINISHED", "kedro.node.b": "FINISHED"}, "FINISHED", []),
+        ({"kedro.task.a": "FINISHED", "kedro.node.a": "FINISHED"}, "FAILED", ["b"]),  # b never ran: incomplete
+        ({"kedro.task.a": "KILLED", "kedro.node.a": "KILLED"}, "KILLED", ["b"]),  # cancelled before b
+        ({}, "FAILED", ["a", "b"]),  # closed before any task ran
+    ],
+)
+def test_every_node_of_the_pipeline_must_have_run(tags: dict, status: str, missing: list) -> None:
+    outcome = derive_outcome(tags, expected_nodes=["a", "b"])
+    assert (outcome.status, outcome.missing) == (status, missing)
+    if missing:
+        assert summary_tags(outcome)["kedro.missing_nodes"] == ",".join(missing)

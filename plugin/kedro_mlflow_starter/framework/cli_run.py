@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,22 @@ def _pipeline(pipelines: Any, name: str) -> Any:
         available = ", ".join(sorted(pipelines.keys())) or "none"
         raise OrchestratedRunError(
             f"No pipeline named '{name}' is registered. Registered pipelines: {available}.") from None
+
+
+def _log_whole_pipeline_lineage(config: Any, pipeline: Any, catalog: Any, run_params: Mapping[str, Any],
+                                run: Any) -> None:
+    """The run's ``kedro/`` folder (configuration, pipeline graph) for the whole pipeline: the
+    tasks each see a slice and leave it to this step."""
+    switches = config.tracking.lineage
+    if not (switches.config or switches.pipeline_graph):
+        return
+    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+
+    recorder = LineageRecorder(switches, pipeline, catalog, run_params, project_path=config.project_path,
+                               secret_patterns=config.tracking.params.secret_patterns,
+                               logs_pipeline_model=isinstance(pipeline, PipelineML))
+    recorder.log_kedro_folder(run.client, run.run_id)
 
 
 def _params_loader(params: Mapping[str, Any]) -> Any:
@@ -143,6 +160,7 @@ def open_pipeline_run(  # noqa: PLR0913
         _check_reachable(config)
         run = TrackedRun.create(config, run_name or config.tracking.run.name or pipeline_name, tags)
         run.log_params_and_tags(prepared.params, prepared.tags)
+        _log_whole_pipeline_lineage(config, pipeline, catalog, run_params, run)
         return {
             "run_id": run.run_id,
             "run_name": run.run_name,
@@ -197,11 +215,12 @@ def close_pipeline_run(  # noqa: PLR0913
         if run.info.status != "RUNNING":
             return {"run_id": run_id, "status": run.info.status, "already_closed": True, "model_uri": None,
                     "summary": f"already {run.info.status}"}
-        outcome = derive_outcome(tags, status, failed_tasks, killed_tasks)
-        model_uri = None
         name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
+        pipeline = _pipeline(pipelines, name)
+        outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
+                                 expected_nodes=sorted(node.name for node in pipeline.nodes))
+        model_uri = None
         if outcome.status == "FINISHED":
-            pipeline = _pipeline(pipelines, name)
             if isinstance(pipeline, PipelineML):
                 from kedro_mlflow_starter.models.logging import log_pipeline_model
 
@@ -213,11 +232,15 @@ def close_pipeline_run(  # noqa: PLR0913
                     outcome.status = "FAILED"
                     outcome.failed.append("pipeline model")
                     outcome.errors["pipeline model"] = describe_error(error)
-        from mlflow.entities import RunTag
+        from mlflow.entities import Metric, RunTag
+
+        from kedro_mlflow_starter.tracking.node_timings import PIPELINE_KEY
 
         extra = summary_tags(outcome)
-        if extra:
-            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in extra.items()])
+        # The pipeline's time is the orchestrated run's: from `open` to now (the tasks log their nodes').
+        timing = [Metric(PIPELINE_KEY, round((time.time() * 1000 - run.info.start_time) / 1000, 6),
+                         int(time.time() * 1000), 0)] if config.tracking.lineage.node_timings else []
+        client.log_batch(run_id, metrics=timing, tags=[RunTag(k, v) for k, v in extra.items()])
         client.set_terminated(run_id, status=outcome.status)
         if model_uri and not str(model_uri).startswith("models:/"):
             model_uri = f"models:/{model_uri}"

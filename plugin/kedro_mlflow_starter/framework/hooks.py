@@ -117,6 +117,8 @@ class MlflowHook:
             self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",
                                 warn_at_end=True)
             return
+        if run.task is not None:  # one task of an orchestrated run: it reports these nodes
+            run.task_nodes = sorted(node.name for node in pipeline.nodes)
         run.publish()
         self._run = run
         self._lineage = _lineage_recorder(config, pipeline, catalog, run_params)
@@ -229,7 +231,7 @@ def _finish_lineage(recorder: Any, run: Any) -> None:
     from kedro_mlflow_starter.tracking.failures import describe_error, is_transient, record_failure
 
     try:
-        recorder.finish(run.client, run.run_id, run.experiment_id)
+        recorder.finish(run.client, run.run_id, run.experiment_id, one_task_of_many=run.task is not None)
     except Exception as error:
         if is_transient(error):
             record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error)

@@ -28,6 +28,8 @@ ORCHESTRATED_TAG = "kedro.orchestrated"
 """Set to ``true`` by ``open``: tasks that join such a run behave as one of its parts."""
 TASK_TAG_PREFIX = "kedro.task."
 """``kedro.task.<nodes>`` = ``FINISHED`` | ``FAILED: <error>`` | ``KILLED``, one per task."""
+NODE_TAG_PREFIX = "kedro.node."
+"""``kedro.node.<node>`` = the status of the task that ran the node: ``close`` checks every node ran."""
 FAILED_TASKS_TAG = "kedro.failed_tasks"
 KILLED_TASKS_TAG = "kedro.killed_tasks"
 STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -49,9 +51,9 @@ def task_label(run_params: Mapping[str, Any]) -> str:
     return "+".join(sorted(run_params.get("pipeline_names") or ["__default__"]))
 
 
-def task_tag_key(label: str) -> str:
+def task_tag_key(label: str, prefix: str = TASK_TAG_PREFIX) -> str:
     """A valid MLflow tag key for ``label``; a long label keeps a hash so keys stay distinct."""
-    key = TASK_TAG_PREFIX + _UNSAFE.sub("_", label)
+    key = prefix + _UNSAFE.sub("_", label)
     if len(key) <= _MAX_KEY:
         return key
     digest = hashlib.sha256(label.encode()).hexdigest()[:12]
@@ -112,10 +114,16 @@ def join(client: Any, run_id: str, params: Mapping[str, str], param_tags: Mappin
     return plan
 
 
-def record_task_outcome(client: Any, run_id: str, label: str, status: str, error: str | None = None) -> None:
-    """Tag the run with how this task ended (the ``close`` step reads these tags)."""
+def record_task_outcome(client: Any, run_id: str, label: str, status: str, error: str | None = None,
+                        nodes: Iterable[str] = ()) -> None:
+    """Tag the run with how this task and each of its nodes ended (``close`` reads these tags)."""
+    from mlflow.entities import RunTag
+
     value = status if not error else f"{status}: {error}"
-    client.set_tag(run_id, task_tag_key(label), value[:_MAX_VALUE])
+    tags = [RunTag(task_tag_key(label), value[:_MAX_VALUE])]
+    tags += [RunTag(task_tag_key(node, NODE_TAG_PREFIX), status) for node in nodes]
+    for start in range(0, len(tags), 100):
+        client.log_batch(run_id, tags=tags[start:start + 100])
 
 
 @dataclass
@@ -124,6 +132,7 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # nodes no task reported
     errors: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -133,17 +142,21 @@ class Outcome:
                 f"{task} ({self.errors[task]})" if self.errors.get(task) else task for task in self.failed))
         if self.killed:
             parts.append("killed: " + ", ".join(self.killed))
+        if self.missing:
+            parts.append("never reported (not run, or the task died without a trace): " + ", ".join(self.missing))
         return ", ".join(parts)
 
 
-def derive_outcome(
-    tags: Mapping[str, str], requested: str = "auto", failed_tasks: Iterable[str] = (), killed_tasks: Iterable[str] = ()
+def derive_outcome(  # noqa: PLR0913
+    tags: Mapping[str, str], requested: str = "auto", failed_tasks: Iterable[str] = (),
+    killed_tasks: Iterable[str] = (), expected_nodes: Iterable[str] = (),
 ) -> Outcome:
     """The run's honest status from its task tags and what the orchestrator reports.
 
-    ``auto``: FAILED if any task failed, else KILLED if any was cancelled, else FINISHED.
-    An explicit ``requested`` status is only ever made worse by a task's outcome (a run whose
-    task failed is never FINISHED).
+    ``auto``: FAILED if any task failed, else KILLED if any was cancelled, else FAILED if a
+    node of ``expected_nodes`` was never reported by a task, else FINISHED. An explicit ``requested``
+    status is only ever made worse by the tasks' outcomes (a run whose task failed is never
+    FINISHED).
     """
     outcome = Outcome(status="FINISHED")
     for key in sorted(tags):
@@ -165,7 +178,11 @@ def derive_outcome(
     for task in killed_tasks:
         if not _known(task, outcome.killed + outcome.failed):
             outcome.killed.append(task)
-    derived = "FAILED" if outcome.failed else "KILLED" if outcome.killed else "FINISHED"
+    outcome.missing = [node for node in expected_nodes if task_tag_key(node, NODE_TAG_PREFIX) not in tags]
+    # Nodes that never ran are what a cancelled workflow leaves: KILLED explains them; otherwise
+    # the run is incomplete (a task died without a trace, or `close` came too early): FAILED.
+    derived = ("FAILED" if outcome.failed else "KILLED" if outcome.killed
+               else "FAILED" if outcome.missing else "FINISHED")
     if requested == "auto":
         outcome.status = derived
     else:
@@ -185,6 +202,8 @@ def _known(task: str, tasks: Iterable[str]) -> bool:
 
 def summary_tags(outcome: Outcome) -> dict[str, str]:
     tags = {}
+    if outcome.missing:
+        tags["kedro.missing_nodes"] = ",".join(outcome.missing)[:_MAX_VALUE]
     if outcome.failed:
         tags[FAILED_TASKS_TAG] = ",".join(outcome.failed)[:_MAX_VALUE]
     if outcome.killed:

@@ -93,6 +93,7 @@ class TrackedRun:
         # Set when this process is one task of a run opened by `kedro mlflow run open`
         # (tracking/orchestrated.py): what the task runs, and why it failed.
         self.task: str | None = None
+        self.task_nodes: list[str] = []
         self._task_error: str | None = None
 
     # -- opening ---------------------------------------------------------------------------
@@ -277,7 +278,7 @@ class TrackedRun:
                 from kedro_mlflow_starter.tracking.orchestrated import record_task_outcome
 
                 call_with_retry(lambda: record_task_outcome(self.client, self.run_id, self.task, status,
-                                                            self._task_error))
+                                                            self._task_error, self.task_nodes))
             self._announce(status, model_uri)
         except Exception as error:
             if not is_transient(error):
