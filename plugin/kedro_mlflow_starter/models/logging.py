@@ -111,6 +111,9 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
         shipped = [*project_code_paths(node.func for node in model.pipeline.nodes), *(code_paths or [])]
         if pip_requirements is None and conda_env is None:
             pip_requirements = model_requirements(model, sample, shipped)
+            if extra_pip_requirements:  # MLflow takes one of the two: the extras join the computed list
+                pip_requirements += _as_list(extra_pip_requirements)
+                extra_pip_requirements = None
 
         logged = client.create_logged_model(
             experiment_id=run.info.experiment_id,
@@ -145,6 +148,14 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
             _mark_failed(client, logged.model_id, LoggedModelStatus)
             raise
     return f"models:/{logged.model_id}"
+
+
+def _as_list(requirements: list[str] | str) -> list[str]:
+    """Requirements given as a list, or as the path of a requirements file (as MLflow accepts them)."""
+    if isinstance(requirements, str):
+        lines = Path(requirements).read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return list(requirements)
 
 
 def _mark_failed(client: Any, model_id: str, statuses: Any) -> None:
