@@ -11,6 +11,7 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, parse_dataset_definition
 
+from kedro_mlflow_starter.io._downloads import download_folder
 from kedro_mlflow_starter.io._common import log_or_record, run_to_log_into
 from kedro_mlflow_starter.run_context import get_client, tracking_disabled
 
@@ -189,7 +190,7 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         dataset = self._dataset
         local_root = _strip_slash(str(_local_root(dataset)))
         artifact = _join(self._artifact_path, PurePosixPath(local_root).name)
-        destination = tempfile.mkdtemp(prefix="kedro-mlflow-download-")
+        destination = download_folder("kedro-mlflow-download-")
         client = get_client()
         downloaded = client.download_artifacts(run_id, artifact, destination)
         config = copy.deepcopy(self._dataset_config)
@@ -200,7 +201,8 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         dataset_class, kwargs = parse_dataset_definition(config)
         result = dataset_class(**kwargs).load()
         if not _is_partitioned(dataset):
-            # A partitioned load returns lazy loaders that still read the downloaded files.
+            # A partitioned load returns lazy loaders that still read the downloaded files
+            # (removed when the process exits).
             shutil.rmtree(destination, ignore_errors=True)
         return result
 
