@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,9 @@ class MlflowHook:
         state.client, state.run = opened
         state.tracked = True
         state.started = time.monotonic()
-        fd, state.failure_log = tempfile.mkstemp(prefix="kedro-mlflow-failures-", suffix=".jsonl")
-        os.close(fd)
+        # Only named here: the first recorded failure creates the file, so a run killed with
+        # kill -9 (nothing can clean up then) leaves no empty ledger in the temp folder.
+        state.failure_log = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-failures-{uuid.uuid4().hex}.jsonl")
         self._set_env(
             {
                 "MLFLOW_TRACKING_URI": config.tracking_uri(),
