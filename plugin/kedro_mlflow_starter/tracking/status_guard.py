@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+
+
+# multiprocessing names a manager's server process after its class: "SyncManager-1", ...
+_MANAGER_PROCESS = re.compile(r"\w*Manager-")
 
 
 class TerminatedError(KeyboardInterrupt):
@@ -66,12 +71,19 @@ class StatusGuard:
 
 
 def _terminate_workers() -> None:
-    """SIGTERM the multiprocessing children of this process (ParallelRunner's workers)."""
+    """SIGTERM the multiprocessing children of this process (ParallelRunner's workers).
+
+    Manager server processes (Kedro's ``ParallelRunnerManager-1``) are left alone: they run
+    no node, and the manager's own exit finalizer shuts them down cleanly as this process
+    exits. Killed, one would leave its ``pymp-*`` socket folder in the temp folder.
+    """
     if "multiprocessing" not in sys.modules:
         return
     import multiprocessing
 
     for child in multiprocessing.active_children():
+        if _MANAGER_PROCESS.match(child.name or ""):
+            continue
         try:
             child.terminate()
         except (OSError, AttributeError):
