@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,50 @@ pytest_plugins = ["tests.io_fixtures", "tests.server_fixtures", "tests.starter_f
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# What may stay in the session's temp folder (issue 11 §5: the store locks are fixed separately).
+TEMP_LEFTOVERS_ALLOWED = ("kedro-mlflow-store-*.lock",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_temp_folder(tmp_path_factory: pytest.TempPathFactory):
+    """A temp folder of the session's own, checked empty at the end: nothing leaks to the temp folder.
+
+    TMPDIR and ``tempfile.tempdir`` point at it for the whole session, so the tests, the plugin
+    and every subprocess (``kedro``, ``mlflow server``, cookiecutter) create their temporary
+    files there. pytest's own ``tmp_path`` base is fixed first, outside it: what the tests keep
+    on purpose in ``tmp_path`` is not a leak. At the end the session fails, listing every
+    entry left behind (other than TEMP_LEFTOVERS_ALLOWED), and the folder is removed.
+    """
+    tmp_path_factory.getbasetemp()
+    folder = Path(tempfile.mkdtemp(prefix="kedro-mlflow-starter-tests-tmp-")).resolve()
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        tempfile.tempdir = saved_tempdir
+        # This process's own download folder goes when pytest exits (the MLflow datasets keep
+        # what loaded models may still read until then; test_no_litter.py checks the exit).
+        allowed = (*TEMP_LEFTOVERS_ALLOWED, f"kedro-mlflow-downloads-{os.getpid()}-*")
+        left = sorted(
+            entry.name + ("/" if entry.is_dir() else "")
+            for entry in folder.iterdir()
+            if not any(entry.match(pattern) for pattern in allowed)
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        if left:
+            pytest.fail(
+                f"The test session left {len(left)} entr{'y' if len(left) == 1 else 'ies'} in the temp "
+                f"folder ({folder}): {', '.join(left)}. Find the code or test that creates them and "
+                "remove them (tmp_path for test files; the plugin must clean up its own temp files).",
+                pytrace=False,
+            )
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,10 @@ def ui(env: str | None, host: str | None, port: int | None, no_browser: bool) ->
     from kedro_mlflow_starter.tracking.store import file_store_env
 
     os.environ.update(file_store_env(uri))
+    # MLflow's job runner (GenAI jobs) is of no use to a Kedro project's UI; it starts extra
+    # processes and leaves a db_init_lock-<hash> file in the temp folder. Opt back in by
+    # exporting MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
     if not no_browser:
         webbrowser.open(f"http://{host}:{port}")

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,8 +207,9 @@ class TrackedRun:
     def publish(self) -> None:
         """Make this run the one every dataset, thread, worker process and fluent call logs into,
         and keep its status honest if the process is interrupted."""
-        fd, self._failure_log = tempfile.mkstemp(prefix="kedro-mlflow-failures-", suffix=".jsonl")
-        os.close(fd)
+        # Only named here: the first recorded failure creates the file, so a run killed with
+        # kill -9 (nothing can clean up then) leaves no empty ledger in the temp folder.
+        self._failure_log = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-failures-{uuid.uuid4().hex}.jsonl")
         self._environment.store(self.config.tracking_uri(), self.config.registry_uri())
         self._environment.run(self.run_id, self._failure_log)
         if self.config.tracking.disable_tracking.disable_autologging and "mlflow" in sys.modules:
