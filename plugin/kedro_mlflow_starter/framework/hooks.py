@@ -82,6 +82,9 @@ class MlflowHook:
             return
         run.publish()
         self._run = run
+        from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
+
+        warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
