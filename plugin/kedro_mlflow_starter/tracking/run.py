@@ -309,12 +309,14 @@ def _print_lines(lines: Sequence[str]) -> None:
 
 
 def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: datetime | None = None) -> str:
-    """``tracking.run.name`` when set, else ``<pipelines> <MM-DD HH:MM:SS>``.
+    """``tracking.run.name`` when set, else ``<pipelines> <HH:MM:SS>``.
 
-    The pipelines run (joined by '+') say what ran; the local start time tells the runs of
-    the same pipelines apart in the runs list, e.g. ``__default__ 07-14 15:32:08``.
+    The pipelines run (joined by '+', ``__default__`` shown as ``default``) say what ran; the
+    local start time tells runs of the same pipelines apart in the runs list, whose narrow
+    name column shows about 20 characters (its Created column gives the day):
+    ``default 15:32:08``, ``training 15:40:51``.
     """
     if config.tracking.run.name:
         return config.tracking.run.name
-    stamp = (now or datetime.now()).strftime("%m-%d %H:%M:%S")
-    return f"{'+'.join(pipeline_names)} {stamp}"
+    names = "+".join("default" if name == "__default__" else name for name in pipeline_names)
+    return f"{names} {(now or datetime.now()):%H:%M:%S}"
