@@ -146,7 +146,7 @@ def test_secret_runtime_params_are_redacted_everywhere(project):
     assert secret not in everything
     assert "***" in run.data.params["model_options"]
     assert run.data.params["factor"] == "3"
-    assert run.data.tags["kedro.command"] == "kedro run --params=model_options.api_token=***,factor=3"
+    assert run.data.tags["kedro.command"] == "kedro run '--params=model_options.api_token=***,factor=3'"
 
 
 def test_two_sessions_in_one_process_log_two_runs(project):
