@@ -17,8 +17,8 @@ pytest_plugins = ["tests.io_fixtures", "tests.server_fixtures", "tests.starter_f
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-# What may stay in the session's temp folder (issue 11 §5: the store locks are fixed separately).
-TEMP_LEFTOVERS_ALLOWED = ("kedro-mlflow-store-*.lock",)
+# What may stay in the session's temp folder: nothing (the SQLite store lock is the database file itself).
+TEMP_LEFTOVERS_ALLOWED: tuple[str, ...] = ()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -68,8 +68,31 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlflow.tracking import MlflowClient
 
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    # MLflow fixes the Default experiment's artifact folder as <current directory>/mlruns when
+    # it creates a store: create it from the store's own folder, never from the checkout.
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    finally:
+        os.chdir(cwd)
     return path
+
+
+# What a test run must never create in the checkout it runs from (a store or artifacts that
+# some code wrote relative to the current directory instead of the project or tmp_path).
+CHECKOUT_LEFTOVERS = ("mlruns", "mlflow.db", "mlartifacts")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean(request: pytest.FixtureRequest):
+    root = Path(request.config.rootpath)
+    before = {name for name in CHECKOUT_LEFTOVERS if (root / name).exists()}
+    yield
+    created = sorted(name for name in CHECKOUT_LEFTOVERS if (root / name).exists() and name not in before)
+    if created:
+        pytest.fail(f"The test session created {', '.join(created)} in the checkout ({root}): some code "
+                    "resolved a store or artifact path against the current directory.", pytrace=False)
 
 
 @pytest.fixture
