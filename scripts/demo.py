@@ -3,12 +3,14 @@
 1. `kedro new --starter=mlflow-iris` (the alias of the installed package) into .demo/
 2. install the project's requirements, only if something is missing
 3. `kedro run` in the new project
-4. read the run back from MLflow and print what it holds, and how to look at it
+4. read the run back from MLflow and print what it holds, and the commands to type next
+   (they work in a new shell: they start by activating the virtualenv that holds `kedro`)
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -86,12 +88,33 @@ def summary(tracking_uri: str) -> int:
     for name, uri in sorted(model_uris.items()):
         print(f"  model      : {name} -> {uri}")
 
-    pipeline_model = model_uris.get("model", "models:/<model id>")
-    print("\nNext:")
-    print(f"  cd {PROJECT.relative_to(REPO)}")
-    print("  kedro mlflow ui                      # open the MLflow UI on http://127.0.0.1:5000")
-    print(f"  MLFLOW_TRACKING_URI=sqlite:///mlflow.db mlflow models serve -m {pipeline_model} --env-manager local --port 5001")
+    print("\nNext, in a new shell (paste as it is):")
+    for line in next_steps(PROJECT, model_uris.get("model", "models:/<model id>")):
+        print(f"  {line}")
     return 0 if run.info.status == "FINISHED" and "model" in model_uris else 1
+
+
+def next_steps(project: Path, model_uri: str, bin_dir: Path = BIN) -> list[str]:
+    """The commands to type after the demo, each working when pasted into a new shell.
+
+    ``kedro`` and ``mlflow`` are installed in the demo's virtualenv only, so the first line
+    activates it; paths are absolute, so the lines work from any folder.
+    """
+    activate = bin_dir / "activate"
+    if activate.is_file():
+        setup = f"source {shlex.quote(str(activate))}"
+    else:  # not a virtualenv: put its scripts first on PATH
+        setup = f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"'
+    steps = [
+        (setup, "kedro and mlflow are installed in this virtualenv"),
+        (f"cd {shlex.quote(str(project))}", "the demo project"),
+        ("kedro mlflow ui", "the MLflow UI on http://127.0.0.1:5000 (Ctrl-C to stop)"),
+        ("kedro run --params model_options.C=0.05", "a second run to compare with the first"),
+        (f"MLFLOW_TRACKING_URI=sqlite:///mlflow.db mlflow models serve -m {model_uri} --env-manager local --port 5001",
+         "serve the pipeline model"),
+    ]
+    width = max(len(command) for command, _ in steps[:-1])
+    return [f"{command.ljust(width)}  # {why}" for command, why in steps]
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,50 @@ pytest_plugins = ["tests.io_fixtures", "tests.server_fixtures", "tests.starter_f
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+# What may stay in the session's temp folder: nothing (the SQLite store lock is the database file itself).
+TEMP_LEFTOVERS_ALLOWED: tuple[str, ...] = ()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_temp_folder(tmp_path_factory: pytest.TempPathFactory):
+    """A temp folder of the session's own, checked empty at the end: nothing leaks to the temp folder.
+
+    TMPDIR and ``tempfile.tempdir`` point at it for the whole session, so the tests, the plugin
+    and every subprocess (``kedro``, ``mlflow server``, cookiecutter) create their temporary
+    files there. pytest's own ``tmp_path`` base is fixed first, outside it: what the tests keep
+    on purpose in ``tmp_path`` is not a leak. At the end the session fails, listing every
+    entry left behind (other than TEMP_LEFTOVERS_ALLOWED), and the folder is removed.
+    """
+    tmp_path_factory.getbasetemp()
+    folder = Path(tempfile.mkdtemp(prefix="kedro-mlflow-starter-tests-tmp-")).resolve()
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        tempfile.tempdir = saved_tempdir
+        # This process's own download folder goes when pytest exits (the MLflow datasets keep
+        # what loaded models may still read until then; test_no_litter.py checks the exit).
+        allowed = (*TEMP_LEFTOVERS_ALLOWED, f"kedro-mlflow-downloads-{os.getpid()}-*")
+        left = sorted(
+            entry.name + ("/" if entry.is_dir() else "")
+            for entry in folder.iterdir()
+            if not any(entry.match(pattern) for pattern in allowed)
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        if left:
+            pytest.fail(
+                f"The test session left {len(left)} entr{'y' if len(left) == 1 else 'ies'} in the temp "
+                f"folder ({folder}): {', '.join(left)}. Find the code or test that creates them and "
+                "remove them (tmp_path for test files; the plugin must clean up its own temp files).",
+                pytrace=False,
+            )
+
 
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -23,8 +68,31 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlflow.tracking import MlflowClient
 
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    # MLflow fixes the Default experiment's artifact folder as <current directory>/mlruns when
+    # it creates a store: create it from the store's own folder, never from the checkout.
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    finally:
+        os.chdir(cwd)
     return path
+
+
+# What a test run must never create in the checkout it runs from (a store or artifacts that
+# some code wrote relative to the current directory instead of the project or tmp_path).
+CHECKOUT_LEFTOVERS = ("mlruns", "mlflow.db", "mlartifacts")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean(request: pytest.FixtureRequest):
+    root = Path(request.config.rootpath)
+    before = {name for name in CHECKOUT_LEFTOVERS if (root / name).exists()}
+    yield
+    created = sorted(name for name in CHECKOUT_LEFTOVERS if (root / name).exists() and name not in before)
+    if created:
+        pytest.fail(f"The test session created {', '.join(created)} in the checkout ({root}): some code "
+                    "resolved a store or artifact path against the current directory.", pytrace=False)
 
 
 @pytest.fixture

@@ -81,6 +81,47 @@ def test_modelify_pipeline_ml_into_an_existing_run_with_given_requirements(proje
     assert client.get_run(run_id).info.status == "RUNNING"  # not ours to end
 
 
+def test_kedro_mlflow_options_copy_mode_code_paths_extra_requirements_and_artifact_path(project, client, tmp_path):
+    helper = tmp_path / "serving_helpers.py"
+    helper.write_text("GREETING = 'shipped with the model'\n")
+    result = project.run(
+        "mlflow", "modelify", "--pipeline", "training", "--artifact-path", "legacy_name",
+        "--copy-mode", '{"scaler": "deepcopy"}', "--code-path", str(helper),
+        "--extra-pip-requirements", "tabulate==0.9.0", "--registered-model-name", "iris-options",
+        "--await-registration-for", "5", "--no-infer-input-example",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--artifact-path is kedro-mlflow's name for --model-name" in result.stderr
+    model = client.get_logged_model(_model_id(result.stdout))
+    assert model.name == "legacy_name"
+    folder = Path(model.artifact_location.removeprefix("file://"))
+    assert (folder / "requirements.txt").read_text().split()[-1] == "tabulate==0.9.0"
+    assert (folder / "code" / "serving_helpers.py").is_file()
+    assert [str(v.version) for v in client.search_model_versions("name = 'iris-options'")] == ["1"]
+    loaded = run_python(
+        f"""
+        import mlflow
+        model = mlflow.pyfunc.load_model("models:/{model.model_id}")
+        print(model.unwrap_python_model().copy_mode)
+        """,
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": project.tracking_uri},
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-1] == "{'scaler': 'deepcopy'}"  # the others are handed as they are
+
+
+def test_conda_env_replaces_pip_requirements(project, client, tmp_path):
+    env_file = tmp_path / "conda.yaml"
+    env_file.write_text("name: iris\ndependencies:\n  - python=3.11\n  - pip:\n    - scikit-learn\n")
+    result = project.run("mlflow", "modelify", "--pipeline", "training", "--conda-env", str(env_file),
+                         "--no-infer-input-example")
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = Path(client.get_logged_model(_model_id(result.stdout)).artifact_location.removeprefix("file://"))
+    assert "scikit-learn" in (folder / "conda.yaml").read_text()
+    assert "kedro-datasets" not in (folder / "requirements.txt").read_text()
+
+
 def test_bad_input_name_lists_valid_inputs(project):
     result = project.run("mlflow", "modelify", "--pipeline", "inference", "--input-name", "rows")
     assert result.returncode != 0
@@ -96,6 +137,10 @@ def test_bad_input_name_lists_valid_inputs(project):
         (["--pipeline", "processing"], "'processing' is not a PipelineML: give --input-name"),
         (["--pipeline", "training", "--run-id", "0123abcd"], "MLflow run '0123abcd' was not found"),
         (["--pipeline", "training", "--run-id", "a", "--run-name", "b"], "give only one"),
+        (["--pipeline", "training", "--copy-mode", "clone"], "copy_mode 'clone' for 'classifier' is not valid. Allowed: assign, copy, deepcopy"),
+        (["--pipeline", "training", "--copy-mode", "{scaler: deep"], "Invalid value for --copy-mode: not valid JSON"),
+        (["--pipeline", "training", "--conda-env", "missing.yaml"], "'missing.yaml' does not exist"),
+        (["--pipeline", "training", "--conda-env", "pyproject.toml", "--pip-requirements", "x"], "--conda-env replaces pip requirements"),
     ],
 )
 def test_bad_arguments_are_explained(project, args, expected):

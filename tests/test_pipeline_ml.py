@@ -12,6 +12,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_mlflow_starter import PipelineML, pipeline_ml_factory
 from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.pipeline.pipeline_ml import model_not_logged_notice, warn_if_model_not_logged
 
 
 def identity(x):
@@ -201,6 +202,8 @@ def test_coherent_filters_keep_pipeline_ml_without_warning(ml: PipelineML, caplo
 def test_incoherent_filters_give_plain_pipeline_and_one_warning(ml, caplog_warnings, filter_kwargs, missing) -> None:
     filtered = ml.filter(**filter_kwargs)
     assert type(filtered) is Pipeline
+    assert _model_warnings(caplog_warnings) == []  # told once by the hook when this pipeline runs
+    warn_if_model_not_logged(filtered)
     warnings = _model_warnings(caplog_warnings)
     assert len(warnings) == 1
     assert missing in warnings[0]
@@ -217,14 +220,16 @@ def test_filtering_methods_return_pipeline_ml_when_coherent(ml: PipelineML, capl
     assert isinstance(ml.from_inputs("raw"), PipelineML)
     assert isinstance(ml.to_outputs("report"), PipelineML)
     assert _model_warnings(caplog_warnings) == []
-    assert type(ml.only_nodes("featurize")) is Pipeline
-    assert len(_model_warnings(caplog_warnings)) == 1
+    dropped = ml.only_nodes("featurize")
+    assert type(dropped) is Pipeline
+    assert "only_nodes('featurize')" in model_not_logged_notice(dropped)
+    assert model_not_logged_notice(ml.only_nodes("fit_model")) is None
 
 
 def test_subtracting_the_model_nodes_gives_plain_pipeline(ml: PipelineML, caplog_warnings) -> None:
     remaining = ml - pipeline([n for n in ml.nodes if n.name in ("fit_encoder", "fit_model")])
     assert type(remaining) is Pipeline
-    assert len(_model_warnings(caplog_warnings)) == 1
+    assert "subtracting a pipeline" in model_not_logged_notice(remaining)
     kept = ml - pipeline([n for n in ml.nodes if n.name == "report"])
     assert isinstance(kept, PipelineML)
 

@@ -141,8 +141,11 @@ def test_kedro_run_logs_one_finished_run_with_params_metrics_and_reports(trained
     run_ = runs[0]
     assert run_["status"] == "FINISHED"
     assert run_["params"]["target"] == "species"
-    assert json.loads(run_["params"]["model_options"]) == {"C": 1.0, "max_iter": 500}
-    assert json.loads(run_["params"]["split_options"]) == {"random_state": 42, "test_size": 0.2}
+    # flattened (mlflow.yml dict_params.flatten: true): one readable column per key
+    assert {key: run_["params"][key] for key in ("model_options.C", "model_options.max_iter")} == {
+        "model_options.C": "1.0", "model_options.max_iter": "500"}
+    assert run_["params"]["split_options.test_size"] == "0.2"
+    assert "model_options" not in run_["params"]
     assert set(run_["metrics"]) == {"test.accuracy", "test.f1_macro"}
     assert run_["metrics"]["test.accuracy"] >= 0.9
     assert {"reports/confusion_matrix.png", "reports/classification_report.txt"} <= set(run_["artifacts"])
@@ -168,9 +171,9 @@ def test_run_logs_the_classifier_and_the_pipeline_model(trained: TrainedProject)
     run_id = trained.summary["runs"][0]["id"]
     in_run = {model["name"]: model for model in trained.models if model["run_id"] == run_id}
 
-    assert set(in_run) == {"model", "sklearn_model"}, dump(trained.models)
-    assert "sklearn" in in_run["sklearn_model"]["flavors"]
-    assert "python_function" in in_run["model"]["flavors"]
+    assert set(in_run) == {"iris_pipeline_model", "iris_sklearn_estimator"}, dump(trained.models)
+    assert "sklearn" in in_run["iris_sklearn_estimator"]["flavors"]
+    assert "python_function" in in_run["iris_pipeline_model"]["flavors"]
     assert all("READY" in model["status"] for model in in_run.values())
 
 
@@ -201,7 +204,8 @@ def test_pipeline_model_predicts_instances_in_a_fresh_process_outside_the_projec
     env = kedro_env(trained.project.home, {"MLFLOW_TRACKING_URI": trained.project.tracking_uri})
     env.pop("PYTHONPATH", None)
 
-    result = run([sys.executable, str(script), models["model"], models["sklearn_model"], str(instances)],
+    result = run([sys.executable, str(script), models["iris_pipeline_model"], models["iris_sklearn_estimator"],
+                  str(instances)],
                  cwd=tmp_path, env=env)
 
     assert_ok(result, "predicting with the logged models")
@@ -232,7 +236,8 @@ def test_training_pipeline_alone_logs_its_own_run_and_pipeline_model(trained: Tr
     from tests.starter_fixtures import logged_models
 
     models = logged_models(trained.project.tracking_uri, PACKAGE)
-    assert {m["name"] for m in models if m["run_id"] == training_runs[0]["id"]} == {"model", "sklearn_model"}
+    assert {m["name"] for m in models if m["run_id"] == training_runs[0]["id"]} == {
+        "iris_pipeline_model", "iris_sklearn_estimator"}
 
 
 def test_generated_project_tests_pass_right_after_generation(trained: TrainedProject, generated_tree):

@@ -23,6 +23,14 @@ def _new_runs(server, experiment: str, before: set[str]) -> list:
     return [run for run in runs if run.info.run_id not in before]
 
 
+def _serving_env(server, tmp_path) -> dict[str, str]:
+    """A serving machine that only knows the server. mlflow.*.load_model downloads a model from
+    a server into a temp folder it never removes: that machine's own temp folder, here."""
+    temp = tmp_path / "serving-temp"
+    temp.mkdir(exist_ok=True)
+    return {"MLFLOW_TRACKING_URI": server.uri, "TMPDIR": str(temp)}
+
+
 def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflow_server):
     server = mlflow_server
     project = make_team_project(tmp_path, server.uri, package="server_project")
@@ -66,7 +74,7 @@ def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflo
                            "pipe": pipe.predict(frame)["prediction"].tolist()}}))
         """,
         cwd=tmp_path,
-        env={"MLFLOW_TRACKING_URI": server.uri},
+        env=_serving_env(server, tmp_path),
     )
     assert loaded.returncode == 0, loaded.stderr
     predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
@@ -120,7 +128,7 @@ def test_the_generated_starter_project_tracks_to_the_server(tmp_path, mlflow_ser
         print(len(model.predict(pd.read_csv("data/05_model_input/instances.csv"))))
         """,
         cwd=project,
-        env={"MLFLOW_TRACKING_URI": server.uri},
+        env=_serving_env(server, tmp_path),
     )
     assert loaded.returncode == 0, loaded.stderr
     instances = pd.read_csv(project / "data/05_model_input/instances.csv")

@@ -160,7 +160,7 @@ def test_long_param_fails_by_default_naming_the_setting() -> None:
         ({"runner": "<kedro.runner.thread_runner.ThreadRunner object at 0x7f00ab>"}, "kedro run --runner=ThreadRunner"),
         ({"runner": "SequentialRunner", "node_names": ["n1", "n2"]}, "kedro run --nodes=n1,n2"),
         ({"tags": ["t"], "from_nodes": ["x"], "to_outputs": ["y"]}, "kedro run --tags=t --from-nodes=x --to-outputs=y"),
-        ({"runtime_params": {"model": {"C": 0.5}, "api_token": "s"}}, "kedro run --params=model.C=0.5,api_token=***"),
+        ({"runtime_params": {"model": {"C": 0.5}, "api_token": "s"}}, "kedro run '--params=model.C=0.5,api_token=***'"),
     ],
 )
 def test_reproducing_command(run_params, command) -> None:

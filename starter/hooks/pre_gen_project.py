@@ -5,15 +5,39 @@
 the same validators (read from prompts.yml, the single source) plus the checks a regex cannot
 express, prints every problem with what is allowed, and exits non-zero: cookiecutter then
 removes the project folder it had just created, so no half-written project is left behind.
+
+Cookiecutter runs this hook as a rendered copy, ``tmpXXXX.py`` in the temp folder, holding the
+user's answers, and never deletes it. The copy deletes itself before doing anything else, so
+it is gone on every exit path (success, refused answers, an exception).
 """
 
 import json
 import keyword
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
-import yaml
+
+def remove_rendered_copy(script: str) -> None:
+    """Delete this script if it is cookiecutter's rendered copy in the temp folder.
+
+    Python has read and compiled the whole file before the first line runs, so deleting it
+    here is safe; the template source (starter/hooks/pre_gen_project.py) is never touched.
+    """
+    path = Path(script).resolve()
+    if path.name != "pre_gen_project.py" and path.parent == Path(tempfile.gettempdir()).resolve():
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    remove_rendered_copy(__file__)
+
+import yaml  # noqa: E402  (after the clean-up: a missing yaml must not leave the copy behind)
 
 ANSWERS = json.loads(r'''{{ {
     "project_name": cookiecutter.project_name,

@@ -89,29 +89,68 @@ def init(env: str, force: bool) -> None:
 @click.option("--port", default=None, type=int, help="Port to serve the UI on (default: ui.port, 5000).")
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 def ui(env: str | None, host: str | None, port: int | None, no_browser: bool) -> None:
-    """Open the MLflow UI on this project's tracking store."""
+    """Open the MLflow UI on this project's experiment (runs and models view).
+
+    For the embedded store it serves the UI itself, and opens the browser once the UI
+    answers. A taken port is refused with the port named.
+    """
+    from kedro_mlflow_starter.framework.ui_server import check_port_free, start_ui, stop
+    from kedro_mlflow_starter.tracking.store import file_store_env
+    from kedro_mlflow_starter.tracking.ui_url import experiment_url, ui_base
+
     config = load_project_config(env)
     uri = config.tracking_uri()
     if uri.startswith(("http://", "https://")):
-        click.echo(f"This project tracks to {uri}; open it in your browser.")
+        url = experiment_url(ui_base(uri, "", 0), _experiment_id(config, create=False))
+        click.echo(f"This project tracks to a server; its experiment:\n{url}")
         if not no_browser:
-            webbrowser.open(uri)
+            webbrowser.open(url)
         return
     host = host or config.ui.host
     port = port or config.ui.port
+    check_port_free(host, port)
     root = Path(config.project_path)
+    os.environ.update(file_store_env(uri))
+    base = ui_base(uri, host, port)
+    url = experiment_url(base, _experiment_id(config, create=True))
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--artifacts-destination", str(root / "mlartifacts")]
-    from kedro_mlflow_starter.tracking.store import file_store_env
-
-    os.environ.update(file_store_env(uri))
-    click.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
-    if not no_browser:
-        webbrowser.open(f"http://{host}:{port}")
+    # MLflow's job runner (GenAI jobs) is of no use to a Kedro project's UI; it starts extra
+    # processes and leaves a db_init_lock-<hash> file in the temp folder. Opt back in by
+    # exporting MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    click.echo(f"Starting the MLflow UI for {uri} on port {port}...")
+    process = start_ui(command, root, dict(os.environ), base, host, port)
     try:
-        sys.exit(subprocess.call(command, cwd=root))
+        click.echo(f"MLflow UI ready (Ctrl-C to stop):\n{url}")
+        if not no_browser:
+            webbrowser.open(url)
+        code = process.wait()
     except KeyboardInterrupt:
-        sys.exit(0)
+        code = 0
+    finally:
+        stop(process)
+    sys.exit(code)
+
+
+def _experiment_id(config: Any, create: bool) -> str | None:
+    """The project's experiment id (created for the embedded store, so the link always works);
+    None when a server cannot say (the UI then opens on the experiments list)."""
+    from kedro_mlflow_starter.tracking.client import client_for
+
+    client = client_for(config.tracking_uri(), config.registry_uri())
+    if create:
+        from kedro_mlflow_starter.tracking.experiment import ensure_experiment
+
+        return ensure_experiment(client, config)
+    try:
+        from kedro_mlflow_starter.tracking.store import check_reachable
+
+        check_reachable(config.tracking_uri(), config.server.connect_timeout)
+        experiment = client.get_experiment_by_name(config.experiment_name)
+    except Exception:  # noqa: BLE001 - the link degrades to the experiments list
+        return None
+    return experiment.experiment_id if experiment is not None else None
 
 
 @mlflow_group.command(name="stale-runs")

@@ -121,6 +121,9 @@ class MlflowHook:
             run.task_nodes = sorted(node.name for node in pipeline.nodes)
         run.publish()
         self._run = run
+        from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
+
+        warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once
         self._lineage = _lineage_recorder(config, pipeline, catalog, run_params)
 
     # -- lineage (issue 14): Kedro's dataset and node events, forwarded to the recorder -----------

@@ -52,6 +52,31 @@ def _requirements(values: tuple[str, ...]) -> list[str] | str | None:
     "--pip-requirements", multiple=True,
     help="Requirement (repeatable) or a requirements file, replacing the computed requirements.",
 )
+@click.option(
+    "--extra-pip-requirements", multiple=True,
+    help="Requirement (repeatable) or a requirements file, added to the computed requirements.",
+)
+@click.option(
+    "--conda-env", default=None, type=click.Path(exists=True, dir_okay=False),
+    help="A conda environment YAML file for the model, instead of pip requirements.",
+)
+@click.option(
+    "--code-paths", "--code-path", "code_paths", multiple=True, type=click.Path(exists=True),
+    help="Extra local code (file or folder, repeatable) shipped with the model; the project package always is.",
+)
+@click.option(
+    "--copy-mode", default=None,
+    help="How artifacts are handed to the nodes on each predict: assign, copy or deepcopy, or a JSON "
+    'object per artifact, e.g. \'{"scaler": "deepcopy"}\'.',
+)
+@click.option(
+    "--await-registration-for", default=None, type=click.IntRange(min=0),
+    help="Seconds to wait for the registered model version to become READY.",
+)
+@click.option(
+    "--artifact-path", default=None, hidden=True,
+    help="kedro-mlflow's name for --model-name (MLflow 3 calls it `name`).",
+)
 def modelify(  # noqa: PLR0913
     pipeline_name: str,
     input_name: str | None,
@@ -63,6 +88,12 @@ def modelify(  # noqa: PLR0913
     infer_signature: bool,
     infer_input_example: bool,
     pip_requirements: tuple[str, ...],
+    extra_pip_requirements: tuple[str, ...],
+    conda_env: str | None,
+    code_paths: tuple[str, ...],
+    copy_mode: str | None,
+    await_registration_for: int | None,
+    artifact_path: str | None,
 ) -> None:
     """Log a registered pipeline as an MLflow pipeline model from the current artifacts."""
     from kedro.framework.session import KedroSession
@@ -70,6 +101,14 @@ def modelify(  # noqa: PLR0913
 
     if run_id and run_name:
         raise click.UsageError("--run-id logs into an existing run and --run-name names a new one: give only one.")
+    if conda_env and (pip_requirements or extra_pip_requirements):
+        raise click.UsageError("--conda-env replaces pip requirements: give it, or --pip-requirements / "
+                               "--extra-pip-requirements, not both.")
+    if artifact_path:
+        click.echo("Warning: --artifact-path is kedro-mlflow's name for --model-name (MLflow 3 logs models by "
+                   "name); it is used as the model name.", err=True)
+        model_name = artifact_path
+    modes = _copy_mode(copy_mode)
     root = find_project_root()
     metadata = bootstrap_project(root)
     with KedroSession.create(project_path=root, env=env) as session:
@@ -77,7 +116,7 @@ def modelify(  # noqa: PLR0913
         pipeline, input_name = _pipeline_and_input(pipeline_name, input_name)
         catalog = context.catalog
         config = _mlflow_config(context, root, metadata.package_name)
-        model = _build_model(pipeline, catalog, input_name)
+        model = _build_model(pipeline, catalog, input_name, modes)
         model_uri, used_run = _log(
             model, catalog, config, run_id, run_name or f"modelify-{pipeline_name}",
             name=model_name,
@@ -85,6 +124,10 @@ def modelify(  # noqa: PLR0913
             signature="auto" if infer_signature else None,
             input_example="auto" if infer_input_example else None,
             pip_requirements=_requirements(pip_requirements),
+            extra_pip_requirements=_requirements(extra_pip_requirements),
+            conda_env=str(Path(conda_env).resolve()) if conda_env else None,
+            code_paths=[str(Path(path).resolve()) for path in code_paths] or None,
+            await_registration_for=await_registration_for,
         )
     click.echo(f"Logged pipeline '{pipeline_name}' as {model_uri} (MLflow run {used_run}).")
     if registered_model_name:
@@ -122,13 +165,26 @@ def _mlflow_config(context: Any, root: Path, package_name: str) -> Any:
     return config if config is not None else load_mlflow_config(context.config_loader, root, package_name)
 
 
-def _build_model(pipeline: Any, catalog: Any, input_name: str) -> Any:
+def _copy_mode(value: str | None) -> str | dict[str, str] | None:
+    """``--copy-mode``: one mode for every artifact, or a JSON object of artifact -> mode."""
+    if value is None or not value.lstrip().startswith("{"):
+        return value
+    import json
+
+    try:
+        modes = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not valid JSON ({error.msg}): {value}", param_hint="--copy-mode") from None
+    return modes
+
+
+def _build_model(pipeline: Any, catalog: Any, input_name: str, copy_mode: Any = None) -> Any:
     from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
     from kedro_mlflow_starter.models import KedroPipelineModel
 
     try:
-        return KedroPipelineModel(pipeline, catalog, input_name)
-    except KedroMlflowPipelineMLError as error:
+        return KedroPipelineModel(pipeline, catalog, input_name, copy_mode=copy_mode)
+    except (KedroMlflowPipelineMLError, TypeError) as error:
         raise KedroMlflowPipelineMLError(f"Cannot modelify with --input-name {input_name}: {error}") from error
 
 

@@ -13,6 +13,7 @@ from kedro.io.core import AbstractDataset, DatasetError, parse_dataset_definitio
 
 from kedro_mlflow_starter import compat
 
+from kedro_mlflow_starter.io._downloads import download_folder
 from kedro_mlflow_starter.io._common import catalog_entry_name, describe_entry, log_or_record, run_to_log_into
 from kedro_mlflow_starter.tracking.current import current_client, tracking_disabled
 
@@ -224,7 +225,7 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         dataset = self._dataset
         local_root = _strip_slash(str(compat.file_target(dataset)))
         artifact = _join(self._artifact_path, PurePosixPath(local_root).name)
-        destination = tempfile.mkdtemp(prefix="kedro-mlflow-download-")
+        destination = download_folder("kedro-mlflow-download-")
         client = current_client()
         downloaded = client.download_artifacts(run_id, artifact, destination)
         config = copy.deepcopy(self._dataset_config)
@@ -235,7 +236,8 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         dataset_class, kwargs = parse_dataset_definition(config)
         result = dataset_class(**kwargs).load()
         if not compat.is_partitioned(dataset):
-            # A partitioned load returns lazy loaders that still read the downloaded files.
+            # A partitioned load returns lazy loaders that still read the downloaded files
+            # (removed when the process exits).
             shutil.rmtree(destination, ignore_errors=True)
         return result
 

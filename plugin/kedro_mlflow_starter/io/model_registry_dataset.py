@@ -6,6 +6,7 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
+from kedro_mlflow_starter.io._downloads import load_model
 from kedro_mlflow_starter.io._flavors import PYFUNC, check_flavor, import_flavor
 from kedro_mlflow_starter.tracking.current import current_client
 
@@ -134,7 +135,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
 
     def load(self) -> Any:
         self._check_exists()
-        return import_flavor(self._flavor).load_model(self.model_uri, **self._load_args)
+        return load_model(import_flavor(self._flavor).load_model, self.model_uri, self._load_args, self._model_name)
 
     def save(self, data: Any) -> None:
         raise DatasetError(

@@ -17,6 +17,7 @@ from kedro_mlflow_starter.io._common import (
     run_to_log_into,
     run_to_read,
 )
+from kedro_mlflow_starter.io._downloads import load_model
 from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
 from kedro_mlflow_starter.tracking.current import current_client
@@ -230,7 +231,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             return self._kept_model  # saved in this run without logging (no run, or tracking disabled)
         if model_uri is None:
             model_uri = f"models:/{self._model_id or self._latest_model_id()}"
-        return import_flavor(self._flavor).load_model(model_uri, **load_args)
+        return load_model(import_flavor(self._flavor).load_model, model_uri, load_args, self._model_name())
 
     def _exists(self) -> bool:
         return bool(self._load_args.get("model_uri") or self._model_id or self._kept_model is not None)

@@ -7,8 +7,11 @@ registered pipeline. What is logged (an MLflow 3 ``LoggedModel`` linked to the r
 - the inference pipeline as a ``KedroPipelineModel`` (pyfunc), with the values of the
   ``params:`` it reads embedded and exposed as MLflow inference params;
 - every artifact it needs, read through the catalog and stored with the same dataset type;
-- the project's source package (MLflow ``code_paths``), so the model loads where the
-  project is neither installed nor on ``sys.path``;
+- the project's source package and ``kedro_mlflow_starter`` itself (MLflow ``code_paths``),
+  so the model loads where neither is installed: its requirements.txt names only what a
+  package index serves;
+- a description of what it takes and returns (LoggedModel tag ``mlflow.note.content`` and
+  MLmodel ``metadata.description``);
 - pinned requirements computed from what the model touches (no slow inference);
 - a signature and an input example from the first rows of ``input_name``.
 
@@ -34,6 +37,7 @@ from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, 
 from kedro_mlflow_starter.models.requirements import (
     module_imports,
     object_modules,
+    plugin_code,
     project_code_paths,
     requirements,
 )
@@ -111,6 +115,14 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
         shipped = [*project_code_paths(node.func for node in model.pipeline.nodes), *(code_paths or [])]
         if pip_requirements is None and conda_env is None:
             pip_requirements = model_requirements(model, sample, shipped)
+            if extra_pip_requirements:  # MLflow takes one of the two: the extras join the computed list
+                pip_requirements += _as_list(extra_pip_requirements)
+                extra_pip_requirements = None
+        shipped.append(plugin_code(Path(tmp) / "plugin"))
+        description = describe_model(model, sample, signature)
+        tags = {"mlflow.note.content": description, **(tags or {})}
+        metadata = {"description": description, "kedro_input": model.input_name,
+                    "kedro_output": model.output_name, **(metadata or {})}
 
         logged = client.create_logged_model(
             experiment_id=run.info.experiment_id,
@@ -145,6 +157,34 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
             _mark_failed(client, logged.model_id, LoggedModelStatus)
             raise
     return f"models:/{logged.model_id}"
+
+
+def _as_list(requirements: list[str] | str) -> list[str]:
+    """Requirements given as a list, or as the path of a requirements file (as MLflow accepts them)."""
+    if isinstance(requirements, str):
+        lines = Path(requirements).read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return list(requirements)
+
+
+def describe_model(model: KedroPipelineModel, sample: Any, signature: Any = None) -> str:
+    """What the pipeline model takes and returns, in a sentence or two (shown in the UI)."""
+    takes = f"rows like the '{model.input_name}' dataset"
+    columns = [str(column) for column in getattr(sample, "columns", [])]
+    if columns:
+        takes += f" (columns: {', '.join(columns)})"
+    gives = f"what the inference pipeline writes to '{model.output_name}'"
+    outputs = signature.outputs.input_names() if getattr(signature, "outputs", None) is not None else []
+    if outputs:
+        gives += f" (columns: {', '.join(map(str, outputs))})"
+    params = f" Inference params: {', '.join(model.exposed_params)}." if model.exposed_params else ""
+    nodes = ", ".join(node.name for node in model.pipeline.nodes)
+    artifacts = ", ".join(model.artifact_names) or "(none)"
+    return (
+        f"Kedro pipeline model. Input: {takes}. Output: {gives}. Runs the nodes {nodes} with the "
+        f"artifacts {artifacts} packed inside.{params} Load it with mlflow.pyfunc.load_model or serve "
+        "it with `mlflow models serve`."
+    )
 
 
 def _mark_failed(client: Any, model_id: str, statuses: Any) -> None:

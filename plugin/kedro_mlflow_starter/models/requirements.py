@@ -3,7 +3,7 @@
 Requirements are computed from what the model actually touches, in milliseconds, instead
 of MLflow's inference (which loads the model in a subprocess and takes seconds):
 
-- always ``kedro``, ``kedro-mlflow-starter``, ``mlflow`` and ``cloudpickle``;
+- always ``kedro``, ``mlflow``, ``cloudpickle`` and ``pandas`` (what the pyfunc imports);
 - the modules the inference nodes' source modules import (``import pandas`` in nodes.py);
 - the modules of the dataset classes that read the artifacts, and what those import;
 - the classes found inside each loaded artifact (a scikit-learn pipeline holding an
@@ -11,8 +11,10 @@ of MLflow's inference (which loads the model in a subprocess and takes seconds):
   written nowhere.
 
 Each module maps to the installed distribution that provides it, pinned to the installed
-version. The project's own package is not a requirement: it travels with the model as
-MLflow ``code_paths``.
+version. Neither the project's own package nor ``kedro_mlflow_starter`` is a requirement:
+both travel with the model as MLflow ``code_paths`` (``plugin_code``), so the model's
+``requirements.txt`` holds only what a package index serves and MLflow's virtualenv
+environment manager can rebuild it anywhere.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import importlib.util
 import pickle
+import shutil
 import sys
 from collections.abc import Iterable
 from functools import lru_cache
@@ -27,7 +30,8 @@ from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
-ALWAYS = ("kedro", "kedro-mlflow-starter", "mlflow", "cloudpickle")
+ALWAYS = ("kedro", "mlflow", "cloudpickle", "pandas")
+PLUGIN_PACKAGE = "kedro_mlflow_starter"
 _NOT_REQUIREMENTS = {"__main__", "builtins", "kedro_mlflow_starter"}
 # Cython's shared runtime shows up as a module named like "_cython_3_2_9" on the functions
 # of compiled extensions (scikit-learn's, for one); no distribution provides it by that name.
@@ -198,3 +202,26 @@ def project_code_paths(functions: Iterable[Any]) -> list[str]:
         else:
             paths.append(str(Path(spec.origin)))
     return paths
+
+
+def plugin_code(destination: Path) -> str:
+    """A copy of the ``kedro_mlflow_starter`` package's Python sources under ``destination``,
+    to ship with a model as ``code_paths`` (the pickled ``KedroPipelineModel`` names its
+    classes). The whole package rather than the few modules the pyfunc imports: where the
+    model is loaded next to an installed plugin, the shipped copy may come first on
+    ``sys.path`` and must not hide the rest of the package. Only ``.py`` files of
+    sub-packages are copied: no caches, no packaged starter template.
+    """
+    source = Path(next(iter(importlib.util.find_spec(PLUGIN_PACKAGE).submodule_search_locations)))
+
+    def ignored(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder)
+        return {
+            name for name in names
+            if not ((here / name).is_dir() and (here / name / "__init__.py").is_file())
+            and not (name.endswith(".py") and (here / name).is_file())
+        }
+
+    target = destination / PLUGIN_PACKAGE
+    shutil.copytree(source, target, ignore=ignored)
+    return str(target)

@@ -16,7 +16,8 @@ Declare it in ``pipeline_registry.py``::
 
 Filtering that keeps every dataset the inference pipeline needs in the remaining nodes
 returns a ``PipelineML`` (the model is still logged). Filtering that drops them returns a
-plain ``Pipeline`` and logs one warning saying the model will not be logged and why.
+plain ``Pipeline`` carrying a notice of why the model will not be logged; the hook prints it
+once, when that pipeline is the one ``kedro run`` runs (``model_not_logged_notice``).
 
 This module never imports ``mlflow``: every project's pipeline registry imports it.
 """
@@ -51,6 +52,20 @@ LOG_MODEL_KWARGS = (
     "model_type",
 )
 DEFAULT_MODEL_NAME = "model"
+_NOTICE_ATTRIBUTE = "_kedro_mlflow_model_not_logged"
+
+
+def model_not_logged_notice(pipeline: Any) -> str | None:
+    """Why the pipeline model will not be logged when ``pipeline`` runs, if it was filtered
+    out of a ``PipelineML`` (None for a ``PipelineML`` and for pipelines that never were one)."""
+    return getattr(pipeline, _NOTICE_ATTRIBUTE, None)
+
+
+def warn_if_model_not_logged(pipeline: Any) -> None:
+    """Log the notice of ``model_not_logged_notice`` (the hook calls it once per tracked run)."""
+    notice = model_not_logged_notice(pipeline)
+    if notice:
+        logger.warning(notice)
 
 
 class PipelineML(Pipeline):
@@ -140,18 +155,23 @@ class PipelineML(Pipeline):
         )
 
     def _rewrap(self, result: Pipeline, operation: str) -> Pipeline:
-        """``result`` as a ``PipelineML`` when it still yields the model, else plain + one warning."""
+        """``result`` as a ``PipelineML`` when it still yields the model, else a plain ``Pipeline``
+        carrying the notice of why the model will not be logged (see ``model_not_logged_notice``).
+
+        Nothing is logged here: Kedro itself filters pipelines for reasons that are not the
+        user's run (its "resume from" suggestion after a failed node builds several), so the
+        notice is only told by the hook when a pipeline carrying it is the one being run.
+        """
         missing = self._missing_artifacts(result)
         if not missing:
             return self._with_nodes(result.nodes)
-        logger.warning(
-            "The pipeline model will not be logged for this run: after %s, no remaining node produces "
-            "or reads %s, which the inference pipeline needs (the model would not match this run). "
-            "Include the nodes that produce them (e.g. drop the filter) to log the model.",
-            operation,
-            quoted(missing),
-        )
-        return Pipeline(result.nodes)
+        plain = Pipeline(result.nodes)
+        setattr(plain, _NOTICE_ATTRIBUTE, (
+            f"The pipeline model will not be logged for this run: after {operation}, no remaining node "
+            f"produces or reads {quoted(missing)}, which the inference pipeline needs (the model would "
+            "not match this run). Include the nodes that produce them (e.g. drop the filter) to log the model."
+        ))
+        return plain
 
     def _merged(self, other: Pipeline) -> Pipeline:
         if isinstance(other, PipelineML) and (

@@ -18,6 +18,8 @@ import os
 import sys
 import tempfile
 import time
+import uuid
+from datetime import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ from kedro_mlflow_starter.tracking.params import PreparedParams
 from kedro_mlflow_starter.tracking.run_tags import run_tags
 from kedro_mlflow_starter.tracking.status_guard import StatusGuard
 from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env, http_retry_env
+from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -224,8 +227,9 @@ class TrackedRun:
     def publish(self) -> None:
         """Make this run the one every dataset, thread, worker process and fluent call logs into,
         and keep its status honest if the process is interrupted."""
-        fd, self._failure_log = tempfile.mkstemp(prefix="kedro-mlflow-failures-", suffix=".jsonl")
-        os.close(fd)
+        # Only named here: the first recorded failure creates the file, so a run killed with
+        # kill -9 (nothing can clean up then) leaves no empty ledger in the temp folder.
+        self._failure_log = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-failures-{uuid.uuid4().hex}.jsonl")
         self._environment.store(self.config.tracking_uri(), self.config.registry_uri())
         self._environment.run(self.run_id, self._failure_log)
         if self.config.tracking.disable_tracking.disable_autologging and "mlflow" in sys.modules:
@@ -308,17 +312,40 @@ class TrackedRun:
         call_with_retry(lambda: self.client.set_terminated(self.run_id, status=status))
 
     def _announce(self, status: str, model_uri: str | None) -> None:
+        """One log line for the run, then its URL and the model's URI each on a line of its own.
+
+        The two addresses are printed, not logged: Kedro's rich log handler wraps long lines
+        at the terminal's width and would cut a URI in two (copy-paste then fails).
+        """
         uri = redact_uri(self.config.tracking_uri())
-        if uri.startswith(("http://", "https://")):
-            where = f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        else:
-            where = "run `kedro mlflow ui` to open it"
-        model = f", pipeline model {model_uri}" if model_uri else ""
+        remote = uri.startswith(("http://", "https://"))
+        base = ui_base(uri, self.config.ui.host, self.config.ui.port)
         state = status if self.owned else f"{status} (left open for its owner)"
-        logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s; %s.", self.run_name, self.run_id, state,
-                    self.experiment_name, model, where)
+        how = "" if remote else " (`kedro mlflow ui` serves it)"
+        logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s:", self.run_name, self.run_id, state,
+                    self.experiment_name, how)
+        lines = [f"Run:   {run_url(base, self.experiment_id, self.run_id)}"]
+        if model_uri:
+            lines.append(f"Model: {model_uri}")
+        _print_lines(lines)
 
 
-def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str]) -> str:
-    """``tracking.run.name`` when set, else the pipelines run."""
-    return config.tracking.run.name or "+".join(pipeline_names)
+def _print_lines(lines: Sequence[str]) -> None:
+    for handler in logging.getLogger().handlers:  # let the log line above reach the terminal first
+        handler.flush()
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
+
+
+def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: datetime | None = None) -> str:
+    """``tracking.run.name`` when set, else ``<pipelines> <HH:MM:SS>``.
+
+    The pipelines run (joined by '+', ``__default__`` shown as ``default``) say what ran; the
+    local start time tells runs of the same pipelines apart in the runs list, whose narrow
+    name column shows about 20 characters (its Created column gives the day):
+    ``default 15:32:08``, ``training 15:40:51``.
+    """
+    if config.tracking.run.name:
+        return config.tracking.run.name
+    names = "+".join("default" if name == "__default__" else name for name in pipeline_names)
+    return f"{names} {(now or datetime.now()):%H:%M:%S}"

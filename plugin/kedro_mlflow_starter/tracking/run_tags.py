@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import shlex
 import socket
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -26,7 +27,12 @@ _OPTIONS = (
 
 
 def kedro_command(run_params: Mapping[str, Any], secret_patterns: Iterable[str]) -> str:
-    """The ``kedro run ...`` command that reproduces this run (secret values redacted)."""
+    """The ``kedro run ...`` command that reproduces this run (secret values redacted).
+
+    The same whether the run came from ``kedro run``, a notebook or a script
+    (``KedroSession.run``): every option comes from Kedro's run parameters, none from
+    ``sys.argv``, and each is shell-quoted so that the line works when pasted.
+    """
     parts = ["kedro", "run"]
     if run_params.get("pipeline_names"):
         parts.append("--pipelines=" + ",".join(sorted(run_params["pipeline_names"])))
@@ -46,14 +52,27 @@ def kedro_command(run_params: Mapping[str, Any], secret_patterns: Iterable[str])
             for key, value in flatten(runtime, ".", recursive=True).items()
         ]
         parts.append("--params=" + ",".join(pairs))
-    return " ".join(parts)
+    load_versions = run_params.get("load_versions") or {}
+    if load_versions:
+        parts.append("--load-versions=" + ",".join(f"{name}:{version}" for name, version in load_versions.items()))
+    if run_params.get("only_missing_outputs"):
+        parts.append("--only-missing-outputs")
+    return " ".join(parts[:2] + [shlex.quote(part) for part in parts[2:]])
 
 
 def runner_name(runner: Any) -> str:
-    """``ThreadRunner`` from a class name or an instance repr (Kedro passes either)."""
+    """What ``kedro run --runner`` takes, from a class name or an instance repr (Kedro passes
+    either): ``ThreadRunner`` for Kedro's runners, the dotted path for others; "" when no
+    runner was given (``KedroSession.run()`` records the string "None": it runs sequentially).
+    """
     text = str(runner or "")
+    if text == "None":
+        return ""
     match = re.match(r"<([\w.]+) object at 0x[0-9a-f]+>", text)
-    return match.group(1).rsplit(".", 1)[-1] if match else text
+    if not match:
+        return text
+    path = match.group(1)
+    return path.rsplit(".", 1)[-1] if path.startswith("kedro.runner.") else path
 
 
 def git_tags(project_path: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import signal
 import sys
 import threading
@@ -23,6 +24,9 @@ from types import FrameType
 from typing import Any
 
 from kedro_mlflow_starter.errors import TerminatedError
+
+# multiprocessing names a manager's server process after its class: "SyncManager-1", ...
+_MANAGER_PROCESS = re.compile(r"\w*Manager-")
 
 
 class StatusGuard:
@@ -62,12 +66,19 @@ class StatusGuard:
 
 
 def _terminate_workers() -> None:
-    """SIGTERM the multiprocessing children of this process (ParallelRunner's workers)."""
+    """SIGTERM the multiprocessing children of this process (ParallelRunner's workers).
+
+    Manager server processes (Kedro's ``ParallelRunnerManager-1``) are left alone: they run
+    no node, and the manager's own exit finalizer shuts them down cleanly as this process
+    exits. Killed, one would leave its ``pymp-*`` socket folder in the temp folder.
+    """
     if "multiprocessing" not in sys.modules:
         return
     import multiprocessing
 
     for child in multiprocessing.active_children():
+        if _MANAGER_PROCESS.match(child.name or ""):
+            continue
         try:
             child.terminate()
         except (OSError, AttributeError):

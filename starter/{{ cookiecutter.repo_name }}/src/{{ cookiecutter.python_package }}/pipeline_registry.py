@@ -16,6 +16,11 @@ def register_pipelines() -> dict[str, Pipeline]:
     and classifier that run fitted. That model predicts from raw ``instances`` rows wherever
     MLflow runs (``mlflow.pyfunc.load_model``, ``mlflow models serve``).
 
+    The model is logged as ``iris_pipeline_model`` (the one to serve: raw rows in, species and
+    probability out) and registered as ``{{ cookiecutter.python_package }}``, one version per
+    training run, so ``models:/{{ cookiecutter.python_package }}/latest`` is always the last
+    one. Not using the model registry? Delete the ``registered_model_name`` line.
+
     The pipelines are listed here rather than found with ``find_pipelines``: the training
     pipeline needs the inference pipeline even when only ``--pipelines training`` is run.
     """
@@ -25,6 +30,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         training=training.create_pipeline(),
         inference=inference_pipeline,
         input_name="instances",
+        log_model_kwargs={
+            "name": "iris_pipeline_model",
+            "registered_model_name": "{{ cookiecutter.python_package }}",
+        },
     )
     return {
         "__default__": data_processing_pipeline + training_pipeline,
