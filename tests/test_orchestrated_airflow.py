@@ -9,6 +9,7 @@ setup task, joined by every node task (the run id comes by XCom), closed by the 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,8 @@ def test_one_dag_run_is_one_finished_mlflow_run_with_everything(airflow_project:
     assert len(runs) == 1, runs
     run = the_run(project.tracking_uri, runs[0]["id"])
     assert run["status"] == "FINISHED"
-    assert set(run["params"]) == {"target", "split_options", "model_options"}
+    assert set(run["params"]) == {"target", "split_options.test_size", "split_options.random_state",
+                                  "model_options.C", "model_options.max_iter"}  # every node's, flattened
     assert set(run["metrics"]) == {"test.accuracy", "test.f1_macro", "time.pipeline",
                                    *(f"time.node.{node}" for node in NODES)}
     assert set(run["artifacts"]) == {"reports/confusion_matrix.png", "reports/classification_report.txt",
@@ -100,11 +102,13 @@ def test_one_dag_run_is_one_finished_mlflow_run_with_everything(airflow_project:
                                      "kedro/config/parameters.yml", "kedro/config/run.yml"}
     assert {k: v for k, v in run["tags"].items() if k.startswith("kedro.task.")} == {
         f"kedro.task.{node}": "FINISHED" for node in NODES}
-    models = {m["name"]: m for m in logged_models(project.tracking_uri, PACKAGE)}
-    assert set(models) == {"model", "sklearn_model"}
-    assert {m["run_id"] for m in models.values()} == {run["id"]}
-    assert f"MLflow run {run['id']} FINISHED" in dag_run.stdout + dag_run.stderr
-    species = predict_in_fresh_interpreter(project.tracking_uri, models["model"]["uri"],
+    models = logged_models(project.tracking_uri, PACKAGE)
+    assert len(models) == 2 and {m["run_id"] for m in models} == {run["id"]}  # the classifier, the pipeline model
+    output = dag_run.stdout + dag_run.stderr
+    closed = re.search(rf"MLflow run {run['id']} FINISHED: .*pipeline model (models:/[\w-]+)", output)
+    assert closed, output[-3000:]
+    assert closed.group(1) in {m["uri"] for m in models}
+    species = predict_in_fresh_interpreter(project.tracking_uri, closed.group(1),
                                            project.path / "data/05_model_input/instances.csv",
                                            kedro_env(project.home))
     assert species == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()

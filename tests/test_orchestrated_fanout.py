@@ -10,6 +10,7 @@ honest statuses when a task is killed with SIGTERM (KILLED) or fails (FAILED).
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -39,7 +40,8 @@ from tests.starter_fixtures import INSTANCE_ROWS, PACKAGE, GeneratedProject, ass
 if TYPE_CHECKING:
     from tests.server_fixtures import MlflowServer
 
-EXPECTED_PARAMS = {"target", "split_options", "model_options", "fanout.weight_1", "fanout.weight_2", "fanout.weight_3"}
+EXPECTED_PARAMS = {"target", "split_options.test_size", "split_options.random_state", "model_options.C",
+                   "model_options.max_iter", "fanout.weight_1", "fanout.weight_2", "fanout.weight_3"}
 NODES = ["split_data", "fit_preprocessor", "train_model", "evaluate_model", "report", "bundle_model", *FANOUT_NODES]
 EXPECTED_METRICS = {"test.accuracy", "test.f1_macro", "fanout_score_1", "fanout_score_2", "fanout_score_3",
                     "time.pipeline", *(f"time.node.{node}" for node in NODES)}
@@ -111,11 +113,11 @@ def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out
     assert len(client.get_metric_history(run["id"], "time.pipeline")) == 1
     graph = json.loads(Path(client.download_artifacts(run["id"], "kedro/pipeline.json", str(tmp_path))).read_text())
     assert {node["name"] for node in graph["pipeline"]} == set(NODES)
-    models = {m.name: m for m in client.search_logged_models(experiment_ids=[client.get_run(run["id"]).info.experiment_id])}
-    assert set(models) == {"model", "sklearn_model"}
-    assert {m.source_run_id for m in models.values()} == {fanned_out.run_id}
-    assert f"models:/{models['model'].model_id}" in fanned_out.close_output
-    species = predict_in_fresh_interpreter(fanned_out.tracking_uri, f"models:/{models['model'].model_id}",
+    models = client.search_logged_models(experiment_ids=[client.get_run(run["id"]).info.experiment_id])
+    assert len(models) == 2 and {m.source_run_id for m in models} == {fanned_out.run_id}  # classifier, pipeline
+    closed = re.search(r"pipeline model (models:/[\w-]+)", fanned_out.close_output)
+    assert closed and closed.group(1) in {f"models:/{m.model_id}" for m in models}, fanned_out.close_output
+    species = predict_in_fresh_interpreter(fanned_out.tracking_uri, closed.group(1),
                                            fanned_out.project.path / "data/05_model_input/instances.csv",
                                            kedro_env(fanned_out.project.home))
     assert species == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
