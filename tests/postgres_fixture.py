@@ -77,7 +77,9 @@ def start_cluster() -> PostgresCluster:
         pytest.fail(f"PostgreSQL 15 is not installed ({PG_BIN}/initdb is missing): `.ci/run` installs it with "
                     "`apt-get install -y postgresql`.")
     user = "nobody" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="kms-postgres-"))
+    # `nobody` must reach the cluster folder: under root the tests' own temp folder is private
+    # (0700), so the cluster gets its folder in the system's /tmp, removed with the cluster.
+    root = Path(tempfile.mkdtemp(prefix="kms-postgres-", dir="/tmp" if user is not None else None))
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(root, entry.pw_uid, entry.pw_gid)
