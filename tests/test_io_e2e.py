@@ -148,7 +148,7 @@ def test_every_dataset_lands_in_the_one_run_of_a_kedro_run(ml_project: KedroProj
     summary = json.loads(Path(client.download_artifacts(run_id, "summary.json", str(ml_project.path / "dl" / run_id)))
                          .read_text())
     assert summary["r2"] == pytest.approx(run.data.metrics["r2"])
-    assert summary["curve_points"] == 25 and summary["score_names"] == ["loss", "mae", "rmse"]
+    assert summary["curve_points"] == 25 and summary["score_names"] == ["scores.loss", "scores.mae", "scores.rmse"]  # kedro-mlflow's keys
     assert summary["first_prediction"] == pytest.approx(0.0)  # b = 10 a, factor 2 -> 20 a, a = 0 -> 0
 
 

@@ -439,7 +439,7 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
     >>> sorted(client.get_run(run_id).data.metrics.items())
     [('test.accuracy', 0.93), ('test.f1_macro', 0.92)]
     >>> scores.load()
-    {'accuracy': [{'value': 0.93, 'step': 0}], 'f1_macro': [{'value': 0.92, 'step': 1}]}
+    {'test.accuracy': {'value': 0.93, 'step': 0}, 'test.f1_macro': {'value': 0.92, 'step': 1}}
     """
 
     _name_arg = "prefix"
