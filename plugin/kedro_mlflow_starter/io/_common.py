@@ -71,7 +71,9 @@ def warn_no_run(what: str) -> None:
     _warned_no_run = True
     logger.warning(
         "MLflow: no MLflow run is open, so %s and every other MLflow dataset in this process "
-        "save locally and log nothing to MLflow (the kedro-mlflow-starter hook is not running: "
+        "log nothing to MLflow and act as their local counterparts (files are written as "
+        "configured; a model of a tracking dataset is kept in memory for the rest of the run; "
+        "metric values are kept for later loads) (the kedro-mlflow-starter hook is not running: "
         "it is disabled by DISABLE_HOOKS_FOR_PLUGINS in settings.py, or the catalog is used "
         "outside `kedro run`). To track, run `kedro run` with the hook enabled, open a run "
         "with `with mlflow.start_run():`, or give the dataset a `run_id:`.",
