@@ -12,7 +12,7 @@ import pytest
 from tests.project_factory import KedroProject, make_project
 
 # Fixture modules shared by the whole suite, registered the pytest way.
-pytest_plugins = ["tests.io_fixtures", "tests.server_fixtures", "tests.starter_fixtures"]
+pytest_plugins = ["tests.io_fixtures", "tests.server_fixtures", "tests.starter_fixtures", "tests.postgres_fixture"]
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -95,8 +95,9 @@ def healthy(uri: str) -> bool:
         return False
 
 
-def start_server(root: Path, extra_args: tuple[str, ...] = ()) -> MlflowServer:
-    """``mlflow server`` with its store and artifacts under ``root``, healthy when returned."""
+def start_server(root: Path, extra_args: tuple[str, ...] = (), backend_store_uri: str | None = None) -> MlflowServer:
+    """``mlflow server`` with its store and artifacts under ``root``, healthy when returned
+    (``backend_store_uri``: another store than ``root/server.db``, e.g. PostgreSQL)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "artifacts").mkdir(exist_ok=True)
     port = free_port()
@@ -104,7 +105,7 @@ def start_server(root: Path, extra_args: tuple[str, ...] = ()) -> MlflowServer:
         MLFLOW, "server",
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{(root / 'server.db').as_posix()}",
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{(root / 'server.db').as_posix()}",
         "--artifacts-destination", str(root / "artifacts"),
         "--serve-artifacts",
         "--workers", "1",

@@ -85,6 +85,10 @@ class LongParameterError(KedroMlflowUserError, ValueError):
     """A parameter value is longer than MLflow allows and the strategy is ``fail``."""
 
 
+class OrchestratedRunError(KedroMlflowUserError, RuntimeError):
+    """``kedro mlflow run open|close`` cannot do its step (unknown pipeline, not an orchestrated run...)."""
+
+
 class TrackingIncompleteError(KedroMlflowUserError, RuntimeError):
     """The pipeline ran, but some of what it should have logged did not reach MLflow.
 

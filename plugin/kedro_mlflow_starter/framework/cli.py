@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from kedro_mlflow_starter.framework.cli_errors import UserErrorsAsClickErrors
+from kedro_mlflow_starter.framework.cli_run import run_group
 from kedro_mlflow_starter.framework.modelify import modelify
 from kedro_mlflow_starter.framework.project_root import find_project_root
 
@@ -30,6 +31,7 @@ def mlflow_group() -> None:
 
 
 mlflow_group.add_command(modelify)
+mlflow_group.add_command(run_group)
 
 
 def load_project_config(env: str | None) -> Any:

@@ -105,6 +105,8 @@ class MlflowHook:
             self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",
                                 warn_at_end=True)
             return
+        if run.task is not None:  # one task of an orchestrated run: it reports these nodes
+            run.task_nodes = sorted(node.name for node in pipeline.nodes)
         run.publish()
         self._run = run
         from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
@@ -170,6 +172,7 @@ class MlflowHook:
         run, self._run = self._run, None
         self._lineage = None
         if run is not None:
+            run.note_error(error)
             run.close("FAILED")
         else:
             self._untracked.restore()
@@ -186,8 +189,8 @@ class MlflowHook:
     def _log_pipeline_model(run: Any, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> str | None:
         from kedro_mlflow_starter.pipeline import PipelineML
 
-        if not isinstance(pipeline, PipelineML):
-            return None
+        if not isinstance(pipeline, PipelineML) or run.task is not None:
+            return None  # an orchestrator's task runs a slice: `kedro mlflow run close` logs the model
         from kedro_mlflow_starter.models.logging import log_pipeline_model
         from kedro_mlflow_starter.tracking.failures import is_transient, record_failure
 
@@ -225,7 +228,7 @@ def _finish_lineage(recorder: Any, run: Any) -> None:
     from kedro_mlflow_starter.tracking.failures import describe_error, is_transient, record_failure
 
     try:
-        recorder.finish(run.client, run.run_id, run.experiment_id)
+        recorder.finish(run.client, run.run_id, run.experiment_id, one_task_of_many=run.task is not None)
     except Exception as error:
         if is_transient(error):
             record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error)

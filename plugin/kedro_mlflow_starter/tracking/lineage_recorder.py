@@ -29,7 +29,7 @@ from kedro_mlflow_starter.tracking.lineage import (
     pipeline_roles,
     run_models,
 )
-from kedro_mlflow_starter.tracking.node_timings import NodeTimer
+from kedro_mlflow_starter.tracking.node_timings import PIPELINE_KEY, NodeTimer
 from kedro_mlflow_starter.tracking.run_config import (
     catalog_entries,
     catalog_types,
@@ -96,8 +96,13 @@ class LineageRecorder:
 
     # -- the end of the run ------------------------------------------------------------------
 
-    def finish(self, client: Any, run_id: str, experiment_id: str) -> None:
-        """Log everything collected into ``run_id`` (each part as its switch says)."""
+    def finish(self, client: Any, run_id: str, experiment_id: str, *, one_task_of_many: bool = False) -> None:
+        """Log everything collected into ``run_id`` (each part as its switch says).
+
+        ``one_task_of_many``: this process ran a slice of a pipeline run that an orchestrator
+        split into tasks (``kedro mlflow run open``); the run's ``kedro/`` folder and its
+        ``time.pipeline`` describe the whole pipeline and are written by the open/close steps.
+        """
         metrics: list[Any] = []
         tags: dict[str, str] = {}
         if self.switches.datasets:
@@ -111,7 +116,7 @@ class LineageRecorder:
                 if links:
                     metrics += metric_link_points(client, run_id, links, run_models(client, run_id, experiment_id))
         if self.timer is not None:
-            metrics += self.timer.metrics()
+            metrics += [m for m in self.timer.metrics() if not (one_task_of_many and m.key == PIPELINE_KEY)]
         from mlflow.entities import RunTag
 
         tag_list = [RunTag(k, v) for k, v in sorted(tags.items())]
@@ -119,6 +124,11 @@ class LineageRecorder:
         while metrics or tag_list:
             client.log_batch(run_id, metrics=metrics[:1000], tags=tag_list[:100])
             metrics, tag_list = metrics[1000:], tag_list[100:]
+        if not one_task_of_many:
+            self.log_kedro_folder(client, run_id)
+
+    def log_kedro_folder(self, client: Any, run_id: str) -> None:
+        """The run's ``kedro/`` folder: configuration and pipeline graph, as the switches say."""
         files = self._kedro_files()
         if files:
             log_kedro_folder(client, run_id, files)

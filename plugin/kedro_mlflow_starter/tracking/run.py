@@ -93,6 +93,11 @@ class TrackedRun:
         self._failure_log: str | None = None
         self._started = time.monotonic()
         self.is_open = True
+        # Set when this process is one task of a run opened by `kedro mlflow run open`
+        # (tracking/orchestrated.py): what the task runs, and why it failed.
+        self.task: str | None = None
+        self.task_nodes: list[str] = []
+        self._task_error: str | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -133,10 +138,13 @@ class TrackedRun:
                 logger.warning(unreachable.untracked_notice())
                 return None
             raise unreachable from None
-        extra_tags = dict(params.tags)
-        if not tracked.owned or config.tracking.run.id:  # a run created elsewhere gets our tags too
-            extra_tags.update(tags)
-        tracked.log_params_and_tags(params.params, extra_tags)
+        if not tracked.owned and tracked.join_orchestrated(run_params, params):
+            pass  # one task of an orchestrated run: only what the run lacked was logged
+        else:
+            extra_tags = dict(params.tags)
+            if not tracked.owned or config.tracking.run.id:  # a run created elsewhere gets our tags too
+                extra_tags.update(tags)
+            tracked.log_params_and_tags(params.params, extra_tags)
         for notice in params.notices():
             logger.warning(notice)
         logger.info("MLflow run '%s' (%s) started in experiment '%s' at %s.", tracked.run_name, tracked.run_id,
@@ -190,6 +198,16 @@ class TrackedRun:
         run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags))
         return cls(config, client, run, config.experiment_name, owned=True, environment=environment)
 
+    def join_orchestrated(self, run_params: Mapping[str, Any], params: PreparedParams) -> bool:
+        """Join a run opened by `kedro mlflow run open` as one of its tasks (see tracking/orchestrated.py)."""
+        from kedro_mlflow_starter.tracking import orchestrated
+
+        if not orchestrated.is_orchestrated(call_with_retry(lambda: self.client.get_run(self.run_id)).data.tags):
+            return False
+        self.task = orchestrated.task_label(run_params)
+        orchestrated.join(self.client, self.run_id, params.params, params.tags)
+        return True
+
     def log_params_and_tags(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
         """One ``log_batch``: the client splits it into MLflow's 100-entry chunks."""
         from mlflow.entities import Param, RunTag
@@ -227,6 +245,10 @@ class TrackedRun:
 
     # -- ending ------------------------------------------------------------------------------
 
+    def note_error(self, error: BaseException) -> None:
+        """Why the pipeline failed (an orchestrated task records it in the run for ``close``)."""
+        self._task_error = describe_error(error)
+
     def finish(self, model_uri: str | None = None) -> None:
         """End a run whose pipeline succeeded: FINISHED, or FAILED when something was not logged.
 
@@ -256,6 +278,11 @@ class TrackedRun:
         try:
             if self.owned:
                 self._end(status)
+            elif self.task is not None:
+                from kedro_mlflow_starter.tracking.orchestrated import record_task_outcome
+
+                call_with_retry(lambda: record_task_outcome(self.client, self.run_id, self.task, status,
+                                                            self._task_error, self.task_nodes))
             self._announce(status, model_uri)
         except Exception as error:
             if not is_transient(error):

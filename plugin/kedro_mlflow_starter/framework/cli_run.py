@@ -1,0 +1,343 @@
+"""``kedro mlflow run open | close``: one MLflow run for a pipeline that an orchestrator runs
+as many tasks (Airflow, Argo, Kubeflow, AWS Batch, a shell fan-out)::
+
+    export MLFLOW_RUN_ID=$(kedro mlflow run open --pipeline __default__)
+    kedro run --nodes split_data            # every task, anywhere, with MLFLOW_RUN_ID set
+    kedro run --nodes fit_preprocessor
+    ...
+    kedro mlflow run close --status auto    # FAILED if a task failed, KILLED if one was cancelled
+
+``open_pipeline_run`` and ``close_pipeline_run`` are the same steps for Python callers
+(the Airflow DAG template calls them in its first and last task). ``mlflow`` is imported
+only when a step runs. See ``tracking/orchestrated.py`` for what each task records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kedro_mlflow_starter.errors import OrchestratedRunError
+from kedro_mlflow_starter.framework.project_root import find_project_root
+
+
+@contextmanager
+def _project_session(project_path: Path, env: str | None, conf_source: str | None,
+                     runtime_params: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, Any, Any, str]]:
+    """(context, MlflowConfig, pipelines, session id) of the project, with the tracking env in place."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from kedro_mlflow_starter.config import load_mlflow_config
+    from kedro_mlflow_starter.tracking.store import file_store_env, http_retry_env
+
+    metadata = bootstrap_project(project_path)
+    with KedroSession.create(project_path=project_path, env=env, conf_source=conf_source or None,
+                             runtime_params=dict(runtime_params or {})) as session:
+        context = session.load_context()
+        config = getattr(context, "mlflow", None) or load_mlflow_config(
+            context.config_loader, project_path, metadata.package_name)
+        from kedro.framework.project import pipelines
+
+        env_values = {**http_retry_env(), **file_store_env(config.tracking_uri()),
+                      "MLFLOW_TRACKING_URI": config.tracking_uri()}
+        if config.registry_uri():
+            env_values["MLFLOW_REGISTRY_URI"] = config.registry_uri()
+        with _environ(env_values):
+            yield context, config, pipelines, session.session_id
+
+
+@contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _pipeline(pipelines: Any, name: str) -> Any:
+    try:
+        return pipelines[name]
+    except KeyError:
+        available = ", ".join(sorted(pipelines.keys())) or "none"
+        raise OrchestratedRunError(
+            f"No pipeline named '{name}' is registered. Registered pipelines: {available}.") from None
+
+
+def _log_whole_pipeline_lineage(config: Any, pipeline: Any, catalog: Any, run_params: Mapping[str, Any],
+                                run: Any) -> None:
+    """The run's ``kedro/`` folder (configuration, pipeline graph) for the whole pipeline: the
+    tasks each see a slice and leave it to this step."""
+    switches = config.tracking.lineage
+    if not (switches.config or switches.pipeline_graph):
+        return
+    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+
+    recorder = LineageRecorder(switches, pipeline, catalog, run_params, project_path=config.project_path,
+                               secret_patterns=config.tracking.params.secret_patterns,
+                               logs_pipeline_model=isinstance(pipeline, PipelineML))
+    recorder.log_kedro_folder(run.client, run.run_id)
+
+
+def _params_loader(params: Mapping[str, Any]) -> Any:
+    """``params:a.b`` / ``parameters`` read from ``context.params`` (no catalog load, no log line)."""
+    def load(name: str) -> Any:
+        if name == "parameters":
+            return dict(params)
+        value: Any = params
+        for part in name[len("params:"):].split("."):
+            value = value[part]
+        return value
+
+    return load
+
+
+def _check_reachable(config: Any) -> None:
+    from kedro_mlflow_starter.tracking.store import check_reachable
+
+    check_reachable(config.tracking_uri(), config.server.connect_timeout)
+
+
+def open_pipeline_run(  # noqa: PLR0913
+    project_path: str | os.PathLike[str],
+    pipeline_name: str = "__default__",
+    env: str | None = None,
+    conf_source: str | None = None,
+    run_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
+    """Create the MLflow run of a whole pipeline run; returns its ids (``run_id``...).
+
+    The run holds the experiment of ``mlflow.yml``, the tags a ``kedro run`` of the pipeline
+    would log, and the params of every node of the pipeline. It stays RUNNING for the tasks.
+    """
+    from kedro_mlflow_starter.config.redaction import redact_uri
+    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG
+    from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
+    from kedro_mlflow_starter.tracking.run_tags import run_tags
+
+    root = Path(project_path).resolve()
+    with _project_session(root, env, conf_source, params) as (context, config, pipelines, session_id):
+        if pipeline_name in config.tracking.disable_tracking.pipelines:
+            raise OrchestratedRunError(
+                f"Tracking is disabled for pipeline '{pipeline_name}' in mlflow.yml "
+                "(tracking.disable_tracking.pipelines): there is no run to open. Remove it from that list, "
+                "or run the tasks without MLFLOW_RUN_ID.")
+        pipeline = _pipeline(pipelines, pipeline_name)
+        catalog = context.catalog
+        if isinstance(pipeline, PipelineML):  # fail now, not in the last task
+            from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
+
+            check_pipeline_ml_catalog(pipeline, catalog)
+        prepared = prepare_params(pipeline_parameters(pipeline.inputs(), _params_loader(context.params)),
+                                  config.tracking.params)
+        run_params = {"pipeline_names": [pipeline_name], "env": env, "runtime_params": dict(params or {}),
+                      "run_id": session_id}
+        tags = run_tags(run_params, root, config.package_name, config.tracking.params.secret_patterns)
+        tags.update({ORCHESTRATED_TAG: "true", "kedro.runner": "orchestrated"})
+        # This process ends now while the run lives on: `kedro mlflow stale-runs` must not take
+        # the run for one whose `kedro run` died (it judges such runs by age instead).
+        tags.pop("kedro.pid", None)
+        for notice in prepared.notices():
+            click.echo(notice, err=True)
+        from kedro_mlflow_starter.tracking.run import TrackedRun
+
+        _check_reachable(config)
+        run = TrackedRun.create(config, run_name or config.tracking.run.name or pipeline_name, tags)
+        run.log_params_and_tags(prepared.params, prepared.tags)
+        _log_whole_pipeline_lineage(config, pipeline, catalog, run_params, run)
+        return {
+            "run_id": run.run_id,
+            "run_name": run.run_name,
+            "experiment_id": run.experiment_id,
+            "experiment_name": run.experiment_name,
+            "tracking_uri": redact_uri(config.tracking_uri()),
+            "pipeline": pipeline_name,
+        }
+
+
+def close_pipeline_run(  # noqa: PLR0913
+    project_path: str | os.PathLike[str],
+    run_id: str,
+    status: str = "auto",
+    env: str | None = None,
+    conf_source: str | None = None,
+    failed_tasks: Iterable[str] = (),
+    killed_tasks: Iterable[str] = (),
+    pipeline_name: str | None = None,
+) -> dict[str, Any]:
+    """End the run opened by :func:`open_pipeline_run` with its honest status.
+
+    ``status="auto"``: FAILED if a task recorded a failure (or is in ``failed_tasks``, as the
+    orchestrator saw it), KILLED if one was cancelled, else FINISHED. A FINISHED run of a
+    ``pipeline_ml_factory`` pipeline gets its pipeline model, built from the artifacts the
+    tasks persisted. Closing a run that is already closed changes nothing (retries are safe).
+    """
+    from kedro_mlflow_starter.config.redaction import redact_uri
+    from kedro_mlflow_starter.errors import RunNotFoundError
+    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.tracking.orchestrated import derive_outcome, is_orchestrated, summary_tags
+    from kedro_mlflow_starter.tracking.run import TrackedRun
+
+    root = Path(project_path).resolve()
+    with _project_session(root, env, conf_source) as (context, config, pipelines, _):
+        _check_reachable(config)
+        try:
+            tracked = TrackedRun.attach(config, run_id)
+        except RunNotFoundError as error:
+            raise OrchestratedRunError(
+                f"MLflow run '{run_id}' was not found in {redact_uri(config.tracking_uri())}: give the id that "
+                "`kedro mlflow run open` printed, and check that the tasks and this step read the same mlflow.yml "
+                "(--env, --conf-source)."
+            ) from error
+        client = tracked.client
+        run = client.get_run(run_id)
+        tags = run.data.tags
+        if not is_orchestrated(tags):
+            raise OrchestratedRunError(
+                f"MLflow run '{run_id}' was not opened by `kedro mlflow run open` (it has no "
+                "kedro.orchestrated tag); a `kedro run` closes its own run.")
+        if run.info.status != "RUNNING":
+            return {"run_id": run_id, "status": run.info.status, "already_closed": True, "model_uri": None,
+                    "summary": f"already {run.info.status}"}
+        name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
+        pipeline = _pipeline(pipelines, name)
+        outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
+                                 expected_nodes=sorted(node.name for node in pipeline.nodes))
+        model_uri = None
+        if outcome.status == "FINISHED":
+            if isinstance(pipeline, PipelineML):
+                from kedro_mlflow_starter.models.logging import log_pipeline_model
+
+                try:
+                    model_uri = log_pipeline_model(pipeline, context.catalog, run_id)
+                except Exception as error:
+                    from kedro_mlflow_starter.tracking.failures import describe_error
+
+                    outcome.status = "FAILED"
+                    outcome.failed.append("pipeline model")
+                    outcome.errors["pipeline model"] = describe_error(error)
+        from mlflow.entities import Metric, RunTag
+
+        from kedro_mlflow_starter.tracking.node_timings import PIPELINE_KEY
+
+        extra = summary_tags(outcome)
+        # The pipeline's time is the orchestrated run's: from `open` to now (the tasks log their nodes').
+        timing = [Metric(PIPELINE_KEY, round((time.time() * 1000 - run.info.start_time) / 1000, 6),
+                         int(time.time() * 1000), 0)] if config.tracking.lineage.node_timings else []
+        client.log_batch(run_id, metrics=timing, tags=[RunTag(k, v) for k, v in extra.items()])
+        client.set_terminated(run_id, status=outcome.status)
+        if model_uri and not str(model_uri).startswith("models:/"):
+            model_uri = f"models:/{model_uri}"
+        return {"run_id": run_id, "status": outcome.status, "already_closed": False, "model_uri": model_uri,
+                "summary": outcome.describe(), "failed_tasks": outcome.failed, "killed_tasks": outcome.killed}
+
+
+# -- the click commands -------------------------------------------------------------------------
+
+
+def _split_params(values: tuple[str, ...]) -> dict[str, Any]:
+    """``--params a=1,b.c=x`` as ``kedro run`` reads it (values parsed as YAML scalars)."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for item in ",".join(values).split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{item}' is not key=value.", param_hint="--params")
+        *parents, leaf = key.strip().split(".")  # a.b=1 -> {"a": {"b": 1}}, as Kedro nests it
+        target = params
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = yaml.safe_load(value.strip()) if value.strip() else ""
+    return params
+
+
+@click.group(name="run")
+def run_group() -> None:
+    """One MLflow run for a pipeline run an orchestrator splits into many tasks."""
+
+
+@run_group.command(name="open")
+@click.option("--pipeline", "-p", "pipeline_name", default="__default__", show_default=True,
+              help="The registered pipeline the tasks run (its params are logged now).")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
+@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
+@click.option("--run-name", default=None, help="Name of the run (default: tracking.run.name, else the pipeline).")
+@click.option("--params", "params", multiple=True,
+              help="Runtime parameters `key=value,...`, as given to `kedro run --params` (give the tasks the same).")
+@click.option("--output", "-o", "output", type=click.Choice(["id", "env", "json"]), default="id", show_default=True,
+              help="id: the run id alone; env: MLFLOW_RUN_ID=<id> (for `export`); json: ids, names, store.")
+@click.option("--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the --output text to this file (Kedro logs to stdout too; the file holds only it).")
+def open_command(pipeline_name: str, env: str | None, conf_source: str | None, run_name: str | None,
+                 params: tuple[str, ...], output: str, output_file: str | None) -> None:
+    """Create the run of the whole pipeline and print its id for the tasks (MLFLOW_RUN_ID).
+
+    The id (or --output text) is always the last line of stdout: RUN_ID=$(kedro mlflow run open | tail -n 1).
+    """
+    opened = open_pipeline_run(find_project_root(), pipeline_name, env, conf_source, run_name, _split_params(params))
+    if output == "json":
+        text = json.dumps(opened)
+    elif output == "env":
+        text = f"MLFLOW_RUN_ID={opened['run_id']}"
+    else:
+        text = opened["run_id"]
+    if output_file:
+        Path(output_file).write_text(text + "\n", encoding="utf-8")
+    click.echo(
+        f"Opened MLflow run '{opened['run_name']}' ({opened['run_id']}) in experiment "
+        f"'{opened['experiment_name']}' at {opened['tracking_uri']}. Run every task with "
+        f"MLFLOW_RUN_ID={opened['run_id']}, then `kedro mlflow run close --run-id {opened['run_id']}`.",
+        err=True,
+    )
+    click.echo(text)
+
+
+@run_group.command(name="close")
+@click.option("--run-id", "-r", default=None, envvar="MLFLOW_RUN_ID", show_envvar=True,
+              help="The run `kedro mlflow run open` printed.")
+@click.option("--status", "-s", type=click.Choice(["auto", "FINISHED", "FAILED", "KILLED"]), default="auto",
+              show_default=True,
+              help="auto: FAILED if a task failed, KILLED if one was cancelled, else FINISHED. An explicit "
+                   "status is never better than the tasks' outcomes.")
+@click.option("--failed-task", "failed_tasks", multiple=True,
+              help="A task the orchestrator saw fail (repeatable), e.g. one killed before it could record it.")
+@click.option("--killed-task", "killed_tasks", multiple=True, help="A task the orchestrator cancelled (repeatable).")
+@click.option("--pipeline", "-p", "pipeline_name", default=None,
+              help="The pipeline whose model to log (default: the one given to `open`).")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
+@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
+@click.option("--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def close_command(run_id: str | None, status: str, failed_tasks: tuple[str, ...], killed_tasks: tuple[str, ...],
+                  pipeline_name: str | None, env: str | None, conf_source: str | None, output: str) -> None:
+    """End the run with its honest status (and log the pipeline model of a PipelineML)."""
+    if not run_id:
+        raise click.UsageError("Give --run-id (the id `kedro mlflow run open` printed) or set MLFLOW_RUN_ID.")
+    closed = close_pipeline_run(find_project_root(), run_id, status, env, conf_source, failed_tasks, killed_tasks,
+                                pipeline_name)
+    if output == "json":
+        click.echo(json.dumps(closed))
+        return
+    if closed["already_closed"]:
+        click.echo(f"MLflow run {run_id} is already {closed['status']}; nothing changed.")
+        return
+    model = f", pipeline model {closed['model_uri']}" if closed["model_uri"] else ""
+    click.echo(f"MLflow run {run_id} {closed['status']}: {closed['summary']}{model}.")

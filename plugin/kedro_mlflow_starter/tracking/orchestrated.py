@@ -1,0 +1,213 @@
+"""One MLflow run for a pipeline run that many processes execute (an orchestrator's tasks).
+
+The hand-off has three steps, each in its own process, possibly on different machines:
+
+1. ``open``: create the run of the whole pipeline (experiment, tags, the params of every
+   node) and tag it ``kedro.orchestrated``; its id travels to the tasks as ``MLFLOW_RUN_ID``.
+2. every task (``kedro run --nodes ...`` with ``MLFLOW_RUN_ID`` set) joins that run, logs
+   only the params the run does not hold yet, logs its metrics and artifacts, records its
+   own outcome in a tag ``kedro.task.<nodes>`` and leaves the run open;
+3. ``close``: derive the honest status from the tasks' outcomes (FAILED if any task failed,
+   KILLED if one was cancelled, else FINISHED) and end the run.
+
+Nothing here imports ``mlflow`` at module level; the functions take an ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("kedro_mlflow_starter")
+
+ORCHESTRATED_TAG = "kedro.orchestrated"
+"""Set to ``true`` by ``open``: tasks that join such a run behave as one of its parts."""
+TASK_TAG_PREFIX = "kedro.task."
+"""``kedro.task.<nodes>`` = ``FINISHED`` | ``FAILED: <error>`` | ``KILLED``, one per task."""
+NODE_TAG_PREFIX = "kedro.node."
+"""``kedro.node.<node>`` = the status of the task that ran the node: ``close`` checks every node ran."""
+FAILED_TASKS_TAG = "kedro.failed_tasks"
+KILLED_TASKS_TAG = "kedro.killed_tasks"
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+_MAX_KEY = 250
+_MAX_VALUE = 5000
+_UNSAFE = re.compile(r"[^/\w.\- :]")
+
+
+def is_orchestrated(tags: Mapping[str, str]) -> bool:
+    return str(tags.get(ORCHESTRATED_TAG, "")).lower() == "true"
+
+
+def task_label(run_params: Mapping[str, Any]) -> str:
+    """What a task ran, readable: its ``--nodes``, else its namespaces/tags, else its pipelines."""
+    for key in ("node_names", "namespaces", "tags"):
+        values = run_params.get(key)
+        if values:
+            return ",".join(sorted(str(v) for v in values))
+    return "+".join(sorted(run_params.get("pipeline_names") or ["__default__"]))
+
+
+def task_tag_key(label: str, prefix: str = TASK_TAG_PREFIX) -> str:
+    """A valid MLflow tag key for ``label``; a long label keeps a hash so keys stay distinct."""
+    key = prefix + _UNSAFE.sub("_", label)
+    if len(key) <= _MAX_KEY:
+        return key
+    digest = hashlib.sha256(label.encode()).hexdigest()[:12]
+    return key[: _MAX_KEY - 13] + "~" + digest
+
+
+@dataclass
+class JoinPlan:
+    """What a joining task logs: only what the run lacks, never a second value for a key."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    conflicts: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (in the run, in the task)
+
+
+def plan_join(
+    run_params: Mapping[str, str], run_tags: Mapping[str, str], params: Mapping[str, str], tags: Mapping[str, str]
+) -> JoinPlan:
+    plan = JoinPlan()
+    for key, value in params.items():
+        if key not in run_params:
+            plan.params[key] = value
+        elif run_params[key] != value:
+            plan.conflicts[key] = (run_params[key], value)
+    plan.tags = {key: value for key, value in tags.items() if key not in run_tags}
+    return plan
+
+
+def join(client: Any, run_id: str, params: Mapping[str, str], param_tags: Mapping[str, str]) -> JoinPlan:
+    """Log the task's params (and long-param tags) the orchestrated run does not hold yet.
+
+    The run's own tags (command, session, host...) are those of the ``open`` step and stay so.
+    A value that differs from the run's (e.g. ``--params`` given to one task only) is kept out
+    and reported: MLflow params are write-once.
+    """
+    from mlflow.entities import Param, RunTag
+    from mlflow.exceptions import MlflowException
+
+    run = client.get_run(run_id)
+    plan = plan_join(run.data.params, run.data.tags, params, param_tags)
+    for key, (kept, given) in sorted(plan.conflicts.items()):
+        logger.warning(
+            "MLflow: parameter '%s' is %r in this task but the orchestrated run %s holds %r; the run keeps "
+            "%r (give --params to `kedro mlflow run open`, not to one task).", key, given, run_id, kept, kept,
+        )
+    if plan.params or plan.tags:
+        try:
+            client.log_batch(
+                run_id,
+                params=[Param(k, v) for k, v in plan.params.items()],
+                tags=[RunTag(k, v) for k, v in plan.tags.items()],
+            )
+        except MlflowException as error:
+            # A task running at the same moment logged one of these keys first; values that
+            # agree are not an error, and a disagreeing value must not fail the task either.
+            logger.warning("MLflow: some parameters were already logged to run %s by another task (%s).",
+                           run_id, str(error).splitlines()[0])
+    return plan
+
+
+def record_task_outcome(client: Any, run_id: str, label: str, status: str, error: str | None = None,
+                        nodes: Iterable[str] = ()) -> None:
+    """Tag the run with how this task and each of its nodes ended (``close`` reads these tags)."""
+    from mlflow.entities import RunTag
+
+    value = status if not error else f"{status}: {error}"
+    tags = [RunTag(task_tag_key(label), value[:_MAX_VALUE])]
+    tags += [RunTag(task_tag_key(node, NODE_TAG_PREFIX), status) for node in nodes]
+    for start in range(0, len(tags), 100):
+        client.log_batch(run_id, tags=tags[start:start + 100])
+
+
+@dataclass
+class Outcome:
+    status: str
+    failed: list[str] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # nodes no task reported
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [f"{len(self.finished)} task(s) finished"]
+        if self.failed:
+            parts.append("failed: " + "; ".join(
+                f"{task} ({self.errors[task]})" if self.errors.get(task) else task for task in self.failed))
+        if self.killed:
+            parts.append("killed: " + ", ".join(self.killed))
+        if self.missing:
+            parts.append("never reported (not run, or the task died without a trace): " + ", ".join(self.missing))
+        return ", ".join(parts)
+
+
+def derive_outcome(  # noqa: PLR0913
+    tags: Mapping[str, str], requested: str = "auto", failed_tasks: Iterable[str] = (),
+    killed_tasks: Iterable[str] = (), expected_nodes: Iterable[str] = (),
+) -> Outcome:
+    """The run's honest status from its task tags and what the orchestrator reports.
+
+    ``auto``: FAILED if any task failed, else KILLED if any was cancelled, else FAILED if a
+    node of ``expected_nodes`` was never reported by a task, else FINISHED. An explicit ``requested``
+    status is only ever made worse by the tasks' outcomes (a run whose task failed is never
+    FINISHED).
+    """
+    outcome = Outcome(status="FINISHED")
+    for key in sorted(tags):
+        if not key.startswith(TASK_TAG_PREFIX):
+            continue
+        task = key[len(TASK_TAG_PREFIX):]
+        status, _, error = str(tags[key]).partition(": ")
+        if status == "FAILED":
+            outcome.failed.append(task)
+            outcome.errors[task] = error
+        elif status == "KILLED":
+            outcome.killed.append(task)
+        else:
+            outcome.finished.append(task)
+    for task in failed_tasks:
+        if not _known(task, outcome.failed):
+            outcome.failed.append(task)
+            outcome.errors.setdefault(task, "reported failed by the orchestrator")
+    for task in killed_tasks:
+        if not _known(task, outcome.killed + outcome.failed):
+            outcome.killed.append(task)
+    outcome.missing = [node for node in expected_nodes if task_tag_key(node, NODE_TAG_PREFIX) not in tags]
+    # Nodes that never ran are what a cancelled workflow leaves: KILLED explains them; otherwise
+    # the run is incomplete (a task died without a trace, or `close` came too early): FAILED.
+    derived = ("FAILED" if outcome.failed else "KILLED" if outcome.killed
+               else "FAILED" if outcome.missing else "FINISHED")
+    if requested == "auto":
+        outcome.status = derived
+    else:
+        rank = {"FINISHED": 0, "KILLED": 1, "FAILED": 2}
+        outcome.status = max(requested, derived, key=rank.__getitem__)
+    return outcome
+
+
+def _known(task: str, tasks: Iterable[str]) -> bool:
+    """Whether ``task`` is already listed, its name spelt as the orchestrator spells it
+    (Airflow's task id ``train-model`` is the task that tagged itself ``train_model``)."""
+    def slug(name: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+    return slug(task) in {slug(other) for other in tasks}
+
+
+def summary_tags(outcome: Outcome) -> dict[str, str]:
+    tags = {}
+    if outcome.missing:
+        tags["kedro.missing_nodes"] = ",".join(outcome.missing)[:_MAX_VALUE]
+    if outcome.failed:
+        tags[FAILED_TASKS_TAG] = ",".join(outcome.failed)[:_MAX_VALUE]
+    if outcome.killed:
+        tags[KILLED_TASKS_TAG] = ",".join(outcome.killed)[:_MAX_VALUE]
+    if outcome.status != "FINISHED":
+        tags["mlflow.note.content"] = f"Run {outcome.status}: {outcome.describe()}."[:_MAX_VALUE]
+    return tags

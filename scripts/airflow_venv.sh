@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build (once) the cached Airflow virtualenv the orchestrated-run tests drive:
+# apache-airflow + kedro-airflow pinned in tests/airflow/requirements.txt, plus this project
+# installed editable with its test extra. Cached in $AIRFLOW_VENV (default .cache/airflow-venv,
+# git-ignored); rebuilt only when the pins, pyproject.toml or the Python version change.
+# Prints the venv path on its last line.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+python="${PYTHON:-python3}"
+venv="${AIRFLOW_VENV:-$root/.cache/airflow-venv}"
+export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+key="$( { cat "$root/tests/airflow/requirements.txt" "$root/pyproject.toml"; \
+          "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
+stamp="$venv/.requirements-sha256"
+
+if [[ -x "$venv/bin/airflow" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
+    echo "$venv"
+    exit 0
+fi
+
+echo "airflow_venv: building $venv (pins changed or first build)" >&2
+start=$SECONDS
+rm -rf "$venv"
+mkdir -p "$(dirname "$venv")"
+"$python" -m venv "$venv"
+"$venv/bin/pip" install --quiet --upgrade pip
+"$venv/bin/pip" install --quiet -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
+# The stamp is written last: an interrupted build is rebuilt, never half used.
+echo "$key" > "$stamp"
+echo "airflow_venv: built in $((SECONDS - start)) s" >&2
+echo "$venv"

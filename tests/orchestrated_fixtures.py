@@ -1,0 +1,167 @@
+"""Helpers of the orchestrated-run tests: starter projects, task processes, the run read back.
+
+``new_iris_project`` makes a project with ``kedro new --starter=mlflow-iris``;
+``add_fanout_nodes`` widens its ``__default__`` pipeline with three scoring nodes that run
+after ``train_model``, so its last wave has six independent nodes (the starter alone has
+three). The scoring nodes obey three environment variables so a test acts at a known point:
+``FANOUT_MARKER_DIR`` (write ``<node>.started`` when it starts), ``FANOUT_FAIL=<node>``
+(raise) and ``FANOUT_SLOW=<node>`` (sleep two minutes, to be killed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.starter_fixtures import KEDRO, PACKAGE, REPO_NAME, GeneratedProject, assert_ok, kedro_env, kedro_new, \
+    run_summary, write_config
+
+PROJECT_NAME = "Iris Tracking Demo"
+FANOUT_NODES = ("score_1", "score_2", "score_3")
+
+FANOUT_PIPELINE = '''"""Three independent scoring nodes after train_model (the orchestrated-run tests)."""
+
+import os
+import time
+from pathlib import Path
+
+from kedro.pipeline import Pipeline, node
+
+
+def _scorer(name):
+    def score(test_set, preprocessor, classifier, target, weight):
+        marker = os.environ.get("FANOUT_MARKER_DIR")
+        if marker:
+            Path(marker, name + ".started").write_text(str(os.getpid()))
+        if os.environ.get("FANOUT_FAIL") == name:
+            raise RuntimeError(f"{name} failed on purpose")
+        if os.environ.get("FANOUT_SLOW") == name:
+            time.sleep(120)
+        features = preprocessor.transform(test_set.drop(columns=[target]))
+        return float(classifier.score(features, test_set[target])) * weight
+
+    score.__name__ = name
+    return score
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        node(_scorer(name), ["test_set", "preprocessor", "classifier", "params:target", f"params:fanout.weight_{i}"],
+             f"fanout_{name}", name=name)
+        for i, name in enumerate(("score_1", "score_2", "score_3"), start=1)
+    ])
+'''
+
+
+def new_iris_project(root: Path, home: Path) -> GeneratedProject:
+    """``kedro new --starter=mlflow-iris`` into ``root`` (embedded SQLite store)."""
+    root.mkdir(parents=True, exist_ok=True)
+    config = write_config(root / "answers.yml", project_name=PROJECT_NAME, mlflow_tracking_uri="sqlite:///mlflow.db",
+                          output_dir=str(root))
+    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=root, home=home), "kedro new")
+    return GeneratedProject(root / REPO_NAME, home)
+
+
+def add_fanout_nodes(project: GeneratedProject) -> None:
+    src = project.path / "src" / PACKAGE
+    (src / "pipelines" / "fanout.py").write_text(FANOUT_PIPELINE, encoding="utf-8")
+    registry = src / "pipeline_registry.py"
+    text = registry.read_text(encoding="utf-8")
+    text = text.replace("import data_processing, inference, training", "import data_processing, fanout, inference, training")
+    old = '"__default__": data_processing_pipeline + training_pipeline,'
+    assert old in text
+    text = text.replace(old, '"__default__": data_processing_pipeline + training_pipeline + fanout.create_pipeline(),')
+    registry.write_text(text, encoding="utf-8")
+    conf = project.path / "conf" / "base"
+    (conf / "parameters_fanout.yml").write_text(
+        yaml.safe_dump({"fanout": {"weight_1": 1.0, "weight_2": 0.5, "weight_3": 0.25}}), encoding="utf-8")
+    with open(conf / "catalog.yml", "a", encoding="utf-8") as catalog:
+        catalog.write("\n" + yaml.safe_dump(
+            {f"fanout_{name}": {"type": "kedro_mlflow_starter.io.MlflowMetricDataset"} for name in FANOUT_NODES}))
+
+
+def set_tracking_uri(project: GeneratedProject, uri: str) -> None:
+    path = project.path / "conf" / "base" / "mlflow.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["server"]["mlflow_tracking_uri"] = uri
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def waves(project: GeneratedProject, pipeline: str = "__default__") -> list[list[str]]:
+    """The pipeline's nodes in topological waves (Kedro's own grouping), read in a subprocess."""
+    script = (
+        "import json, sys; from pathlib import Path; from kedro.framework.startup import bootstrap_project; "
+        "bootstrap_project(Path.cwd()); from kedro.framework.project import pipelines; "
+        f"print(json.dumps([sorted(n.name for n in group) for group in pipelines[{pipeline!r}].grouped_nodes]))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=project.path, env=kedro_env(project.home),
+                            capture_output=True, text=True, timeout=120)
+    assert_ok(result, "reading the pipeline's waves")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def open_run(project: GeneratedProject, *args: str) -> str:
+    result = project.kedro("mlflow", "run", "open", *args)
+    assert_ok(result, "kedro mlflow run open")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def close_run(project: GeneratedProject, run_id: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = project.kedro("mlflow", "run", "close", "--run-id", run_id, *args)
+    assert_ok(result, "kedro mlflow run close")
+    return result
+
+
+def start_task(project: GeneratedProject, node: str, run_id: str, extra: dict[str, str] | None = None,
+               log_dir: Path | None = None) -> subprocess.Popen[str]:
+    """One orchestrator task: ``kedro run --nodes <node>`` with MLFLOW_RUN_ID set, in its own process."""
+    env = kedro_env(project.home, {"MLFLOW_RUN_ID": run_id, **(extra or {})})
+    log = open((log_dir or project.path) / f"task-{node}.log", "w", encoding="utf-8")  # noqa: SIM115
+    process = subprocess.Popen([KEDRO, "run", "--nodes", node], cwd=project.path, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    log.close()
+    return process
+
+
+def task_log(project: GeneratedProject, node: str, log_dir: Path | None = None) -> str:
+    return ((log_dir or project.path) / f"task-{node}.log").read_text(encoding="utf-8")
+
+
+def fan_out(project: GeneratedProject, run_id: str, plan: list[list[str]], log_dir: Path,
+            extra: dict[str, str] | None = None) -> dict[str, int]:
+    """Run every wave, its nodes at the same time; the return code of every task."""
+    codes: dict[str, int] = {}
+    for wave in plan:
+        running = {node: start_task(project, node, run_id, extra, log_dir) for node in wave}
+        for node, process in running.items():
+            codes[node] = process.wait(timeout=300)
+    return codes
+
+
+def the_run(tracking_uri: str, run_id: str) -> dict[str, Any]:
+    """The experiment's runs read back; asserts ``run_id`` is the only one and returns it."""
+    runs = run_summary(tracking_uri, PACKAGE)["runs"]
+    assert [r["id"] for r in runs] == [run_id], f"expected exactly one MLflow run {run_id}, got {runs}"
+    return runs[0]
+
+
+def predict_in_fresh_interpreter(tracking_uri: str, model_uri: str, csv: Path, env: dict[str, str]) -> list[str]:
+    script = (
+        "import json, sys, mlflow, pandas as pd; mlflow.set_tracking_uri(sys.argv[1]); "
+        "model = mlflow.pyfunc.load_model(sys.argv[2]); "
+        "print(json.dumps([str(v) for v in model.predict(pd.read_csv(sys.argv[3]))['species']]))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, tracking_uri, model_uri, str(csv)], env=env,
+                            capture_output=True, text=True, timeout=300, cwd=csv.parent)
+    assert_ok(result, "loading the pipeline model in a fresh interpreter")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def environ_without_mlflow() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_MLFLOW_"))}

@@ -1,0 +1,197 @@
+"""Fan-out: one `kedro run --nodes <node>` process per node, in topological waves, all in one
+MLflow run opened by `kedro mlflow run open` and closed by `kedro mlflow run close`.
+
+The starter's pipeline, widened with three scoring nodes (its last wave then runs six task
+processes at once), against (a) the project's embedded SQLite store and (b) an `mlflow server`
+on PostgreSQL with proxied artifacts. Each store sees: one run holding everything every task
+logged, params and metric keys equal to those of a plain `kedro run`, the pipeline model, and
+honest statuses when a task is killed with SIGTERM (KILLED) or fails (FAILED).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.orchestrated_fixtures import (
+    FANOUT_NODES,
+    add_fanout_nodes,
+    close_run,
+    fan_out,
+    new_iris_project,
+    open_run,
+    predict_in_fresh_interpreter,
+    set_tracking_uri,
+    start_task,
+    task_log,
+    the_run,
+    waves,
+)
+from tests.starter_fixtures import INSTANCE_ROWS, PACKAGE, GeneratedProject, assert_ok, iris_frame, kedro_env, \
+    run_summary
+
+if TYPE_CHECKING:
+    from tests.server_fixtures import MlflowServer
+
+EXPECTED_PARAMS = {"target", "split_options.test_size", "split_options.random_state", "model_options.C",
+                   "model_options.max_iter", "fanout.weight_1", "fanout.weight_2", "fanout.weight_3"}
+NODES = ["split_data", "fit_preprocessor", "train_model", "evaluate_model", "report", "bundle_model", *FANOUT_NODES]
+EXPECTED_METRICS = {"test.accuracy", "test.f1_macro", "fanout_score_1", "fanout_score_2", "fanout_score_3",
+                    "time.pipeline", *(f"time.node.{node}" for node in NODES)}
+EXPECTED_ARTIFACTS = {"reports/confusion_matrix.png", "reports/classification_report.txt", "kedro/pipeline.json",
+                      "kedro/pipeline.svg", "kedro/config/catalog.yml", "kedro/config/parameters.yml",
+                      "kedro/config/run.yml"}
+
+
+@dataclass
+class FannedOut:
+    project: GeneratedProject
+    tracking_uri: str
+    run_id: str
+    plan: list[list[str]]
+    codes: dict[str, int]
+    close_output: str
+    logs: Path
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fanned_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FannedOut]:
+    """The widened starter project run as one task process per node against each store."""
+    root = tmp_path_factory.mktemp(f"fanout-{request.param}")
+    project = new_iris_project(root / "work", root / "home")
+    add_fanout_nodes(project)
+    if request.param == "postgres":
+        server: MlflowServer = request.getfixturevalue("pg_mlflow_server")
+        tracking_uri = server.uri
+        set_tracking_uri(project, tracking_uri)
+    else:
+        tracking_uri = project.tracking_uri
+    plan = waves(project)
+    run_id = open_run(project)
+    logs = root / "logs"
+    logs.mkdir()
+    codes = fan_out(project, run_id, plan, logs)
+    closed = close_run(project, run_id)
+    yield FannedOut(project, tracking_uri, run_id, plan, codes, closed.stdout, logs)
+
+
+def test_the_last_wave_runs_six_processes_at_once(fanned_out: FannedOut) -> None:
+    plan = fanned_out.plan
+    assert sorted(node for wave in plan for node in wave) == sorted(NODES)
+    assert max(len(wave) for wave in plan) >= 4, plan
+    assert all(code == 0 for code in fanned_out.codes.values()), {
+        node: task_log(fanned_out.project, node, fanned_out.logs) for node, code in fanned_out.codes.items() if code}
+
+
+def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out: FannedOut, tmp_path: Path) -> None:
+    run = the_run(fanned_out.tracking_uri, fanned_out.run_id)
+    assert run["status"] == "FINISHED", fanned_out.close_output
+    assert set(run["params"]) == EXPECTED_PARAMS
+    assert set(run["metrics"]) == EXPECTED_METRICS
+    assert set(run["artifacts"]) == EXPECTED_ARTIFACTS
+    tasks = {key[len("kedro.task."):]: value for key, value in run["tags"].items() if key.startswith("kedro.task.")}
+    assert tasks == {node: "FINISHED" for wave in fanned_out.plan for node in wave}
+    assert run["tags"]["kedro.command"] == "kedro run --pipelines=__default__"
+    assert {k for k in run["tags"] if k.startswith("kedro.node.")} == {f"kedro.node.{node}" for node in NODES}
+    assert "kedro.failed_tasks" not in run["tags"]
+    for node in ("split_data", "score_2"):  # no task raised about params already logged
+        assert "already logged" not in task_log(fanned_out.project, node, fanned_out.logs)
+
+    import json
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=fanned_out.tracking_uri)
+    # the whole pipeline's lineage, written once by open/close, not one task's slice
+    assert len(client.get_metric_history(run["id"], "time.pipeline")) == 1
+    graph = json.loads(Path(client.download_artifacts(run["id"], "kedro/pipeline.json", str(tmp_path))).read_text())
+    assert {node["name"] for node in graph["pipeline"]} == set(NODES)
+    models = client.search_logged_models(experiment_ids=[client.get_run(run["id"]).info.experiment_id])
+    assert len(models) == 2 and {m.source_run_id for m in models} == {fanned_out.run_id}  # classifier, pipeline
+    closed = re.search(r"pipeline model (models:/[\w-]+)", fanned_out.close_output)
+    assert closed and closed.group(1) in {f"models:/{m.model_id}" for m in models}, fanned_out.close_output
+    species = predict_in_fresh_interpreter(fanned_out.tracking_uri, closed.group(1),
+                                           fanned_out.project.path / "data/05_model_input/instances.csv",
+                                           kedro_env(fanned_out.project.home))
+    assert species == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
+
+
+def test_a_plain_kedro_run_logs_the_same_params_and_metric_keys(fanned_out: FannedOut) -> None:
+    project = fanned_out.project
+    group = the_run(fanned_out.tracking_uri, fanned_out.run_id)
+    assert_ok(project.kedro("run"), "plain kedro run")
+    runs = run_summary(fanned_out.tracking_uri, PACKAGE)["runs"]
+    plain = next(r for r in runs if r["id"] != fanned_out.run_id)
+    assert plain["status"] == "FINISHED"
+    assert plain["params"] == group["params"]
+    assert set(plain["metrics"]) == set(group["metrics"])
+    assert set(plain["artifacts"]) == set(group["artifacts"])
+    _delete_run(fanned_out.tracking_uri, plain["id"])
+
+
+def test_a_task_killed_with_sigterm_makes_the_run_killed(fanned_out: FannedOut, tmp_path: Path) -> None:
+    """Two tasks of the last wave again (the earlier waves' outputs are on disk), one SIGTERMed mid-node."""
+    project = fanned_out.project
+    run_id = open_run(project)
+    last = ["score_1", "score_2"]
+    env = {"FANOUT_MARKER_DIR": str(tmp_path), "FANOUT_SLOW": "score_2"}
+    running = {node: start_task(project, node, run_id, env, tmp_path) for node in last}
+    marker = tmp_path / "score_2.started"
+    deadline = time.monotonic() + 180
+    while not marker.exists() and time.monotonic() < deadline and running["score_2"].poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), task_log(project, "score_2", tmp_path)
+    running["score_2"].send_signal(signal.SIGTERM)
+    codes = {node: process.wait(timeout=180) for node, process in running.items()}
+    assert codes["score_2"] != 0
+    assert all(code == 0 for node, code in codes.items() if node != "score_2"), codes
+    closed = close_run(project, run_id)
+    assert "KILLED" in closed.stdout and "score_2" in closed.stdout, closed.stdout
+    run = _run(fanned_out.tracking_uri, run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["kedro.task.score_2"] == "KILLED"
+    assert run.data.tags["kedro.killed_tasks"] == "score_2"
+    assert {k for k in run.data.metrics if not k.startswith("time.")} == {"fanout_score_1"}  # the other task's
+    _delete_run(fanned_out.tracking_uri, run_id)
+
+
+def test_a_failing_task_makes_the_run_failed_and_names_it(fanned_out: FannedOut, tmp_path: Path) -> None:
+    project = fanned_out.project
+    run_id = open_run(project)
+    codes = fan_out(project, run_id, [["score_1", "score_3"]], tmp_path, {"FANOUT_FAIL": "score_3"})
+    assert codes["score_3"] != 0 and all(code == 0 for node, code in codes.items() if node != "score_3"), codes
+    closed = close_run(project, run_id)
+    assert "FAILED" in closed.stdout and "score_3" in closed.stdout and "failed on purpose" in closed.stdout
+    run = _run(fanned_out.tracking_uri, run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["kedro.failed_tasks"] == "score_3"
+    assert run.data.tags["kedro.task.score_3"].startswith("FAILED: RuntimeError: score_3 failed on purpose")
+    assert "score_3" in run.data.tags["mlflow.note.content"]
+    assert {k for k in run.data.metrics if not k.startswith("time.")} == {"fanout_score_1"}
+    # a FAILED run gets no pipeline model: its artifacts may be incomplete
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=fanned_out.tracking_uri)
+    assert [m for m in client.search_logged_models(experiment_ids=[run.info.experiment_id])
+            if m.source_run_id == run_id] == []
+    _delete_run(fanned_out.tracking_uri, run_id)
+
+
+def _run(tracking_uri: str, run_id: str):  # noqa: ANN202
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id)
+
+
+def _delete_run(tracking_uri: str, run_id: str) -> None:
+    """Keep 'exactly one run' true for the tests that read the first group run."""
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri).delete_run(run_id)
