@@ -61,6 +61,9 @@ def missing_requirements(requirements: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#") and unmet(Requirement(line), set())]
 
 
+PIPELINE_MODEL = "iris_pipeline_model"  # log_model_kwargs name in the starter's pipeline_registry.py
+
+
 def summary(tracking_uri: str) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -89,9 +92,9 @@ def summary(tracking_uri: str) -> int:
         print(f"  model      : {name} -> {uri}")
 
     print("\nNext, in a new shell (paste as it is):")
-    for line in next_steps(PROJECT, model_uris.get("model", "models:/<model id>")):
+    for line in next_steps(PROJECT, model_uris.get(PIPELINE_MODEL, "models:/<model id>")):
         print(f"  {line}")
-    return 0 if run.info.status == "FINISHED" and "model" in model_uris else 1
+    return 0 if run.info.status == "FINISHED" and PIPELINE_MODEL in model_uris else 1
 
 
 def next_steps(project: Path, model_uri: str, bin_dir: Path = BIN) -> list[str]:

@@ -192,14 +192,17 @@ def logged_models(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from kedro_mlflow_starter.compat import fluent_store
+
     client = MlflowClient(tracking_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
     found = []
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
+    # get_model_info reads through MLflow's fluent store: pin it to this one and restore it
+    # exactly (set_tracking_uri(previous) would fix MLflow's default, sqlite:///mlflow.db in the
+    # current directory, for every later test of the process).
+    with fluent_store(tracking_uri, None):
         for model in client.search_logged_models(experiment_ids=[exp.experiment_id]):
             uri = f"models:/{model.model_id}"
             found.append({
@@ -207,8 +210,6 @@ def logged_models(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
                 "status": str(model.status),
                 "flavors": sorted(mlflow.models.get_model_info(uri).flavors),
             })
-    finally:
-        mlflow.set_tracking_uri(previous)
     return found
 
 

@@ -148,7 +148,7 @@ def test_every_dataset_lands_in_the_one_run_of_a_kedro_run(ml_project: KedroProj
     summary = json.loads(Path(client.download_artifacts(run_id, "summary.json", str(ml_project.path / "dl" / run_id)))
                          .read_text())
     assert summary["r2"] == pytest.approx(run.data.metrics["r2"])
-    assert summary["curve_points"] == 25 and summary["score_names"] == ["loss", "mae", "rmse"]
+    assert summary["curve_points"] == 25 and summary["score_names"] == ["scores.loss", "scores.mae", "scores.rmse"]  # kedro-mlflow's keys
     assert summary["first_prediction"] == pytest.approx(0.0)  # b = 10 a, factor 2 -> 20 a, a = 0 -> 0
 
 
@@ -185,10 +185,11 @@ def test_a_new_session_loads_everything_back_by_run_id(ml_project: KedroProject,
     np.testing.assert_allclose(predictions["prediction"], raw["a"] * 20.0, atol=1e-6)
     assert MlflowMetricDataset(key="r2", run_id=run_id).load() == pytest.approx(1.0)
     assert MlflowMetricHistoryDataset(key="loss_curve", run_id=run_id).load() == [1.0 / (s + 1) for s in range(25)]
+    # kedro-mlflow's shape: MLflow keys, one point as a dict, several as a list
     assert MlflowMetricsHistoryDataset(prefix="scores", run_id=run_id).load() == {
-        "loss": [{"value": 2.0, "step": 0}, {"value": 1.0, "step": 1}],
-        "mae": [{"value": 0.25, "step": 0}],
-        "rmse": [{"value": 0.5, "step": 3}],
+        "scores.loss": [{"value": 2.0, "step": 0}, {"value": 1.0, "step": 1}],
+        "scores.mae": {"value": 0.25, "step": 0},
+        "scores.rmse": {"value": 0.5, "step": 3},
     }
 
 

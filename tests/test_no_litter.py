@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.starter_fixtures import REPO_NAME, assert_ok, kedro_new, starter_home, write_config  # noqa: F401
+from tests.starter_fixtures import REPO_NAME, assert_ok, kedro_new, write_config
 
 
 def _temp_folder(tmp_path: Path) -> Path:

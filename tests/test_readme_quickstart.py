@@ -240,7 +240,7 @@ def test_the_commands_make_demo_prints_work_in_a_new_shell(quickstart: Quickstar
     assert quickstart.result.returncode == 0, "the quickstart failed: see the other test"
     client = MlflowClient(tracking_uri=f"sqlite:///{quickstart.project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("iris_mlflow")
-    [model, *_] = client.search_logged_models([experiment.experiment_id], filter_string="name = 'model'")
+    [model, *_] = client.search_logged_models([experiment.experiment_id], filter_string=f"name = '{_demo().PIPELINE_MODEL}'")
     steps = _demo().next_steps(quickstart.project, f"models:/{model.model_id}", bin_dir=BIN)
 
     lines = [line.split("  # ")[0].strip() for line in steps]

@@ -97,7 +97,7 @@ def test_non_numeric_metric_value_fails_the_run_naming_the_dataset(tmp_path, mig
 
     assert result.returncode != 0
     text = output(result)
-    assert "MlflowMetricDataset 'accuracy'" in text and "must be a number" in text and "float(score)" in text
+    assert "'accuracy' (MlflowMetricDataset)" in text and "must be a number" in text and "float(score)" in text
     [run] = runs_of(project)
     assert run.info.status == "FAILED" and run.data.metrics == {}
     assert (project.path / "data/02_intermediate/doubled.csv").is_file(), "the earlier node's output was removed"

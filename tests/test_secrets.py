@@ -79,7 +79,7 @@ def test_planted_secrets_are_found_nowhere_in_mlflow_or_the_console(tmp_path, ml
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["api_token"] == "***"
-    assert run.data.tags["kedro.command"] == "kedro run --params=api_token=***"
+    assert run.data.tags["kedro.command"] == "kedro run '--params=api_token=***'"  # shell-quoted: pasteable
     models = client.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in models) == ["model", "regressor_model"]
     searched = _strings_of(run) + [s for m in models for s in (*m.params, *m.params.values(), *m.tags, *m.tags.values())]

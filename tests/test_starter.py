@@ -33,7 +33,7 @@ from tests.starter_fixtures import (
     write_config,
 )
 
-TEXT_SUFFIXES = {".py", ".yml", ".yaml", ".toml", ".txt", ".md", ".csv", ".gitignore", ".gitkeep"}
+TEXT_SUFFIXES = {".py", ".yml", ".yaml", ".toml", ".txt", ".md", ".csv", ".json", ".gitignore", ".gitkeep"}
 
 
 def _git_snapshot(tmp: Path) -> str:
@@ -127,6 +127,8 @@ def test_generated_files_are_rendered_and_parse(generated_tree):
             yaml.safe_load(text)
         elif suffix == ".toml":
             tomllib.loads(text)
+        elif suffix == ".json":
+            json.loads(text)
         elif suffix == ".py":
             ast.parse(text, filename=name)
 
@@ -146,7 +148,11 @@ def test_kedro_run_logs_one_finished_run_with_params_metrics_and_reports(trained
         "model_options.C": "1.0", "model_options.max_iter": "500"}
     assert run_["params"]["split_options.test_size"] == "0.2"
     assert "model_options" not in run_["params"]
-    assert set(run_["metrics"]) == {"test.accuracy", "test.f1_macro"}
+    node_times = {f"time.node.{n}" for n in ("split_data", "fit_preprocessor", "train_model", "evaluate_model",
+                                               "report", "bundle_model")}
+    timings = {key for key in run_["metrics"] if key.startswith("time.")}  # lineage (issue 14)
+    assert set(run_["metrics"]) - timings == {"test.accuracy", "test.f1_macro"}
+    assert timings == node_times | {"time.pipeline"}
     assert run_["metrics"]["test.accuracy"] >= 0.9
     assert {"reports/confusion_matrix.png", "reports/classification_report.txt"} <= set(run_["artifacts"])
 

@@ -120,7 +120,7 @@ def test_the_generated_starter_project_tracks_to_the_server(tmp_path, mlflow_ser
     assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()
     models = client.search_logged_models([experiment.experiment_id],
                                          filter_string=f"source_run_id = '{run_.info.run_id}'")
-    [pipeline_model] = [m for m in models if m.name != "sklearn_model"]
+    [pipeline_model] = [m for m in models if m.name == "iris_pipeline_model"]
     loaded = run_python(
         f"""
         import mlflow, pandas as pd

@@ -6,7 +6,6 @@ Nothing here imports ``mlflow`` at module level: ``kedro --help`` loads this mod
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import webbrowser
 from pathlib import Path

@@ -71,18 +71,6 @@ class MlflowHook:
         register_request_header_provider(config.server.request_header_provider, context)
 
     @hook_impl
-    def before_node_run(self) -> None:
-        from kedro_mlflow_starter.tracking.current import enter_node_run
-
-        enter_node_run()
-
-    @hook_impl
-    def after_node_run(self) -> None:
-        from kedro_mlflow_starter.tracking.current import leave_node_run
-
-        leave_node_run()
-
-    @hook_impl
     def on_node_error(self) -> None:
         from kedro_mlflow_starter.tracking.current import leave_node_run
 
@@ -140,11 +128,17 @@ class MlflowHook:
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
+        from kedro_mlflow_starter.tracking.current import enter_node_run
+
+        enter_node_run()  # `mlflow.active_run()` in the node is the Kedro run
         if self._lineage is not None:
             self._lineage.node_started(node.name)
 
     @hook_impl
     def after_node_run(self, node: Any) -> None:
+        from kedro_mlflow_starter.tracking.current import leave_node_run
+
+        leave_node_run()
         if self._lineage is not None:
             self._lineage.node_finished(node.name)
 

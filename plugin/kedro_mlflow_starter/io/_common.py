@@ -71,7 +71,9 @@ def warn_no_run(what: str) -> None:
     _warned_no_run = True
     logger.warning(
         "MLflow: no MLflow run is open, so %s and every other MLflow dataset in this process "
-        "save locally and log nothing to MLflow (the kedro-mlflow-starter hook is not running: "
+        "log nothing to MLflow and act as their local counterparts (files are written as "
+        "configured; a model of a tracking dataset is kept in memory for the rest of the run; "
+        "metric values are kept for later loads) (the kedro-mlflow-starter hook is not running: "
         "it is disabled by DISABLE_HOOKS_FOR_PLUGINS in settings.py, or the catalog is used "
         "outside `kedro run`). To track, run `kedro run` with the hook enabled, open a run "
         "with `with mlflow.start_run():`, or give the dataset a `run_id:`.",
@@ -119,3 +121,34 @@ def short(value: Any, limit: int = 200) -> str:
     """A one-line, bounded description of ``value`` for failure reports."""
     text = repr(value).replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class CatalogEntryDataset:
+    """What the logging datasets share: the catalog entry they were built for (errors and
+    warnings name it) and the public ``run_id`` (None: the current run) a user reads or sets.
+
+    Mixed in before Kedro's ``AbstractDataset``; subclasses set ``self._run_id`` and call
+    ``_bind_entry_now()`` at the end of ``__init__``.
+    """
+
+    _entry: str | None = None
+    _run_id: str | None = None
+
+    def _bind_entry_now(self) -> None:
+        """Take the catalog entry name when Kedro builds this dataset (with or without the hook)."""
+        entry = catalog_entry_name()
+        if entry:
+            self._bind_catalog_name(entry)
+
+    def _bind_catalog_name(self, name: str) -> None:
+        """Called at catalog creation (and by ``_bind_entry_now``): messages name the entry."""
+        self._entry = name
+
+    @property
+    def run_id(self) -> str | None:
+        """The run this dataset logs into and loads from (None: the current run)."""
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, run_id: str | None) -> None:
+        self._run_id = run_id

@@ -14,14 +14,14 @@ from kedro.io.core import AbstractDataset, DatasetError, parse_dataset_definitio
 from kedro_mlflow_starter import compat
 
 from kedro_mlflow_starter.io._downloads import download_folder
-from kedro_mlflow_starter.io._common import catalog_entry_name, describe_entry, log_or_record, run_to_log_into
+from kedro_mlflow_starter.io._common import CatalogEntryDataset, describe_entry, log_or_record, run_to_log_into
 from kedro_mlflow_starter.tracking.current import current_client, tracking_disabled
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 _LOCAL_PROTOCOLS = {"file", "local", ""}
 
 
-class MlflowArtifactDataset(AbstractDataset[Any, Any]):
+class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
     """Save through a wrapped Kedro dataset, then log the written file(s) as MLflow artifacts.
 
     The wrapped dataset does the real work (its local file is the source of truth); this
@@ -119,20 +119,7 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
         self._run_id = run_id
         self.metadata = metadata
-        self._entry = catalog_entry_name()
-
-    def _bind_catalog_name(self, name: str) -> None:
-        """Called at catalog creation: messages name the catalog entry."""
-        self._entry = name
-
-    @property
-    def run_id(self) -> str | None:
-        """The run this dataset logs into and loads from (None: the current run)."""
-        return self._run_id
-
-    @run_id.setter
-    def run_id(self, run_id: str | None) -> None:
-        self._run_id = run_id
+        self._bind_entry_now()
 
     @property
     def wrapped(self) -> AbstractDataset:

@@ -16,7 +16,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._common import (
-    catalog_entry_name,
+    CatalogEntryDataset,
     describe_entry,
     log_or_record,
     run_to_log_into,
@@ -91,7 +91,7 @@ def _history(run_id: str, key: str) -> list[Any]:
     return sorted(history, key=lambda metric: (metric.step, metric.timestamp))
 
 
-class _MetricDatasetBase(AbstractDataset[Any, Any]):
+class _MetricDatasetBase(CatalogEntryDataset, AbstractDataset[Any, Any]):
     """What the three metric datasets share: the run to use and the in-memory fallback."""
 
     _name_arg = "key"
@@ -105,29 +105,14 @@ class _MetricDatasetBase(AbstractDataset[Any, Any]):
         self._entry: str | None = None
         self.metadata = metadata
 
-    def _bind_entry_now(self) -> None:
-        """Take the catalog entry name when Kedro builds this dataset (with or without the hook)."""
-        entry = catalog_entry_name()
-        if entry:
-            self._bind_catalog_name(entry)
-
     @property
     def _name(self) -> str | None:
         """The metric key (or prefix): the ``_name_arg`` constructor argument."""
         name = getattr(self, f"_{self._name_arg}")
         return None if name is _UNSET else name
 
-    @property
-    def run_id(self) -> str | None:
-        """The run this dataset logs into and loads from (None: the current run)."""
-        return self._run_id
-
-    @run_id.setter
-    def run_id(self, run_id: str | None) -> None:
-        self._run_id = run_id
-
     def _bind_catalog_name(self, name: str) -> None:
-        self._entry = name
+        super()._bind_catalog_name(name)
         if getattr(self, f"_{self._name_arg}") in (None, _UNSET):
             setattr(self, f"_{self._name_arg}", name)
 
@@ -439,7 +424,7 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
     >>> sorted(client.get_run(run_id).data.metrics.items())
     [('test.accuracy', 0.93), ('test.f1_macro', 0.92)]
     >>> scores.load()
-    {'accuracy': [{'value': 0.93, 'step': 0}], 'f1_macro': [{'value': 0.92, 'step': 1}]}
+    {'test.accuracy': {'value': 0.93, 'step': 0}, 'test.f1_macro': {'value': 0.92, 'step': 1}}
     """
 
     _name_arg = "prefix"
@@ -474,7 +459,7 @@ class MlflowMetricsHistoryDataset(_MetricDatasetBase):
             )
 
     def _bind_catalog_name(self, name: str) -> None:
-        self._entry = name
+        CatalogEntryDataset._bind_catalog_name(self, name)
         if self._prefix is _UNSET:  # `prefix: null` stays unprefixed
             self._prefix = name
 

@@ -11,7 +11,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._common import (
-    catalog_entry_name,
+    CatalogEntryDataset,
     describe_entry,
     log_or_record,
     run_to_log_into,
@@ -25,7 +25,7 @@ from kedro_mlflow_starter.tracking.current import current_client
 DEFAULT_MODEL_NAME = "model"
 
 
-class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
+class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
     """Log a model into the run of the current ``kedro run``; load it back by id or URI.
 
     Save writes the model with its flavor's ``save_model`` and logs it as a LoggedModel
@@ -122,24 +122,12 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         self._model_id: str | None = None
         self._kept_model: Any = None
         self.metadata = metadata
-        self._entry: str | None = None
-        entry = catalog_entry_name()
-        if entry:
-            self._bind_catalog_name(entry)
+        self._bind_entry_now()
 
     def _bind_catalog_name(self, name: str) -> None:
         """Called at catalog creation: the model is named after its catalog entry by default."""
-        self._entry = name
+        super()._bind_catalog_name(name)
         self._save_args.setdefault("name", name)
-
-    @property
-    def run_id(self) -> str | None:
-        """The run this dataset logs into and loads from (None: the current run)."""
-        return self._run_id
-
-    @run_id.setter
-    def run_id(self, run_id: str | None) -> None:
-        self._run_id = run_id
 
     @property
     def model_uri(self) -> str | None:
