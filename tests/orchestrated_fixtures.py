@@ -151,13 +151,17 @@ def the_run(tracking_uri: str, run_id: str) -> dict[str, Any]:
     return runs[0]
 
 
-def predict_in_fresh_interpreter(tracking_uri: str, model_uri: str, csv: Path, env: dict[str, str]) -> list[str]:
+def predict_in_fresh_interpreter(tracking_uri: str, model_uri: str, csv: Path, env: dict[str, str],
+                                 download_to: Path) -> list[str]:
+    """The species the pipeline model predicts for ``csv``, loaded in a new Python process
+    (downloaded into ``download_to``: MLflow would leave its own temp copy behind)."""
+    download_to.mkdir(parents=True, exist_ok=True)
     script = (
         "import json, sys, mlflow, pandas as pd; mlflow.set_tracking_uri(sys.argv[1]); "
-        "model = mlflow.pyfunc.load_model(sys.argv[2]); "
+        "model = mlflow.pyfunc.load_model(sys.argv[2], dst_path=sys.argv[4]); "
         "print(json.dumps([str(v) for v in model.predict(pd.read_csv(sys.argv[3]))['species']]))"
     )
-    result = subprocess.run([sys.executable, "-c", script, tracking_uri, model_uri, str(csv)], env=env,
+    result = subprocess.run([sys.executable, "-c", script, tracking_uri, model_uri, str(csv), str(download_to)], env=env,
                             capture_output=True, text=True, timeout=300, cwd=csv.parent)
     assert_ok(result, "loading the pipeline model in a fresh interpreter")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -12,6 +12,7 @@ with the cluster when the session ends. The binaries come from /usr/lib/postgres
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -100,14 +101,23 @@ def start_cluster() -> PostgresCluster:
     return cluster
 
 
+def remove_cluster(cluster: PostgresCluster) -> None:
+    """Stop the server and delete its folder (idempotent)."""
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def running_cluster() -> Iterator[PostgresCluster]:
     cluster = start_cluster()
+    # A safety net: a session fixture requested from a parametrized module fixture
+    # (getfixturevalue) was seen to outlive pytest's finalizers; never leave a server running.
+    atexit.register(remove_cluster, cluster)
     try:
         yield cluster
     finally:
-        cluster.stop()
-        shutil.rmtree(cluster.root, ignore_errors=True)
+        remove_cluster(cluster)
+        atexit.unregister(remove_cluster)
 
 
 @pytest.fixture(scope="session")

@@ -87,7 +87,8 @@ def test_the_generated_dag_opens_the_run_before_the_nodes_and_closes_it_after(ai
 
 
 def test_one_dag_run_is_one_finished_mlflow_run_with_everything(airflow_project: AirflowProject,
-                                                                dag_run: subprocess.CompletedProcess[str]) -> None:
+                                                                dag_run: subprocess.CompletedProcess[str],
+                                                                tmp_path: Path) -> None:
     project = airflow_project.project
     runs = run_summary(project.tracking_uri, PACKAGE)["runs"]
     assert len(runs) == 1, runs
@@ -110,7 +111,7 @@ def test_one_dag_run_is_one_finished_mlflow_run_with_everything(airflow_project:
     assert closed.group(1) in {m["uri"] for m in models}
     species = predict_in_fresh_interpreter(project.tracking_uri, closed.group(1),
                                            project.path / "data/05_model_input/instances.csv",
-                                           kedro_env(project.home))
+                                           kedro_env(project.home), tmp_path / "model")
     assert species == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
 
 

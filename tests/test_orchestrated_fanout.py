@@ -119,7 +119,7 @@ def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out
     assert closed and closed.group(1) in {f"models:/{m.model_id}" for m in models}, fanned_out.close_output
     species = predict_in_fresh_interpreter(fanned_out.tracking_uri, closed.group(1),
                                            fanned_out.project.path / "data/05_model_input/instances.csv",
-                                           kedro_env(fanned_out.project.home))
+                                           kedro_env(fanned_out.project.home), tmp_path / "model")
     assert species == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
 
 
