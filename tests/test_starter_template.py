@@ -105,7 +105,11 @@ def test_baked_project_is_fully_rendered_and_parses(cookies):
     assert any(p.name == ".gitignore" for p in files) and any(p.name == ".gitkeep" for p in files)
     for path in files:
         text = path.read_text(encoding="utf-8")
-        assert "{{" not in text and "{%" not in text and "cookiecutter." not in text, path
+        assert "cookiecutter." not in text, path
+        if path.suffix == ".j2":  # kedro-airflow's DAG template: Jinja left for `kedro airflow create`
+            assert "{{ pipeline_name }}" in text, path
+            continue
+        assert "{{" not in text and "{%" not in text, path
         if path.suffix == ".yml":
             yaml.safe_load(text)
         elif path.suffix == ".toml":

@@ -117,6 +117,14 @@ def leave_node_run() -> None:
     compat.leave_fluent_run(run_id)
 
 
+def leave_all_node_runs() -> None:
+    """Undo every ``enter_node_run`` of this thread. A node interrupted by Ctrl-C or SIGTERM
+    never gets its ``after_node_run``; left active, its run would be ended FINISHED by
+    MLflow's own exit handler (an orchestrator's run included, which is not ours to end)."""
+    while _entered_stack():
+        leave_node_run()
+
+
 def _entered_stack() -> list[str | None]:
     if not hasattr(_node_runs, "stack"):
         _node_runs.stack = []

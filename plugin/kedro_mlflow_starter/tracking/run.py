@@ -28,7 +28,7 @@ from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.config.redaction import redact_uri
 from kedro_mlflow_starter.errors import RunNotFoundError, TrackingIncompleteError, TrackingStoreUnreachableError
 from kedro_mlflow_starter.tracking.client import client_for
-from kedro_mlflow_starter.tracking.current import PublishedEnvironment
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment, leave_all_node_runs
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
 from kedro_mlflow_starter.tracking.failures import (
     call_with_retry,
@@ -275,6 +275,7 @@ class TrackedRun:
         self.is_open = False
         if self._guard is not None:
             self._guard.disarm()
+        leave_all_node_runs()
         try:
             if self.owned:
                 self._end(status)
