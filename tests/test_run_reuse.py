@@ -71,7 +71,8 @@ with mlflow.start_run(run_name="outer"):
 
 def test_mlflow_run_id_from_the_environment_is_joined(project):
     client = client_for(project)
-    experiment_id = client.create_experiment("scheduler")
+    # artifacts under the project (a relative default would resolve against the test's cwd)
+    experiment_id = client.create_experiment("scheduler", artifact_location=(project.path / "mlartifacts").as_uri())
     handed_down = client.create_run(experiment_id, run_name="scheduled")
     result = project.run("run", env={"MLFLOW_RUN_ID": handed_down.info.run_id})
     assert result.returncode == 0, output(result)
