@@ -66,7 +66,8 @@ def start_paused_run(project: KedroProject, *args: str, env: dict[str, str] | No
         preexec_fn=_restore_default_sigint, start_new_session=own_group,
     )
     deadline = time.monotonic() + 240
-    while not (pause / "started").exists():
+    # write_text creates the file before it writes the pid: wait for the content, not the name
+    while not ((pause / "started").exists() and (pause / "started").read_text().strip()):
         if process.poll() is not None:
             raise AssertionError(f"kedro run ended before the node started:\n{process.stdout.read()}")
         if time.monotonic() > deadline:
