@@ -62,6 +62,28 @@ def session_temp_folder(tmp_path_factory: pytest.TempPathFactory):
             )
 
 
+@pytest.fixture(autouse=True)
+def no_active_mlflow_run_left():
+    """A test that leaves a fluent MLflow run active fails (the next test in the process would
+    otherwise see it: ``mlflow.start_run`` raises "Run ... is already active")."""
+    yield
+    import sys
+
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is None:
+        return
+    leaked = []
+    while (run := fluent.active_run()) is not None:
+        leaked.append(run.info.run_id)
+        from kedro_mlflow_starter import compat
+
+        if not compat.leave_fluent_run(run.info.run_id):
+            break
+    if leaked:
+        pytest.fail(f"The test left {len(leaked)} MLflow run(s) active in this process: {leaked}. "
+                    "End them (`with mlflow.start_run():` or `mlflow.end_run()`).", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow SQLite store, migrated once per test session (saves ~1.3 s a test)."""

@@ -233,7 +233,7 @@ def _finish_lineage(recorder: Any, run: Any) -> None:
         if is_transient(error):
             record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error)
         else:
-            logger.warning("MLflow: the run's lineage was not recorded: %s", describe_error(error))
+            logger.warning("MLflow: the run's lineage was not fully recorded: %s", describe_error(error))
 
 
 def _register_resolver() -> None:

@@ -119,6 +119,32 @@ def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, 
     return "\n".join(lines)
 
 
+# MLflow's SQL store checks whether a row exists, then inserts it: two processes writing the
+# same row at once (orchestrated tasks logging the same dataset input to one run) make the
+# later one fail on the unique constraint, as a 400 through a server. Nothing is lost by
+# retrying: the second attempt sees the row the other process wrote and reuses it.
+_LOST_INSERT_RACE = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
+                     "Duplicate entry", "IntegrityError")
+
+
+def lost_insert_race(error: BaseException) -> bool:
+    """True for a unique-constraint error of the store: another process wrote the same row first."""
+    text = str(error)
+    return any(marker in text for marker in _LOST_INSERT_RACE)
+
+
+def retry_lost_insert_race(fn: Callable[[], T], delays: tuple[float, ...] = (0.05, 0.2, 0.5)) -> T:
+    """Call ``fn``; when it lost an insert race to another writer, call it again after each delay."""
+    for delay in delays:
+        try:
+            return fn()
+        except Exception as error:  # noqa: BLE001 - re-raised below when it is not a lost race
+            if not lost_insert_race(error):
+                raise
+            time.sleep(delay)
+    return fn()
+
+
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
     """Call ``fn``; on a transient error retry after each delay, then re-raise.
 

@@ -243,10 +243,16 @@ def dataset_inputs(records: Iterable[DatasetRecord]) -> list[Any]:
 
 
 def log_dataset_inputs(client: Any, run_id: str, records: Iterable[DatasetRecord]) -> None:
-    """Every dataset input of the run in one ``log_inputs`` call (none when there is nothing)."""
+    """Every dataset input of the run in one ``log_inputs`` call (none when there is nothing).
+
+    Orchestrated tasks running at once log the same inputs into one run: a call that loses
+    the store's insert race to another task is made again, and then reuses that task's rows.
+    """
+    from kedro_mlflow_starter.tracking.failures import retry_lost_insert_race
+
     inputs = dataset_inputs(records)
     if inputs:
-        client.log_inputs(run_id, datasets=inputs)
+        retry_lost_insert_race(lambda: client.log_inputs(run_id, datasets=inputs))
 
 
 def metric_links(

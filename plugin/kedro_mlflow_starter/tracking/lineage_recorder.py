@@ -105,11 +105,15 @@ class LineageRecorder:
         """
         metrics: list[Any] = []
         tags: dict[str, str] = {}
+        inputs_error: Exception | None = None
         if self.switches.datasets:
             for name in self.roles.free_inputs:  # inputs loaded in another process, or never
                 if name not in self.records:
                     self.records[name] = self._describe(name, None, self.roles.context_of(name) or "input")
-            log_dataset_inputs(client, run_id, self.records.values())
+            try:
+                log_dataset_inputs(client, run_id, self.records.values())
+            except Exception as error:  # noqa: BLE001 - raised once the rest is logged
+                inputs_error = error
             tags = version_tags(self.catalog, self.roles.free_inputs, self.pipeline.all_outputs())
             if self.roles.evaluation_inputs:
                 links = metric_links(self._metric_keys(client, run_id), self.roles, self.records)
@@ -126,6 +130,8 @@ class LineageRecorder:
             metrics, tag_list = metrics[1000:], tag_list[100:]
         if not one_task_of_many:
             self.log_kedro_folder(client, run_id)
+        if inputs_error is not None:  # the timings, tags and kedro/ folder are in: report what is not
+            raise inputs_error
 
     def log_kedro_folder(self, client: Any, run_id: str) -> None:
         """The run's ``kedro/`` folder: configuration and pipeline graph, as the switches say."""
