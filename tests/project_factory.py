@@ -4,10 +4,14 @@
 ``[tool.kedro]``, settings, a pipeline registry, conf/base, conf/local, data) whose nodes
 and registry are given as source text, so each test states exactly what it runs.
 ``run_kedro`` runs the ``kedro`` command of this venv in it as a subprocess, as a user would.
+``run_script`` runs one of the programs of ``tests/scripts`` in a fresh interpreter, its inputs
+given as one JSON argument; ``script_result`` also checks it succeeded and reads back the JSON it
+printed on its last line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +24,7 @@ from typing import Any
 import yaml
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
 DEFAULT_NODES = '''
 import pandas as pd
@@ -156,3 +161,32 @@ def make_project(
     rows = "\n".join(f"{i},{i * 10}" for i in range(raw_rows))
     project.write("data/01_raw/raw.csv", f"a,b\n{rows}\n")
     return project
+
+
+def run_script(name: str, args: dict[str, Any] | None = None, *, python: str | Path = sys.executable,
+               cwd: Path | str | None = None, env: dict[str, str] | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``tests/scripts/<name>.py`` with ``python`` (this venv's by default) in a new process.
+
+    ``args`` goes as the script's one argument, in JSON. ``env`` is the whole environment
+    (None: this process's); the script's folder, not ``cwd``, is first on its ``sys.path``.
+    """
+    script = SCRIPTS / f"{name}.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"no script {script}")
+    return subprocess.run(
+        [str(python), str(script), json.dumps(args or {})], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def script_result(name: str, args: dict[str, Any] | None = None, *, what: str | None = None,
+                  python: str | Path = sys.executable, cwd: Path | str | None = None,
+                  env: dict[str, str] | None = None, timeout: float = 300) -> Any:
+    """``run_script``, asserted to exit 0, then the JSON the script printed on its last line."""
+    result = run_script(name, args, python=python, cwd=cwd, env=env, timeout=timeout)
+    assert result.returncode == 0, (
+        f"{what or name} failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+    lines = result.stdout.strip().splitlines()
+    assert lines, f"{what or name} printed nothing:\n{result.stderr[-6000:]}"
+    return json.loads(lines[-1])
