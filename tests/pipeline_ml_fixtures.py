@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -149,19 +147,6 @@ def isolated_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = project_env(extra)
     env.pop("PYTHONPATH", None)
     return env
-
-
-def run_python(code: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter of this venv, with ``-I`` semantics for sys.path."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd,
-        env=isolated_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def bootstrap(project: KedroProject) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from kedro_mlflow_starter.io import (
 from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
 from kedro_mlflow_starter.io import _common
 from tests.io_fixtures import Run, Store, runs_in, start_run
+from tests.project_factory import script_result
 
 PKG = "kedro_mlflow_starter.io."
 X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 5.0]])
@@ -37,19 +36,13 @@ def regressor(scale: float = 1.0):  # noqa: ANN201
 
 def predict_in_fresh_interpreter(model_uri: str, tracking_uri: str | None = None) -> list[float]:
     """Load ``model_uri`` with pyfunc in a new Python process, as a serving user would."""
-    code = textwrap.dedent(
-        f"""
-        import json, mlflow.pyfunc, numpy as np
-        model = mlflow.pyfunc.load_model({model_uri!r})
-        print(json.dumps([float(v) for v in model.predict(np.array({X.tolist()!r}))]))
-        """
-    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_MLFLOW_"))}
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return [float(v) for v in result.stdout.strip().splitlines()[-1].strip("[]").split(",")]
+    result = script_result("predict_with_model", {"input": {"array": X.tolist()},
+                                                  "predictions": {"y": {"model_uri": model_uri}}},
+                           env=env, timeout=120)
+    return [float(v) for v in result["predictions"]["y"]["values"]]
 
 
 def test_tracking_dataset_logs_a_logged_model_linked_to_the_run(run: Run) -> None:
@@ -278,29 +271,9 @@ def test_local_model_refuses_remote_paths() -> None:
 
 
 def test_importing_and_building_every_dataset_does_not_import_mlflow(tmp_path: Path) -> None:
-    code = textwrap.dedent(
-        f"""
-        import sys
-        from kedro.io import DataCatalog
-        from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-        P = "kedro_mlflow_starter.io."
-        catalog = DataCatalog.from_config({{
-            "a": {{"type": P + "MlflowArtifactDataset", "dataset": {{"type": "pickle.PickleDataset", "filepath": {str(tmp_path / 'a.pkl')!r}}}}},
-            "m": {{"type": P + "MlflowModelTrackingDataset", "flavor": "mlflow.sklearn"}},
-            "l": {{"type": P + "MlflowModelLocalFileSystemDataset", "flavor": "mlflow.sklearn", "filepath": {str(tmp_path / 'm')!r}}},
-            "r": {{"type": P + "MlflowModelRegistryDataset", "model_name": "x", "alias": "champion"}},
-            "s": {{"type": P + "MlflowMetricDataset"}},
-            "h": {{"type": P + "MlflowMetricHistoryDataset"}},
-            "hs": {{"type": P + "MlflowMetricsHistoryDataset"}},
-        }})
-        bind_mlflow_datasets(catalog)
-        print(sorted(type(catalog[name]).__name__ for name in catalog.keys()))
-        assert not [m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")], "mlflow imported"
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "MlflowMetricsHistoryDataset" in result.stdout
+    built = script_result("build_catalog_of_every_dataset", {"folder": str(tmp_path)}, timeout=120)
+    assert "MlflowMetricsHistoryDataset" in built["types"]
+    assert not [m for m in built["modules"] if m == "mlflow" or m.startswith("mlflow.")], "mlflow imported"
 
 
 def test_model_logging_outage_keeps_a_loadable_local_copy(failure_log, tracking_server_down) -> None:  # noqa: ANN001

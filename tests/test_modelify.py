@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.pipeline_ml_fixtures import SETTINGS_WITHOUT_PLUGIN_HOOK, make_iris_project, run_python, runs_of
+from tests.pipeline_ml_fixtures import SETTINGS_WITHOUT_PLUGIN_HOOK, isolated_env, make_iris_project, runs_of
+from tests.project_factory import script_result
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +45,15 @@ def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_mod
     assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
     assert [str(v.version) for v in client.search_model_versions("name = 'iris-modelified'")] == ["1"]
 
-    out = tmp_path / "out.json"
-    loaded = run_python(
-        f"""
-        import json, mlflow, pandas as pd
-        model = mlflow.pyfunc.load_model("models:/iris-modelified/1")
-        frame = pd.read_csv({str(project.path / "data/05_model_input/instances.csv")!r}).head(3)
-        json.dump(list(model.predict(frame)["label"]), open({str(out)!r}, "w"))
-        """,
+    loaded = script_result(
+        "predict_with_model",
+        {"input": {"csv": str(project.path / "data/05_model_input/instances.csv")},
+         "predictions": {"labels": {"model_uri": "models:/iris-modelified/1", "rows": 3}}},
         cwd=tmp_path,
-        env={"MLFLOW_TRACKING_URI": project.tracking_uri},
+        env=isolated_env({"MLFLOW_TRACKING_URI": project.tracking_uri}),
+        timeout=120,
     )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert all(label.startswith("iris-") for label in json.loads(out.read_text()))
+    assert all(label.startswith("iris-") for label in loaded["predictions"]["labels"]["data"]["label"])
 
 
 def test_modelify_pipeline_ml_into_an_existing_run_with_given_requirements(project, client):
@@ -98,17 +94,14 @@ def test_kedro_mlflow_options_copy_mode_code_paths_extra_requirements_and_artifa
     assert (folder / "requirements.txt").read_text().split()[-1] == "tabulate==0.9.0"
     assert (folder / "code" / "serving_helpers.py").is_file()
     assert [str(v.version) for v in client.search_model_versions("name = 'iris-options'")] == ["1"]
-    loaded = run_python(
-        f"""
-        import mlflow
-        model = mlflow.pyfunc.load_model("models:/{model.model_id}")
-        print(model.unwrap_python_model().copy_mode)
-        """,
+    loaded = script_result(
+        "copy_mode_of_model",
+        {"model_uri": f"models:/{model.model_id}"},
         cwd=tmp_path,
-        env={"MLFLOW_TRACKING_URI": project.tracking_uri},
+        env=isolated_env({"MLFLOW_TRACKING_URI": project.tracking_uri}),
+        timeout=120,
     )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().splitlines()[-1] == "{'scaler': 'deepcopy'}"  # the others are handed as they are
+    assert loaded["copy_mode"] == {"scaler": "deepcopy"}  # the others are handed as they are
 
 
 def test_conda_env_replaces_pip_requirements(project, client, tmp_path):
@@ -167,12 +160,6 @@ def test_outside_a_project_the_command_explains_where_to_run_it(tmp_path):
 
 
 def test_importing_the_command_does_not_import_mlflow():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from kedro_mlflow_starter.framework.modelify import modelify; "
-        "assert 'mlflow' not in sys.modules"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    imported = script_result("modules_imported_by", {"imports": ["kedro_mlflow_starter.framework.modelify:modelify"]},
+                             timeout=60)
+    assert "mlflow" not in imported["modules"]

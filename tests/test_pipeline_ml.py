@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import subprocess
-import sys
 
 import pytest
 from kedro.pipeline import Pipeline, node, pipeline
@@ -13,6 +11,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from kedro_mlflow_starter import PipelineML, pipeline_ml_factory
 from kedro_mlflow_starter.pipeline import KedroMlflowPipelineMLError
 from kedro_mlflow_starter.pipeline.pipeline_ml import model_not_logged_notice, warn_if_model_not_logged
+from tests.project_factory import script_result
 
 
 def identity(x):
@@ -75,13 +74,10 @@ def test_public_names_are_exported_from_the_package_root() -> None:
 
 
 def test_importing_the_pipeline_package_does_not_import_mlflow() -> None:
-    code = (
-        "import sys; import kedro_mlflow_starter.pipeline, kedro_mlflow_starter; "
-        "from kedro_mlflow_starter import pipeline_ml_factory, PipelineML; "
-        "assert 'mlflow' not in sys.modules, sorted(m for m in sys.modules if 'mlflow' in m)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    imported = script_result("modules_imported_by", {"imports": [
+        "kedro_mlflow_starter.pipeline", "kedro_mlflow_starter",
+        "kedro_mlflow_starter:pipeline_ml_factory", "kedro_mlflow_starter:PipelineML"]}, timeout=60)
+    assert "mlflow" not in imported["modules"], [m for m in imported["modules"] if "mlflow" in m]
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ model is loaded in a fresh interpreter outside the project and served with
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,13 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.project_factory import free_port
+from tests.project_factory import free_port, script_result
 from tests.pipeline_ml_fixtures import (
     FEATURES,
     isolated_env,
     logged_models_of_run,
     make_iris_project,
-    run_python,
     runs_of,
 )
 
@@ -80,26 +78,23 @@ def test_default_run_logs_exactly_one_model_linked_to_the_finished_run(client, d
 
 def test_model_predicts_in_fresh_interpreter_outside_the_project(project, default_run, direct_predictions, outside):
     run_id, model_id = default_run
-    out = outside / "predictions.json"
-    result = run_python(
-        f"""
-        import importlib.util, json, sys
-        import pandas as pd
-        assert importlib.util.find_spec("iris_ml") is None, "the project must not be importable"
-        import mlflow
-        model = mlflow.pyfunc.load_model("models:/{model_id}")
-        instances = pd.read_csv({str(project.path / "data/05_model_input/instances.csv")!r})
-        predictions = model.predict(instances)
-        overridden = model.predict(instances.head(2), params={{"label_prefix": "x:"}})
-        json.dump({{"labels": list(predictions["label"]), "scores": list(predictions["score"]),
-                   "overridden": list(overridden["label"]),
-                   "nodes_file": sys.modules["iris_ml.nodes"].__file__}}, open({str(out)!r}, "w"))
-        """,
+    result = script_result(
+        "predict_with_model",
+        {"must_not_import": ["iris_ml"],
+         "input": {"csv": str(project.path / "data/05_model_input/instances.csv")},
+         "predictions": {"all": {"model_uri": f"models:/{model_id}"},
+                         "overridden": {"model_uri": f"models:/{model_id}", "rows": 2,
+                                        "params": {"label_prefix": "x:"}}},
+         "module_files": ["iris_ml.nodes"]},
         cwd=outside,
-        env={"MLFLOW_TRACKING_URI": project.tracking_uri},
+        env=isolated_env({"MLFLOW_TRACKING_URI": project.tracking_uri}),
+        timeout=120,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(out.read_text())
+    assert result["importable"] == {"iris_ml": False}, "the project must not be importable"
+    predictions = result["predictions"]["all"]["data"]
+    got = {"labels": predictions["label"], "scores": predictions["score"],
+           "overridden": result["predictions"]["overridden"]["data"]["label"],
+           "nodes_file": result["module_files"]["iris_ml.nodes"]}
     assert got["labels"] == list(direct_predictions["label"])
     assert got["scores"] == pytest.approx(list(direct_predictions["score"]), rel=1e-9)
     assert all(label.startswith("iris-") for label in got["labels"])

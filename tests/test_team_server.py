@@ -5,13 +5,11 @@ A small project with every kind of MLflow dataset, and the project the starter g
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
-from tests.pipeline_ml_fixtures import run_python
-from tests.project_factory import KEDRO
+from tests.pipeline_ml_fixtures import isolated_env
+from tests.project_factory import KEDRO, script_result
 from tests.server_fixtures import LOCAL_OUTPUTS, all_artifacts, make_team_project
 from tests.tracking_helpers import output
 
@@ -64,20 +62,18 @@ def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflo
         assert files, f"model {model.name} was not uploaded to the server's artifact store"
 
     # A fresh interpreter that only knows the server's URI loads both models and predicts.
-    loaded = run_python(
-        f"""
-        import json, mlflow, pandas as pd
-        frame = pd.DataFrame({{"a": [1, 2, 3], "b": [0, 0, 0]}})
-        sk = mlflow.sklearn.load_model("models:/{models['regressor_model'].model_id}")
-        pipe = mlflow.pyfunc.load_model("models:/{models['model'].model_id}")
-        print(json.dumps({{"sk": sk.predict(frame[["a"]]).tolist(),
-                           "pipe": pipe.predict(frame)["prediction"].tolist()}}))
-        """,
+    loaded = script_result(
+        "predict_with_model",
+        {"input": {"columns": {"a": [1, 2, 3], "b": [0, 0, 0]}},
+         "predictions": {"sk": {"model_uri": f"models:/{models['regressor_model'].model_id}", "flavor": "sklearn",
+                                "columns": ["a"]},
+                         "pipe": {"model_uri": f"models:/{models['model'].model_id}"}}},
         cwd=tmp_path,
-        env=_serving_env(server, tmp_path),
+        env=isolated_env(_serving_env(server, tmp_path)),
+        timeout=120,
     )
-    assert loaded.returncode == 0, loaded.stderr
-    predictions = json.loads(loaded.stdout.strip().splitlines()[-1])
+    predictions = {"sk": loaded["predictions"]["sk"]["values"],
+                   "pipe": loaded["predictions"]["pipe"]["data"]["prediction"]}
     assert predictions["sk"] == pytest.approx([20.0, 40.0, 60.0])  # b = 10 a, factor 2
     assert predictions["pipe"] == pytest.approx([20.0, 40.0, 60.0])
     local = pd.read_csv(project.path / "data/07_model_output/predictions.csv")
@@ -121,15 +117,13 @@ def test_the_generated_starter_project_tracks_to_the_server(tmp_path, mlflow_ser
     models = client.search_logged_models([experiment.experiment_id],
                                          filter_string=f"source_run_id = '{run_.info.run_id}'")
     [pipeline_model] = [m for m in models if m.name == "iris_pipeline_model"]
-    loaded = run_python(
-        f"""
-        import mlflow, pandas as pd
-        model = mlflow.pyfunc.load_model("models:/{pipeline_model.model_id}")
-        print(len(model.predict(pd.read_csv("data/05_model_input/instances.csv"))))
-        """,
+    loaded = script_result(
+        "predict_with_model",
+        {"input": {"csv": "data/05_model_input/instances.csv"},
+         "predictions": {"pipe": {"model_uri": f"models:/{pipeline_model.model_id}"}}},
         cwd=project,
-        env=_serving_env(server, tmp_path),
+        env=isolated_env(_serving_env(server, tmp_path)),
+        timeout=120,
     )
-    assert loaded.returncode == 0, loaded.stderr
     instances = pd.read_csv(project / "data/05_model_input/instances.csv")
-    assert int(loaded.stdout.strip().splitlines()[-1]) == len(instances)
+    assert loaded["predictions"]["pipe"]["length"] == len(instances)
