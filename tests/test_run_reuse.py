@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.project_factory import project_env
+from tests.project_factory import project_env, script_result
 from tests.tracking_helpers import client_for, only_run, output, runs_of
 
 FLUENT_NODES = '''
@@ -23,33 +20,19 @@ def total(df: pd.DataFrame, model_options: dict) -> float:
 '''
 
 
-def _in_process(project, body: str) -> subprocess.CompletedProcess[str]:
-    script = f"""
-import os
-from pathlib import Path
-import mlflow
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
-root = Path({str(project.path)!r})
-bootstrap_project(root)
-mlflow.set_tracking_uri({project.tracking_uri!r})
-experiment = mlflow.set_experiment("orchestrator")
-{body}
-"""
-    return subprocess.run([sys.executable, "-c", script], cwd=project.path, env=project_env(),
-                          capture_output=True, text=True, timeout=300)
+def _in_an_open_run(project) -> dict:
+    """The default pipeline run in a session inside a run the orchestrator opened ("outer", in
+    the experiment "orchestrator"), in a fresh interpreter."""
+    return script_result("run_session_in_an_open_run",
+                         {"project_path": str(project.path), "tracking_uri": project.tracking_uri,
+                          "experiment": "orchestrator", "run_name": "outer"},
+                         cwd=project.path, env=project_env(), timeout=300)
 
 
 def test_an_active_run_is_joined_and_left_open(project):
-    done = _in_process(project, """
-with mlflow.start_run(run_name="outer") as outer:
-    with KedroSession.create(project_path=root) as session:
-        session.run()
-    assert mlflow.active_run().info.run_id == outer.info.run_id
-    assert mlflow.get_run(outer.info.run_id).info.status == "RUNNING", "the orchestrator's run was closed"
-print("OUTER", outer.info.run_id)
-""")
-    assert done.returncode == 0, done.stderr
+    done = _in_an_open_run(project)
+    assert done["active_run_id"] == done["outer_run_id"]
+    assert done["outer_status"] == "RUNNING", "the orchestrator's run was closed"
     (run,) = runs_of(project, experiment="orchestrator")
     assert run.info.run_name == "outer" and run.info.status == "FINISHED"
     assert run.data.params["factor"] == "2.0"
@@ -59,12 +42,7 @@ print("OUTER", outer.info.run_id)
 
 def test_nested_false_opens_a_separate_run(project):
     project.write_yaml("conf/base/mlflow.yml", {"tracking": {"run": {"nested": False}}})
-    done = _in_process(project, """
-with mlflow.start_run(run_name="outer"):
-    with KedroSession.create(project_path=root) as session:
-        session.run()
-""")
-    assert done.returncode == 0, done.stderr
+    _in_an_open_run(project)
     assert "factor" not in only_run(project, experiment="orchestrator").data.params
     assert only_run(project).info.status == "FINISHED"
 

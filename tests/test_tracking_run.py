@@ -150,27 +150,12 @@ def test_secret_runtime_params_are_redacted_everywhere(project):
 
 
 def test_two_sessions_in_one_process_log_two_runs(project):
-    script = f"""
-import os
-os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
-from pathlib import Path
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
-root = Path({str(project.path)!r})
-bootstrap_project(root)
-for pipeline in ("processing", "summary"):
-    with KedroSession.create(project_path=root) as session:
-        session.run(pipeline_names=[pipeline])
-    assert "KEDRO_MLFLOW_RUN_ID" not in os.environ and "MLFLOW_RUN_ID" not in os.environ
-"""
-    import subprocess
-    import sys
+    from tests.project_factory import project_env, script_result
 
-    from tests.project_factory import project_env
-
-    done = subprocess.run([sys.executable, "-c", script], cwd=project.path, env=project_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = script_result("run_kedro_sessions", {"project_path": str(project.path), "sessions": [
+        {"pipeline_names": ["processing"]}, {"pipeline_names": ["summary"]}]},
+        cwd=project.path, env=project_env(), timeout=300)
+    assert done["run_env_after"] == [[], []]  # neither KEDRO_MLFLOW_RUN_ID nor MLFLOW_RUN_ID left set
     runs = runs_of(project)
     assert sorted(r.info.run_name.split()[0] for r in runs) == ["processing", "summary"]
     assert {r.info.status for r in runs} == {"FINISHED"}
