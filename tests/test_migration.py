@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.project_factory import KedroProject, make_project, project_env
+from tests.project_factory import KedroProject, make_project, project_env, script_result
 
 # kedro-mlflow 2.x's mlflow.yml, as its `kedro mlflow init` writes it (comments shortened),
 # with the values a user fills in: a store, an experiment with tags, a header provider.
@@ -351,43 +350,15 @@ def test_with_the_hook_disabled_the_migrated_project_runs_locally_with_one_warni
 
 def test_item7_pipeline_model_api(tmp_path: Path) -> None:
     """KedroPipelineModel as kedro-mlflow documents it, in a fresh interpreter."""
-    script = textwrap.dedent('''
-        import pickle
-        from kedro.io import DataCatalog, DatasetNotFoundError, MemoryDataset
-        from kedro.pipeline import Pipeline, node
-        from kedro_datasets.pickle import PickleDataset
-        from kedro_mlflow_starter import KedroPipelineModel
-        from kedro_mlflow_starter.errors import KedroPipelineModelError
-
-        def predict(model, instances): return instances
-        inference = Pipeline([node(predict, ["model", "instances"], "out")])
-        catalog = DataCatalog({"model": PickleDataset(filepath=r"%s/model.pkl")})
-        catalog.save("model", {"w": 1})
-        kpm = KedroPipelineModel(inference, catalog, "instances")
-        artifacts = kpm.extract_pipeline_artifacts(r"%s/artifacts")
-        assert set(artifacts) == {"model"}, artifacts
-        try:
-            kpm.input_name = "nope"; raise SystemExit("bad input_name accepted")
-        except KedroPipelineModelError as error:
-            assert "instances" in str(error)
-        try:
-            KedroPipelineModel(inference, catalog, "instances", copy_mode=3); raise SystemExit("copy_mode accepted")
-        except TypeError:
-            pass
-        try:
-            KedroPipelineModel(inference, DataCatalog(), "instances"); raise SystemExit("missing entry accepted")
-        except DatasetNotFoundError as error:
-            assert "model" in str(error)
-        class Context: artifacts = {"other": "x"}
-        try:
-            kpm.load_context(Context()); raise SystemExit("wrong artifacts accepted")
-        except ValueError as error:
-            assert "lacks ['model']" in str(error) and "other" in str(error)
-        print("OK")
-    ''') % (tmp_path, tmp_path)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=project_env(),
-                            timeout=120)
-    assert result.stdout.strip().endswith("OK"), result.stdout + result.stderr
+    api = script_result("kedro_pipeline_model_api", {"folder": str(tmp_path)}, env=project_env(), timeout=120)
+    assert set(api["artifacts"]) == {"model"}, api["artifacts"]
+    assert api["bad_input_name"] is not None, "bad input_name accepted"
+    assert "instances" in api["bad_input_name"]
+    assert api["bad_copy_mode"] is not None, "copy_mode accepted"
+    assert api["missing_catalog_entry"] is not None, "missing entry accepted"
+    assert "model" in api["missing_catalog_entry"]
+    assert api["wrong_artifacts"] is not None, "wrong artifacts accepted"
+    assert "lacks ['model']" in api["wrong_artifacts"] and "other" in api["wrong_artifacts"]
 
 
 def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_say(

@@ -55,36 +55,17 @@ def test_kedro_new_with_a_refused_answer_leaves_nothing_in_the_temp_folder(tmp_p
 
 
 
-LOAD_BY_RUN_URI = '''
-import os, sys, mlflow, numpy as np
-from sklearn.linear_model import LinearRegression
-from kedro_mlflow_starter.io import MlflowModelTrackingDataset
-
-X = np.array([[1.0], [2.0], [3.0]])
-with mlflow.start_run() as run:
-    mlflow.sklearn.log_model(LinearRegression().fit(X, 2 * X[:, 0]), name="reg")
-dataset = MlflowModelTrackingDataset(flavor="mlflow.sklearn", load_args={"model_uri": f"runs:/{run.info.run_id}/reg"})
-print(dataset.load().predict(X).round(3).tolist())
-print(sorted(os.listdir(sys.argv[1])))
-'''
-
-
 def test_a_model_loaded_by_run_uri_is_downloaded_to_a_folder_removed_at_exit(tmp_path: Path):
     """MLflow downloads a ``runs:/`` (or remote) model into a temp folder nobody removes; the
     dataset downloads it into a folder of its own, which goes when the process exits."""
-    import subprocess
-    import sys
-
-    from tests.project_factory import project_env
+    from tests.project_factory import project_env, script_result
 
     temp = _temp_folder(tmp_path)
     env = project_env({"TMPDIR": str(temp), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
-    result = subprocess.run([sys.executable, "-c", LOAD_BY_RUN_URI, str(temp)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=180)
+    result = script_result("load_model_by_run_uri", {"temp_folder": str(temp)}, cwd=tmp_path, env=env, timeout=180)
 
-    assert result.returncode == 0, result.stderr
-    predictions, during = result.stdout.strip().splitlines()[-2:]
-    assert predictions == "[2.0, 4.0, 6.0]"
-    assert "kedro-mlflow-downloads-" in during  # the model was downloaded while the process lived
+    assert result["predictions"] == [2.0, 4.0, 6.0]
+    # the model was downloaded while the process lived
+    assert any("kedro-mlflow-downloads-" in name for name in result["temp_during"]), result["temp_during"]
     # The store lock is the one leftover the lead fixes separately (issue 11 §5, first bullet).
     assert [p.name for p in temp.iterdir() if not p.match("kedro-mlflow-store-*.lock")] == []

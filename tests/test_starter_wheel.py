@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.project_factory import script_result
 from tests.starter_fixtures import (
     PROJECT_NAME,
     REPO,
@@ -90,11 +92,8 @@ def test_installed_wheel_alias_generates_the_same_project(wheel: Path, tmp_path:
     # The wheel's copy comes first on sys.path: its package and its entry points win.
     env = {"PYTHONPATH": str(target)}
 
-    listed = subprocess.run(
-        [sys.executable, "-c", "from kedro_mlflow_starter.starters import starters; print(starters[0].template_path)"],
-        capture_output=True, text=True, env={**__import__("os").environ, **env}, cwd=tmp_path,
-    )
-    assert Path(listed.stdout.strip().splitlines()[-1]) == target / PACKAGED
+    listed = script_result("starter_template_paths", {}, env={**os.environ, **env}, cwd=tmp_path)
+    assert Path(listed["template_paths"][0]) == target / PACKAGED
     result = kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=starter_home, env=env)
 
     assert_ok(result, "kedro new from the installed wheel")
