@@ -10,15 +10,14 @@ three). The scoring nodes obey three environment variables so a test acts at a k
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.project_factory import script_result
 from tests.starter_fixtures import KEDRO, PACKAGE, REPO_NAME, GeneratedProject, assert_ok, kedro_env, kedro_new, \
     run_summary, write_config
 
@@ -95,15 +94,9 @@ def set_tracking_uri(project: GeneratedProject, uri: str) -> None:
 
 def waves(project: GeneratedProject, pipeline: str = "__default__") -> list[list[str]]:
     """The pipeline's nodes in topological waves (Kedro's own grouping), read in a subprocess."""
-    script = (
-        "import json, sys; from pathlib import Path; from kedro.framework.startup import bootstrap_project; "
-        "bootstrap_project(Path.cwd()); from kedro.framework.project import pipelines; "
-        f"print(json.dumps([sorted(n.name for n in group) for group in pipelines[{pipeline!r}].grouped_nodes]))"
-    )
-    result = subprocess.run([sys.executable, "-c", script], cwd=project.path, env=kedro_env(project.home),
-                            capture_output=True, text=True, timeout=120)
-    assert_ok(result, "reading the pipeline's waves")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return script_result("pipeline_waves", {"project_path": str(project.path), "pipeline": pipeline},
+                         what="reading the pipeline's waves", cwd=project.path, env=kedro_env(project.home),
+                         timeout=120)["waves"]
 
 
 def open_run(project: GeneratedProject, *args: str) -> str:
@@ -156,15 +149,12 @@ def predict_in_fresh_interpreter(tracking_uri: str, model_uri: str, csv: Path, e
     """The species the pipeline model predicts for ``csv``, loaded in a new Python process
     (downloaded into ``download_to``: MLflow would leave its own temp copy behind)."""
     download_to.mkdir(parents=True, exist_ok=True)
-    script = (
-        "import json, sys, mlflow, pandas as pd; mlflow.set_tracking_uri(sys.argv[1]); "
-        "model = mlflow.pyfunc.load_model(sys.argv[2], dst_path=sys.argv[4]); "
-        "print(json.dumps([str(v) for v in model.predict(pd.read_csv(sys.argv[3]))['species']]))"
-    )
-    result = subprocess.run([sys.executable, "-c", script, tracking_uri, model_uri, str(csv), str(download_to)], env=env,
-                            capture_output=True, text=True, timeout=300, cwd=csv.parent)
-    assert_ok(result, "loading the pipeline model in a fresh interpreter")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    predicted = script_result(
+        "predict_with_model",
+        {"tracking_uri": tracking_uri, "input": {"csv": str(csv)},
+         "predictions": {"model": {"model_uri": model_uri, "dst_path": str(download_to)}}},
+        what="loading the pipeline model in a fresh interpreter", cwd=csv.parent, env=env, timeout=300)
+    return [str(v) for v in predicted["predictions"]["model"]["data"]["species"]]
 
 
 def environ_without_mlflow() -> dict[str, str]:

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.project_factory import SCRIPTS, script_result
 from tests.starter_fixtures import (
     FEATURES,
     INSTANCE_ROWS,
@@ -135,19 +135,13 @@ def test_registered_pipeline_model_serves_from_the_readme_uri_in_a_fresh_process
     client = _client(first.project)
     versions = client.search_model_versions(f"name='{PACKAGE}'")
     assert [str(v.version) for v in versions] == ["1"], "one version per training run"
-    script = tmp_path / "predict.py"
-    script.write_text(textwrap.dedent(f"""
-        import json, sys
-        import mlflow, pandas as pd
-        mlflow.set_tracking_uri({first.project.tracking_uri!r})
-        model = mlflow.pyfunc.load_model("models:/{PACKAGE}/latest")
-        print(json.dumps(model.predict(pd.read_csv(sys.argv[1]))["species"].tolist()))
-    """))
-    result = subprocess.run([sys.executable, str(script), str(first.project.path / "data/05_model_input/instances.csv")],
-                            cwd=tmp_path, env=kedro_env(first.project.home), capture_output=True, text=True,
-                            timeout=300)
-    assert_ok(result, "loading models:/<name>/latest")
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
+    predicted = script_result(
+        "predict_with_model",
+        {"tracking_uri": first.project.tracking_uri,
+         "input": {"csv": str(first.project.path / "data/05_model_input/instances.csv")},
+         "predictions": {"latest": {"model_uri": f"models:/{PACKAGE}/latest"}}},
+        what="loading models:/<name>/latest", cwd=tmp_path, env=kedro_env(first.project.home), timeout=300)
+    assert predicted["predictions"]["latest"]["data"]["species"] == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
 
 
 def test_starter_params_are_flattened(first: FirstRun):
@@ -169,15 +163,8 @@ def test_registry_is_one_line_to_remove(first: FirstRun):
 def _browser(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A $BROWSER that records the URL it was asked to open and whether /health answered then."""
     opened = tmp_path / "opened.json"
-    script = tmp_path / "browser.py"
-    script.write_text(textwrap.dedent(f"""
-        import json, sys, urllib.request
-        url = sys.argv[1]
-        with urllib.request.urlopen(url.split("/#")[0] + "/health", timeout=5) as response:
-            status = response.status
-        open({str(opened)!r}, "w").write(json.dumps({{"url": url, "health": status}}))
-    """))
-    return {"BROWSER": f"{sys.executable} {script} %s"}, opened
+    browser = f"{sys.executable} {SCRIPTS / 'record_browser_visit.py'} %s"
+    return {"BROWSER": browser, "RECORD_BROWSER_VISIT": json.dumps({"record_to": str(opened)})}, opened
 
 
 def _free_port() -> int:
@@ -250,21 +237,10 @@ def test_users_own_filter_that_drops_the_model_warns_once(first: FirstRun):
 
 def test_script_run_tags_real_values_and_a_command_that_reproduces_it(first: FirstRun, tmp_path: Path):
     """A notebook's `KedroSession.create()` + `session.run()`; its kedro.command, pasted, gives the same run."""
-    script = tmp_path / "notebook.py"
-    script.write_text(textwrap.dedent(f"""
-        from pathlib import Path
-        from kedro.framework.session import KedroSession
-        from kedro.framework.startup import bootstrap_project
-
-        root = Path({str(first.project.path)!r})
-        bootstrap_project(root)
-        with KedroSession.create(project_path=root, runtime_params={{"model_options": {{"C": 0.5}}}}) as session:
-            session.run(pipeline_names=["training"])
-    """))
     before = {run["id"] for run in _runs(first.project)}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=kedro_env(first.project.home),
-                          capture_output=True, text=True, timeout=300)
-    assert_ok(done, "a script's session.run()")
+    script_result("run_kedro_sessions", {"project_path": str(first.project.path), "sessions": [
+        {"runtime_params": {"model_options": {"C": 0.5}}, "pipeline_names": ["training"]}]},
+        what="a script's session.run()", cwd=tmp_path, env=kedro_env(first.project.home), timeout=300)
     (notebook,) = [run for run in _runs(first.project) if run["id"] not in before]
     tags = notebook["tags"]
     assert tags["kedro.runner"] == "SequentialRunner"

@@ -12,16 +12,15 @@ kedro, mlflow and scikit-learn from the local index (about 2-3 minutes on 2 shar
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.project_factory import script_result
 from tests.starter_fixtures import (
     INSTANCE_ROWS,
     REPO,
@@ -82,26 +81,22 @@ def test_model_requirements_name_only_what_an_index_serves(trained: GeneratedPro
 def test_fresh_venv_with_only_the_models_requirements_loads_and_predicts(trained: GeneratedProject, tmp_path: Path):
     folder = _pipeline_model_folder(trained)
     venv = model_venv(folder / "requirements.txt")
-    script = tmp_path / "serve_like_mlflow.py"
-    script.write_text(textwrap.dedent(f"""
-        import importlib.util, json, sys
-        assert importlib.util.find_spec("kedro_mlflow_starter") is None, "the plugin must not be installed here"
-        assert importlib.util.find_spec({PACKAGE!r}) is None, "nor the project"
-        import mlflow, pandas as pd
-        model = mlflow.pyfunc.load_model(sys.argv[1])
-        rows = pd.read_csv(sys.argv[2])
-        print(json.dumps({{
-            "species": model.predict(rows)["species"].tolist(),
-            "plugin_from": sys.modules["kedro_mlflow_starter"].__file__,
-        }}))
-    """))
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
            "MLFLOW_TRACKING_URI": trained.tracking_uri, "KEDRO_DISABLE_TELEMETRY": "true"}
-    result = subprocess.run([str(venv / "bin" / "python"), str(script), f"models:/{PACKAGE}/latest",
-                             str(trained.path / "data/05_model_input/instances.csv")],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert_ok(result, "loading the model in a venv built from its requirements.txt")
-    output = json.loads(result.stdout.strip().splitlines()[-1])
+    # The script runs with the venv's Python, from this checkout's tests/scripts: nothing of the
+    # checkout is importable from there (the project and the plugin must come with the model).
+    result = script_result(
+        "predict_with_model",
+        {"must_not_import": ["kedro_mlflow_starter", PACKAGE],
+         "input": {"csv": str(trained.path / "data/05_model_input/instances.csv")},
+         "predictions": {"latest": {"model_uri": f"models:/{PACKAGE}/latest"}},
+         "module_files": ["kedro_mlflow_starter"]},
+        what="loading the model in a venv built from its requirements.txt",
+        python=venv / "bin" / "python", cwd=tmp_path, env=env, timeout=300)
+    assert not result["importable"]["kedro_mlflow_starter"], "the plugin must not be installed here"
+    assert not result["importable"][PACKAGE], "nor the project"
+    output = {"species": result["predictions"]["latest"]["data"]["species"],
+              "plugin_from": result["module_files"]["kedro_mlflow_starter"]}
     assert output["species"] == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
     assert "/code/kedro_mlflow_starter/" in output["plugin_from"]
 

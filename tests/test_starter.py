@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import yaml
 
+from tests.project_factory import script_result
 from tests.starter_fixtures import (
     INSTANCE_ROWS,
     PACKAGE,
@@ -28,7 +28,6 @@ from tests.starter_fixtures import (
     iris_frame,
     kedro_env,
     kedro_new,
-    run,
     tree,
     write_config,
 )
@@ -193,32 +192,20 @@ def test_pipeline_model_predicts_instances_in_a_fresh_process_outside_the_projec
     models = {model["name"]: model["uri"] for model in trained.models if model["run_id"] == run_id}
     instances = tmp_path / "instances.csv"
     instances.write_bytes((trained.project.path / "data/05_model_input/instances.csv").read_bytes())
-    script = tmp_path / "predict.py"
-    script.write_text(textwrap.dedent(f"""
-        import importlib.util, json, sys
-        import mlflow, pandas as pd
-
-        assert importlib.util.find_spec({PACKAGE!r}) is None, "the project must not be importable here"
-        rows = pd.read_csv(sys.argv[3])
-        pipeline_model = mlflow.pyfunc.load_model(sys.argv[1])
-        predictions = pipeline_model.predict(rows)
-        sklearn_model = mlflow.sklearn.load_model(sys.argv[2])
-        print(json.dumps({{
-            "columns": list(predictions.columns),
-            "species": predictions["species"].tolist(),
-            "probability": predictions["probability"].tolist(),
-            "sklearn": sklearn_model.predict(rows).tolist(),
-        }}))
-    """))
     env = kedro_env(trained.project.home, {"MLFLOW_TRACKING_URI": trained.project.tracking_uri})
     env.pop("PYTHONPATH", None)
 
-    result = run([sys.executable, str(script), models["iris_pipeline_model"], models["iris_sklearn_estimator"],
-                  str(instances)],
-                 cwd=tmp_path, env=env)
+    predicted = script_result(
+        "predict_with_model",
+        {"must_not_import": [PACKAGE], "input": {"csv": str(instances)},
+         "predictions": {"pipeline": {"model_uri": models["iris_pipeline_model"]},
+                         "sklearn": {"model_uri": models["iris_sklearn_estimator"], "flavor": "sklearn"}}},
+        what="predicting with the logged models", cwd=tmp_path, env=env)
 
-    assert_ok(result, "predicting with the logged models")
-    output = json.loads(result.stdout.strip().splitlines()[-1])
+    assert predicted["importable"] == {PACKAGE: False}, "the project must not be importable here"
+    pipeline = predicted["predictions"]["pipeline"]
+    output = {"columns": pipeline["columns"], "species": pipeline["data"]["species"],
+              "probability": pipeline["data"]["probability"], "sklearn": predicted["predictions"]["sklearn"]["values"]}
     expected = iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
     assert output["columns"] == ["species", "probability"]
     assert output["species"] == expected
