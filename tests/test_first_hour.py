@@ -141,7 +141,8 @@ def test_registered_pipeline_model_serves_from_the_readme_uri_in_a_fresh_process
          "input": {"csv": str(first.project.path / "data/05_model_input/instances.csv")},
          "predictions": {"latest": {"model_uri": f"models:/{PACKAGE}/latest"}}},
         what="loading models:/<name>/latest", cwd=tmp_path, env=kedro_env(first.project.home), timeout=300)
-    assert predicted["predictions"]["latest"]["data"]["species"] == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
+    species = predicted["predictions"]["latest"]["data"]["species"]
+    assert species == iris_frame().loc[list(INSTANCE_ROWS), "species"].tolist()
 
 
 def test_starter_params_are_flattened(first: FirstRun):

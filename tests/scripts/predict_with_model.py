@@ -71,7 +71,8 @@ def main(args: dict[str, Any]) -> dict[str, Any]:
         if spec.get("columns") is not None:
             model_input = model_input[spec["columns"]]
         if spec.get("rows") is not None:
-            model_input = model_input.head(spec["rows"]) if hasattr(model_input, "head") else model_input[: spec["rows"]]
+            rows_wanted = spec["rows"]
+            model_input = model_input.head(rows_wanted) if hasattr(model_input, "head") else model_input[:rows_wanted]
         if spec.get("params") is not None:
             prediction = model.predict(model_input, params=spec["params"])
         else:
