@@ -13,8 +13,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# --no-compile: byte-compiling every installed module costs as much as the install itself;
+# Python compiles (and caches) the modules the tests import, on first import.
 venv: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-compile -e '.[test]'
 
 # The orchestrated-run tests drive Airflow from its own cached virtualenv (.cache/airflow-venv):
 # built once (~1 min), rebuilt only when tests/airflow/requirements.txt or pyproject.toml change.
@@ -22,7 +24,7 @@ airflow-venv:
 	scripts/airflow_venv.sh >/dev/null
 
 test: venv airflow-venv
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist loadfile $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 demo: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/demo.py
