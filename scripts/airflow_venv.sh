@@ -25,8 +25,7 @@ rm -rf "$venv"
 mkdir -p "$(dirname "$venv")"
 "$python" -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
-# --no-compile: halves the install; the modules Airflow imports are compiled on first use.
-"$venv/bin/pip" install --quiet --no-compile -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
+"$venv/bin/pip" install --quiet -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
 # The stamp is written last: an interrupted build is rebuilt, never half used.
 echo "$key" > "$stamp"
 echo "airflow_venv: built in $((SECONDS - start)) s" >&2

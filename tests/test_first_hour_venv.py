@@ -59,8 +59,7 @@ def model_venv(requirements: Path) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile", "-r",
-                           str(requirements)],
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, f"pip install -r {requirements} failed:\n{done.stdout}\n{done.stderr[-5000:]}"
     (venv / ".complete").write_text(requirements.read_text())
