@@ -80,10 +80,16 @@ def session_temp_folder(tmp_path_factory: pytest.TempPathFactory):
             )
 
 
+class LeakedMlflowRunWarning(UserWarning):
+    """A test left a fluent MLflow run active in the pytest process (cleared after it)."""
+
+
 @pytest.fixture(autouse=True)
-def no_active_mlflow_run_left():
-    """A test that leaves a fluent MLflow run active fails (the next test in the process would
-    otherwise see it: ``mlflow.start_run`` raises "Run ... is already active")."""
+def no_active_mlflow_run_left(request: pytest.FixtureRequest):
+    """After each test, no fluent MLflow run is active in this process: one that is left would
+    make the next test's ``mlflow.start_run`` raise "Run ... is already active" (seen once in
+    CI, with no trace of which test left it). The run is taken off the stack, without ending
+    it, and a warning in the session summary names the test that left it."""
     yield
     import sys
 
@@ -98,8 +104,11 @@ def no_active_mlflow_run_left():
         if not compat.leave_fluent_run(run.info.run_id):
             break
     if leaked:
-        pytest.fail(f"The test left {len(leaked)} MLflow run(s) active in this process: {leaked}. "
-                    "End them (`with mlflow.start_run():` or `mlflow.end_run()`).", pytrace=False)
+        import warnings
+
+        warnings.warn(LeakedMlflowRunWarning(
+            f"{request.node.nodeid} left {len(leaked)} MLflow run(s) active in the test process: {leaked}; "
+            "end them (`with mlflow.start_run():` or `mlflow.end_run()`)."), stacklevel=1)
 
 
 @pytest.fixture(scope="session")
