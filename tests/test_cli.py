@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 from tests.project_factory import KEDRO, free_port, project_env, run_kedro
 from tests.tracking_helpers import output
@@ -57,6 +58,30 @@ def test_ui_serves_the_project_store(project):
                 time.sleep(0.5)
         assert body is not None, server.stdout.read() if server.poll() is not None else "UI did not answer"
         assert body["experiment"]["name"] == "demo_project"
+        # one server process by default: no worker processes spawned (MLflow's default is 4)
+        assert _spawned_workers(server.pid) == [], _spawned_workers(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_ui_refuses_a_worker_count_below_one(project):
+    result = project.run("mlflow", "ui", "--workers", "0", "--no-browser")
+    assert result.returncode == 2, output(result)
+    assert "Invalid value for '--workers'" in output(result) and "0 is not in the range x>=1" in output(result)
+
+def _spawned_workers(group: int) -> list[str]:
+    """Command lines of the multiprocessing workers in process group ``group`` (Linux /proc)."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ProcessLookupError):
+            continue
+        if "multiprocessing.spawn" in command or "multiprocessing-fork" in command:
+            workers.append(command)
+    return workers
