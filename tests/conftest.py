@@ -96,11 +96,11 @@ def no_active_mlflow_run_left(request: pytest.FixtureRequest):
     fluent = sys.modules.get("mlflow.tracking.fluent")
     if fluent is None:
         return
+    from kedro_mlflow_starter import compat
+
     leaked = []
     while (run := fluent.active_run()) is not None:
         leaked.append(run.info.run_id)
-        from kedro_mlflow_starter import compat
-
         if not compat.leave_fluent_run(run.info.run_id):
             break
     if leaked:

@@ -13,7 +13,7 @@ from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_ne
 from kedro_mlflow_starter.config.uris import resolve_registry_uri, resolve_tracking_uri
 from kedro_mlflow_starter.errors import LongParameterError, UnsupportedTrackingUriError
 from kedro_mlflow_starter.models.contract import is_param, strip_transcoding
-from kedro_mlflow_starter.tracking.failures import is_transient
+from kedro_mlflow_starter.tracking.failures import is_transient, lost_insert_race
 from kedro_mlflow_starter.tracking.params import flatten, prepare_params, to_text
 from kedro_mlflow_starter.tracking.run_tags import kedro_command, runner_name
 
@@ -202,6 +202,22 @@ def _error_named(name: str, message: str = "") -> Exception:
 )
 def test_is_transient_tells_outages_from_local_mistakes(error, transient) -> None:
     assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize(
+    ("message", "lost"),
+    [
+        ("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name", True),
+        ('(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"', True),
+        ("(pymysql.err.IntegrityError) (1062, \"Duplicate entry '1-iris' for key 'PRIMARY'\")", True),
+        ("INVALID_PARAMETER_VALUE: Dataset source too long", False),
+        ("Connection refused", False),
+    ],
+)
+def test_lost_insert_race_is_only_a_unique_constraint_error_of_the_store(message, lost) -> None:
+    from mlflow.exceptions import MlflowException
+
+    assert lost_insert_race(MlflowException(message)) is lost
 
 
 @pytest.mark.parametrize(

@@ -135,14 +135,7 @@ def lost_insert_race(error: BaseException) -> bool:
 
 def retry_lost_insert_race(fn: Callable[[], T], delays: tuple[float, ...] = (0.05, 0.2, 0.5)) -> T:
     """Call ``fn``; when it lost an insert race to another writer, call it again after each delay."""
-    for delay in delays:
-        try:
-            return fn()
-        except Exception as error:  # noqa: BLE001 - re-raised below when it is not a lost race
-            if not lost_insert_race(error):
-                raise
-            time.sleep(delay)
-    return fn()
+    return _retrying(fn, delays, lost_insert_race)
 
 
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
@@ -152,11 +145,17 @@ def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAY
     """
     if outage_recorded():
         return fn()
+    return _retrying(fn, delays, is_transient)
+
+
+def _retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callable[[BaseException], bool]) -> T:
+    """Call ``fn``; after an error ``retryable`` accepts, wait each delay and call it again (the last
+    attempt's error propagates); any other error propagates at once."""
     for delay in delays:
         try:
             return fn()
-        except Exception as error:  # noqa: BLE001 - re-raised below when not transient
-            if not is_transient(error):
+        except Exception as error:  # noqa: BLE001 - re-raised below when it is not retryable
+            if not retryable(error):
                 raise
             time.sleep(delay)
     return fn()
