@@ -81,6 +81,10 @@ class RunNotFoundError(KedroMlflowUserError, LookupError):
     """A run id given by the user names no run in the configured store."""
 
 
+class RunNotJoinableError(KedroMlflowUserError, RuntimeError):
+    """A task was handed a run (``MLFLOW_RUN_ID``) that is no longer RUNNING: joining it would reopen it."""
+
+
 class LongParameterError(KedroMlflowUserError, ValueError):
     """A parameter value is longer than MLflow allows and the strategy is ``fail``."""
 

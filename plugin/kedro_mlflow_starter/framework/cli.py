@@ -159,12 +159,14 @@ def _experiment_id(config: Any, create: bool) -> str | None:
 @click.option("--mark-killed", is_flag=True, help="Mark the runs found as KILLED.")
 @click.option("--older-than", default=24.0, show_default=True, type=float,
               help="Also count RUNNING runs from other machines started more than this many hours ago.")
-def stale_runs(env: str | None, mark_killed: bool, older_than: float) -> None:
+@click.option("--idle-minutes", default=60.0, show_default=True, type=float,
+              help="Count a group run (kedro mlflow run open) none of whose tasks was alive for this long.")
+def stale_runs(env: str | None, mark_killed: bool, older_than: float, idle_minutes: float) -> None:
     """List runs left RUNNING by a killed `kedro run` (e.g. kill -9), and optionally mark them KILLED."""
     from kedro_mlflow_starter.tracking.stale_runs import find_stale_runs, mark_killed as mark
 
     config = load_project_config(env)
-    stale = find_stale_runs(config, older_than_hours=older_than)
+    stale = find_stale_runs(config, older_than_hours=older_than, idle_minutes=idle_minutes)
     if not stale:
         click.echo("No stale runs: every RUNNING run belongs to a live process.")
         return

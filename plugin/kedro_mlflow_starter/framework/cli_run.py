@@ -225,7 +225,8 @@ def close_pipeline_run(  # noqa: PLR0913
                 from kedro_mlflow_starter.models.logging import log_pipeline_model
 
                 try:
-                    model_uri = log_pipeline_model(pipeline, context.catalog, run_id)
+                    model_uri = log_pipeline_model(pipeline, context.catalog, run_id,
+                                                   produced=pipeline.all_outputs())
                 except Exception as error:
                     from kedro_mlflow_starter.tracking.failures import describe_error
 

@@ -96,6 +96,7 @@ class MlflowHook:
         # store is touched: no stray run is left behind.
         from kedro_mlflow_starter.framework.catalog_checks import check_catalog_before_run
         from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
+        from kedro_mlflow_starter.tracking.retries import shared_run_environment
         from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
 
         check_catalog_before_run(pipeline, catalog)
@@ -107,7 +108,8 @@ class MlflowHook:
             return
         if run.task is not None:  # one task of an orchestrated run: it reports these nodes
             run.task_nodes = sorted(node.name for node in pipeline.nodes)
-        run.publish()
+        run.publish({**_model_artifacts_to_copy(pipeline, catalog, run_params, one_task=run.task is not None),
+                     **shared_run_environment(run.shared)})
         self._run = run
         from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
 
@@ -143,7 +145,10 @@ class MlflowHook:
             self._lineage.node_finished(node.name)
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        from kedro_mlflow_starter.models.snapshots import snapshot_saved
+
+        snapshot_saved(dataset_name, data)  # in every worker: the run's own copy of a model artifact
         if self._lineage is not None and node is not None:
             self._lineage.node_finished(node.name)
 
@@ -162,6 +167,9 @@ class MlflowHook:
         try:
             model_uri = self._log_pipeline_model(run, pipeline, catalog, run_params)
             _finish_lineage(lineage, run)  # after the pipeline model, so metrics link to it too
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the model is logged
+            run.close("KILLED")
+            raise
         except BaseException:
             run.close("FAILED")
             raise
@@ -195,7 +203,7 @@ class MlflowHook:
         from kedro_mlflow_starter.tracking.failures import is_transient, record_failure
 
         try:
-            return log_pipeline_model(pipeline, catalog, run.run_id)
+            return log_pipeline_model(pipeline, catalog, run.run_id, produced=pipeline.all_outputs())
         except Exception as error:
             if not is_transient(error):
                 raise
@@ -206,6 +214,24 @@ class MlflowHook:
                 error,
             )
             return None
+
+
+def _model_artifacts_to_copy(pipeline: Any, catalog: Any, run_params: dict[str, Any], one_task: bool) -> dict[str, str | None]:
+    """The environment that makes every worker copy the pipeline model's artifacts into the run
+    as they are saved: those of the pipeline that runs, and for one task of an orchestrated
+    run, those of the registered pipelines it is a slice of (``close`` builds the model)."""
+    from kedro_mlflow_starter.models.snapshots import plan_environment, snapshot_plan
+    from kedro_mlflow_starter.pipeline import PipelineML
+
+    models = [pipeline] if isinstance(pipeline, PipelineML) else []
+    if one_task:
+        from kedro.framework.project import pipelines
+
+        for name in run_params.get("pipeline_names") or ["__default__"]:
+            registered = pipelines.get(name)
+            if isinstance(registered, PipelineML):
+                models.append(registered)
+    return plan_environment(snapshot_plan(pipeline, catalog, models) if models else {})
 
 
 def _lineage_recorder(config: MlflowConfig, pipeline: Any, catalog: Any, run_params: dict[str, Any]) -> Any:

@@ -23,6 +23,7 @@ from kedro_mlflow_starter.io._common import (
     run_to_read,
     short,
 )
+from kedro_mlflow_starter.tracking.retries import points_not_logged
 from kedro_mlflow_starter.tracking.current import current_client
 
 MAX_METRICS_PER_BATCH = 1000
@@ -73,6 +74,7 @@ def _log_metrics(what: str, run_id: str, points: list[tuple[Any, ...]]) -> None:
         Metric(point[0], point[1], int(point[3]) if len(point) > 3 and point[3] is not None else now, point[2])
         for point in points
     ]
+    metrics = points_not_logged(client, run_id, metrics)  # a retried task logs no point twice
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         chunk = metrics[start : start + MAX_METRICS_PER_BATCH]
         logged = log_or_record(

@@ -21,6 +21,7 @@ from kedro_mlflow_starter.io._downloads import load_model
 from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
 from kedro_mlflow_starter.tracking.current import current_client
+from kedro_mlflow_starter.tracking.retries import drop_earlier_models
 
 DEFAULT_MODEL_NAME = "model"
 
@@ -181,6 +182,8 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
 
         folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
         local_path = os.path.join(folder, "model")
+        # BaseException: Ctrl-C or SIGTERM in the middle of a save must not leave a PENDING
+        # model without files in the run, nor a half-written folder in the temp folder.
         try:
             mlflow_model = Model(
                 artifact_path=logged.artifact_location,
@@ -198,9 +201,9 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
                     client.log_model_artifacts(logged.model_id, local_path),
                 ),
             )
-        except Exception:
-            _finalize(client, logged.model_id, LoggedModelStatus.FAILED)
+        except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
+            _finalize(client, logged.model_id, LoggedModelStatus.FAILED)
             raise
         self._kept_model = model
         if not stored:
@@ -208,6 +211,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         shutil.rmtree(folder, ignore_errors=True)
         _finalize(client, logged.model_id, LoggedModelStatus.READY)
         self._model_id = logged.model_id
+        drop_earlier_models(client, run_id, run.info.experiment_id, name, logged.model_id)  # a retried task
         registered_name = self._save_args.get("registered_model_name")
         if registered_name:
             self._register(logged.model_id, registered_name)
@@ -267,8 +271,13 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
 
     def _keep_locally(self, flavor: Any, kwargs: dict[str, Any], name: str, error: BaseException) -> None:
         """The store is unreachable: write the model to a local folder and report it."""
-        local_path = os.path.join(tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-"), "model")
-        flavor.save_model(path=local_path, **kwargs)
+        folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
+        local_path = os.path.join(folder, "model")
+        try:
+            flavor.save_model(path=local_path, **kwargs)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         record_failure(f"model '{name}'", local_path, error)
 
     def _register(self, model_id: str, registered_name: str) -> None:

@@ -35,37 +35,42 @@ def safe_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def _local_config(dataset: Any, target: Path) -> dict[str, Any] | None:
-    """The dataset's config pointing at ``target``, or None when it is not a file dataset."""
+def artifact_config(dataset: Any) -> dict[str, Any] | None:
+    """How to store ``dataset``'s data outside the project: its type and arguments, less what
+    only makes sense where the project reads its data; None when it is not a file dataset (the
+    object is then stored with cloudpickle)."""
     config = compat.dataset_init_config(dataset)
-    if config is None:
-        return None
-    filepath = config.get("filepath")
-    if not isinstance(filepath, str) or is_memory_dataset(dataset):
+    if config is None or is_memory_dataset(dataset) or not isinstance(config.get("filepath"), str):
         return None
     for key in DROPPED_KEYS:
         config.pop(key, None)
     fs_args = {k: v for k, v in (config.pop("fs_args", None) or {}).items() if k in KEPT_FS_ARGS}
     if fs_args:
         config["fs_args"] = fs_args
-    file_name = PurePosixPath(filepath.rstrip("/")).name or "data"
-    config["filepath"] = (target / file_name).as_posix()
     return config
 
 
 def save_artifact(name: str, dataset: Any, data: Any, target: Path) -> dict[str, Any]:
     """Write ``data`` (already read through the catalog) under ``target``; return its spec."""
+    return save_with_config(name, artifact_config(dataset), data, target)
+
+
+def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target: Path) -> dict[str, Any]:
+    """Write ``data`` under ``target`` with a local copy of the dataset ``config`` describes
+    (``artifact_config``), or with cloudpickle when there is none; return its spec."""
     from kedro.io import AbstractDataset
 
     target.mkdir(parents=True, exist_ok=True)
-    config = _local_config(dataset, target)
     if config is not None:
+        config = dict(config)
+        file_name = PurePosixPath(str(config["filepath"]).rstrip("/")).name or "data"
+        config["filepath"] = (target / file_name).as_posix()
         try:
             AbstractDataset.from_config(name, config).save(data)
         except Exception as error:  # noqa: BLE001 - a read-only dataset type: keep the object instead
             logger.debug("Storing %s with cloudpickle: its dataset cannot save locally (%s)", name, error)
         else:
-            config["filepath"] = PurePosixPath(config["filepath"]).name
+            config["filepath"] = file_name
             return {"kind": "dataset", "config": config}
     import cloudpickle
 

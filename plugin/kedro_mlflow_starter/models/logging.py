@@ -26,7 +26,7 @@ import logging
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,17 +53,23 @@ SAMPLE_ROWS = 5
 _NROWS_DATASETS = ("CSVDataset", "ExcelDataset")
 
 
-def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, **overrides: Any) -> str:
+def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, produced: Iterable[str] = (),
+                       **overrides: Any) -> str:
     """Log ``pipeline_ml``'s inference pipeline as a pyfunc model into run ``run_id``.
 
-    ``overrides`` take precedence over the ``log_model_kwargs`` given to
-    ``pipeline_ml_factory``. Returns the model URI, ``models:/<model id>``.
+    Each artifact is the run's own copy (``models/snapshots.py``) when the run made one; an
+    artifact in ``produced`` (a node of the run saved it) must have one. Others (inputs that
+    training only read) are read through ``catalog``. ``overrides`` take precedence over the
+    ``log_model_kwargs`` given to ``pipeline_ml_factory``. Returns ``models:/<model id>``.
     """
     from kedro_mlflow_starter.models import KedroPipelineModel
+    from kedro_mlflow_starter.models.snapshots import catalog_of_run_copies
 
     kwargs = {**pipeline_ml.log_model_kwargs, **overrides}
-    model = KedroPipelineModel(pipeline_ml.inference, catalog, pipeline_ml.input_name, **pipeline_ml.kpm_kwargs)
-    return log_kedro_pipeline_model(model, catalog, run_id, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-copies-") as copies:
+        own = catalog_of_run_copies(pipeline_ml, catalog, run_id, Path(copies), required=produced)
+        model = KedroPipelineModel(pipeline_ml.inference, own, pipeline_ml.input_name, **pipeline_ml.kpm_kwargs)
+        return log_kedro_pipeline_model(model, own, run_id, **kwargs)
 
 
 def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: Any) -> None:

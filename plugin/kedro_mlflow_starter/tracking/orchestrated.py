@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +34,10 @@ NODE_TAG_PREFIX = "kedro.node."
 """``kedro.node.<node>`` = the status of the task that ran the node: ``close`` checks every node ran."""
 FAILED_TASKS_TAG = "kedro.failed_tasks"
 KILLED_TASKS_TAG = "kedro.killed_tasks"
+HEARTBEAT_TAG = "kedro.heartbeat"
+HEARTBEAT_SECONDS = 60.0
 STATUSES = ("FINISHED", "FAILED", "KILLED")
+_ATTEMPTS = re.compile(r"^\w+ after (\d+) attempts")
 _MAX_KEY = 250
 _MAX_VALUE = 5000
 _UNSAFE = re.compile(r"[^/\w.\- :]")
@@ -114,16 +119,69 @@ def join(client: Any, run_id: str, params: Mapping[str, str], param_tags: Mappin
     return plan
 
 
+def task_outcome(status: str, error: str | None, previous: str | None) -> str:
+    """The value of a task's tag: its status, how many attempts it took when the orchestrator
+    retried it (``previous`` is the tag an earlier attempt left), and the error if it failed:
+    ``FINISHED``, ``FINISHED after 2 attempts``, ``FAILED after 3 attempts: ValueError: ...``."""
+    attempts = 1
+    if previous:
+        found = _ATTEMPTS.match(previous)
+        attempts = (int(found.group(1)) if found else 1) + 1
+    value = status if attempts == 1 else f"{status} after {attempts} attempts"
+    return value if not error else f"{value}: {error}"
+
+
 def record_task_outcome(client: Any, run_id: str, label: str, status: str, error: str | None = None,
                         nodes: Iterable[str] = ()) -> None:
     """Tag the run with how this task and each of its nodes ended (``close`` reads these tags)."""
     from mlflow.entities import RunTag
 
-    value = status if not error else f"{status}: {error}"
-    tags = [RunTag(task_tag_key(label), value[:_MAX_VALUE])]
+    key = task_tag_key(label)
+    previous = client.get_run(run_id).data.tags.get(key)
+    tags = [RunTag(key, task_outcome(status, error, previous)[:_MAX_VALUE]), heartbeat_tag()]
     tags += [RunTag(task_tag_key(node, NODE_TAG_PREFIX), status) for node in nodes]
-    for start in range(0, len(tags), 100):
-        client.log_batch(run_id, tags=tags[start:start + 100])
+    client.log_batch(run_id, tags=tags)  # the client sends MLflow's 100-tag chunks
+
+
+def heartbeat_tag() -> Any:
+    """``kedro.heartbeat``: when a task of the run was last seen alive (ms since the epoch)."""
+    from mlflow.entities import RunTag
+
+    return RunTag(HEARTBEAT_TAG, str(int(time.time() * 1000)))
+
+
+class Heartbeat:
+    """While a task runs, refresh the run's ``kedro.heartbeat`` every ``interval`` seconds, so
+    that ``kedro mlflow stale-runs`` tells a group run whose tasks are alive (on any machine)
+    from one whose ``close`` never came."""
+
+    def __init__(self, client: Any, run_id: str, interval: float = HEARTBEAT_SECONDS) -> None:
+        self._client = client
+        self._run_id = run_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="kedro-mlflow-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self._client.log_batch(self._run_id, tags=[heartbeat_tag()])
+            except Exception as error:  # noqa: BLE001 - a missed beat is not the pipeline's failure
+                logger.debug("MLflow: heartbeat of run %s not recorded: %s", self._run_id, error)
+            if self._stop.wait(self._interval):
+                return
+
+
+def last_seen_ms(tags: Mapping[str, str], start_time: int) -> int:
+    """When the group run was last seen alive: its newest heartbeat, else its start."""
+    beat = str(tags.get(HEARTBEAT_TAG, ""))
+    return max(int(beat), start_time) if beat.isdigit() else start_time
 
 
 @dataclass
@@ -163,7 +221,8 @@ def derive_outcome(  # noqa: PLR0913
         if not key.startswith(TASK_TAG_PREFIX):
             continue
         task = key[len(TASK_TAG_PREFIX):]
-        status, _, error = str(tags[key]).partition(": ")
+        outcome_text, _, error = str(tags[key]).partition(": ")
+        status = outcome_text.split(" ", 1)[0]
         if status == "FAILED":
             outcome.failed.append(task)
             outcome.errors[task] = error

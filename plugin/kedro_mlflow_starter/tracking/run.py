@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.config.redaction import redact_uri
-from kedro_mlflow_starter.errors import RunNotFoundError, TrackingIncompleteError, TrackingStoreUnreachableError
+from kedro_mlflow_starter.errors import (
+    RunNotFoundError,
+    RunNotJoinableError,
+    TrackingIncompleteError,
+    TrackingStoreUnreachableError,
+)
 from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.current import PublishedEnvironment, leave_all_node_runs
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
@@ -64,6 +69,20 @@ def joinable_run_id(nested: bool) -> str | None:
     return None
 
 
+def refuse_to_reopen(run: Any) -> None:
+    """A run handed down to join (``MLFLOW_RUN_ID``, an orchestrator's task) must still be open:
+    logging into a FINISHED, FAILED or KILLED run would set it RUNNING again and mix a new
+    pipeline run into a closed record."""
+    status = run.info.status
+    if status == "RUNNING":
+        return
+    raise RunNotJoinableError(
+        f"MLflow run {run.info.run_id} ('{run.info.run_name}') is {status}, so this kedro run cannot join it "
+        "(that would reopen a closed run). It was handed down by MLFLOW_RUN_ID: unset it to log a new run, or "
+        "open a new group run with `kedro mlflow run open` and give its id to every task."
+    )
+
+
 class TrackedRun:
     """An open MLflow run of one Kedro pipeline run, addressed by id.
 
@@ -90,6 +109,7 @@ class TrackedRun:
         self.owned = owned  # False: an orchestrator's run that we log into and leave open
         self._environment = environment or PublishedEnvironment()
         self._guard: StatusGuard | None = None
+        self._heartbeat: Any = None  # tracking.orchestrated.Heartbeat while one task of a group run runs
         self._failure_log: str | None = None
         self._started = time.monotonic()
         self.is_open = True
@@ -191,7 +211,9 @@ class TrackedRun:
         joined = joinable_run_id(config.tracking.run.nested) if resume_id is None else None
         if resume_id or joined:
             run = client.get_run(resume_id or joined)
-            if resume_id:
+            if joined:
+                refuse_to_reopen(run)
+            if resume_id:  # an explicit `tracking.run.id` resumes the run, as kedro-mlflow does
                 client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             experiment = client.get_experiment(run.info.experiment_id)
             return cls(config, client, run, experiment.name, owned=not joined, environment=environment)
@@ -222,11 +244,19 @@ class TrackedRun:
             )
         )
 
+    @property
+    def shared(self) -> bool:
+        """True when the run may already hold what an earlier attempt logged: a run joined as
+        one task of a group run (the orchestrator may retry the task), or resumed by id."""
+        return not self.owned or bool(self.config.tracking.run.id)
+
     # -- while it runs -----------------------------------------------------------------------
 
-    def publish(self) -> None:
+    def publish(self, environment: Mapping[str, str | None] | None = None) -> None:
         """Make this run the one every dataset, thread, worker process and fluent call logs into,
-        and keep its status honest if the process is interrupted."""
+        and keep its status honest if the process is interrupted. ``environment``: more
+        variables for the run's workers (restored when the run closes)."""
+        self._environment.set(environment or {})
         # Only named here: the first recorded failure creates the file, so a run killed with
         # kill -9 (nothing can clean up then) leaves no empty ledger in the temp folder.
         self._failure_log = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-failures-{uuid.uuid4().hex}.jsonl")
@@ -238,6 +268,11 @@ class TrackedRun:
             mlflow.autolog(disable=True)
         self._guard = StatusGuard(self.close)
         self._guard.arm()
+        if self.task is not None:  # a group run's liveness: `kedro mlflow stale-runs` reads it
+            from kedro_mlflow_starter.tracking.orchestrated import Heartbeat
+
+            self._heartbeat = Heartbeat(self.client, self.run_id)
+            self._heartbeat.start()
 
     def failures(self) -> list[dict[str, Any]]:
         """What could not be logged so far (from every process of this run)."""
@@ -275,6 +310,8 @@ class TrackedRun:
         self.is_open = False
         if self._guard is not None:
             self._guard.disarm()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         leave_all_node_runs()
         try:
             if self.owned:

@@ -20,8 +20,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def find_stale_runs(config: MlflowConfig, older_than_hours: float) -> list[tuple[Any, str]]:
-    """RUNNING runs of the project's experiment whose process is gone, with the reason."""
+def find_stale_runs(config: MlflowConfig, older_than_hours: float, idle_minutes: float = 60.0) -> list[tuple[Any, str]]:
+    """RUNNING runs of the project's experiment whose process is gone, with the reason.
+
+    A ``kedro run`` is judged by its process (``kedro.host``/``kedro.pid``), or by age when it
+    ran on another machine; a group run (``kedro mlflow run open``) by its tasks' heartbeat:
+    stale once no task has been alive for ``idle_minutes`` and ``close`` never came.
+    """
+    from kedro_mlflow_starter.tracking.orchestrated import is_orchestrated, last_seen_ms
+
     from kedro_mlflow_starter.tracking.client import client_for
 
     client = client_for(config.tracking_uri(), config.registry_uri())
@@ -36,7 +43,12 @@ def find_stale_runs(config: MlflowConfig, older_than_hours: float) -> list[tuple
         host = run.data.tags.get("kedro.host")
         pid = run.data.tags.get("kedro.pid")
         age_hours = (time.time() * 1000 - run.info.start_time) / 3_600_000
-        if host == here and pid and pid.isdigit():
+        if is_orchestrated(run.data.tags):
+            idle = (time.time() * 1000 - last_seen_ms(run.data.tags, run.info.start_time)) / 60_000
+            if idle > idle_minutes:
+                stale.append((run, f"group run: no task alive for {idle:.0f} min and never closed "
+                                   "(kedro mlflow run close)"))
+        elif host == here and pid and pid.isdigit():
             if not _pid_alive(int(pid)):
                 stale.append((run, f"process {pid} on {host} is gone"))
         elif age_hours > older_than_hours:
