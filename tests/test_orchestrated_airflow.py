@@ -100,7 +100,9 @@ def test_one_dag_run_is_one_finished_mlflow_run_with_everything(airflow_project:
                                    *(f"time.node.{node}" for node in NODES)}
     assert set(run["artifacts"]) == {"reports/confusion_matrix.png", "reports/classification_report.txt",
                                      "kedro/pipeline.json", "kedro/pipeline.svg", "kedro/config/catalog.yml",
-                                     "kedro/config/parameters.yml", "kedro/config/run.yml"}
+                                     "kedro/config/parameters.yml", "kedro/config/run.yml",
+                                     *(f"kedro/model_artifacts/{name}/{file}" for name in ("classifier", "preprocessor")
+                                       for file in ("spec.json", f"data/{name}.pkl"))}  # the run's own copies
     assert {k: v for k, v in run["tags"].items() if k.startswith("kedro.task.")} == {
         f"kedro.task.{node}": "FINISHED" for node in NODES}
     models = logged_models(project.tracking_uri, PACKAGE)

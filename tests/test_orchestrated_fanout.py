@@ -47,7 +47,10 @@ EXPECTED_METRICS = {"test.accuracy", "test.f1_macro", "fanout_score_1", "fanout_
                     "time.pipeline", *(f"time.node.{node}" for node in NODES)}
 EXPECTED_ARTIFACTS = {"reports/confusion_matrix.png", "reports/classification_report.txt", "kedro/pipeline.json",
                       "kedro/pipeline.svg", "kedro/config/catalog.yml", "kedro/config/parameters.yml",
-                      "kedro/config/run.yml"}
+                      "kedro/config/run.yml",
+                      # the run's own copies of the pipeline model's artifacts (issue 17)
+                      *(f"kedro/model_artifacts/{name}/{file}" for name in ("classifier", "preprocessor")
+                        for file in ("spec.json", f"data/{name}.pkl"))}
 
 
 @dataclass

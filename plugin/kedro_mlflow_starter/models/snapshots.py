@@ -95,7 +95,7 @@ def catalog_of_run_copies(pipeline_model: Any, catalog: Any, run_id: str, folder
                     f"The pipeline model of run {run_id} needs '{name}', which a node of the run produced, but "
                     f"the run holds no copy of it ({RUN_FOLDER}/{safe} is missing): the task that saved it ran "
                     "without the kedro-mlflow-starter hook, with another MLFLOW_RUN_ID, or its upload failed. "
-                    "Run that node again with this run's MLFLOW_RUN_ID, then close the run again."
+                    "Give every task the hook and the group run's MLFLOW_RUN_ID, and run the pipeline again."
                 )
             datasets[name] = catalog.get(name)
             continue
