@@ -8,6 +8,7 @@ module and creating the context never imports ``mlflow``; the first tracking cal
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ class MlflowHook:
 
         check_catalog_before_run(pipeline, catalog)
         prepared = prepare_params(pipeline_parameters(pipeline.inputs(), catalog.load), config.tracking.params)
-        run = TrackedRun.open(config, run_params, prepared, default_run_name(config, pipeline_names))
+        run = TrackedRun.open(config, run_params, prepared, partial(default_run_name, config, pipeline_names))
         if run is None:  # unreachable store and `on_unreachable: run_untracked`
             self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",
                                 warn_at_end=True)
