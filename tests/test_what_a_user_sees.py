@@ -114,6 +114,9 @@ def test_the_console_of_a_starter_run_is_kedro_s_log_lines_and_our_two_addresses
     started = next(i for i, line in enumerate(lines) if "started in" in line)
     # the plugin read the parameters before the run opened, without Kedro's load log lines
     assert not [line for line in lines[:started] if "Loading data from" in line], console
+    # ... nor the artifacts it packs into the pipeline model once the pipeline has ended
+    ended = next(i for i, line in enumerate(lines) if "Pipeline execution completed" in line)
+    assert not [line for line in lines[ended:] if "Loading data from" in line], console
     # Every line is a log line (or its wrapped continuation), or one of our two addresses: no bare
     # prints from MLflow ("Successfully registered model ..." / "Created version ...").
     bare = [line for line in lines if line and not line.startswith(("[", " ", "Run:   http", "Model: models:/"))]

@@ -9,6 +9,9 @@ those two messages and logs one line instead::
     INFO  MLflow: registered version 1 of model 'iris_mlflow' (a new registered model).
 
 Every other line written to stderr meanwhile (warnings, a traceback) goes through unchanged.
+Kedro's "Loading data from classifier (PickleDataset)..." lines for the artifacts packed into
+the model are left out too (the catalog's INFO log, for the duration of the block): the
+pipeline has ended, and those loads are the model's packing, not the user's pipeline.
 No ``mlflow`` import here.
 """
 
@@ -77,10 +80,15 @@ def mlflow_prints_logged() -> Iterator[None]:
     """Within the block, MLflow's model registration notices become one log line per version."""
     real = sys.stderr
     lines = _RegistrationLines(real)
+    catalog_log = logging.getLogger("kedro.io.data_catalog")
+    catalog_level = catalog_log.level
+    if catalog_log.getEffectiveLevel() < logging.WARNING:
+        catalog_log.setLevel(logging.WARNING)
     sys.stderr = lines  # type: ignore[assignment]
     try:
         yield
     finally:
         if sys.stderr is lines:
             sys.stderr = real
+        catalog_log.setLevel(catalog_level)
         lines.close_and_report()
