@@ -310,7 +310,8 @@ def test_the_script_of_the_notebooks_page_logs_one_run_like_kedro_run(user_run, 
     assert run.data.params["model_options.C"] == "0.05"
     assert run.data.tags["kedro.command"] == "kedro run --pipelines=training --params=model_options.C=0.05"
     assert set(TEST_METRICS) <= set(run.data.metrics)
-    assert f"Run:   http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in result.stdout
+    run_page = f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert f"Run:   {run_page}" in result.stdout
 
 
 def test_the_notebook_cell_of_the_notebooks_page_runs_and_reads_the_run_back(user_run, first_run):

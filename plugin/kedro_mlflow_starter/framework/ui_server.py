@@ -120,7 +120,8 @@ class ServerOutput(threading.Thread):
             self._emit([line])
         elif self._traceback or "Traceback (most recent call last)" in text or text.startswith(_CHAINED):
             self._traceback.append(line)
-            if line[:1] not in (" ", "\t") and text and "Traceback (most recent" not in text and not text.startswith(_CHAINED):
+            ends = line[:1] not in (" ", "\t") and text and "Traceback (most recent" not in text
+            if ends and not text.startswith(_CHAINED):
                 held, self._traceback = self._traceback, []
                 if not _STOPPED_BY_USER.search(text):
                     self._emit(held)
