@@ -101,7 +101,7 @@ def _unknown_type_message(name: str, dataset_type: Any) -> str:
             "(docs/datasets.md lists each one with its arguments).")
 
 
-_UNEXPECTED_ARGUMENT = re.compile(r"unexpected keyword argument '(\w+)'")
+_UNEXPECTED_ARGUMENT = r"\b{cls}\.__init__\(\) got an unexpected keyword argument '(\w+)'"
 
 
 def _invalid_entry_message(name: str, dataset_type: Any, error: DatasetError) -> str:
@@ -112,8 +112,8 @@ def _invalid_entry_message(name: str, dataset_type: Any, error: DatasetError) ->
     while cause is not None and cause not in chain:
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    for cause in chain:
-        match = _UNEXPECTED_ARGUMENT.search(str(cause)) if isinstance(cause, TypeError) else None
+    for cause in chain:  # our class's own argument, not one of a dataset it wraps
+        match = re.search(_UNEXPECTED_ARGUMENT.format(cls=short), str(cause)) if isinstance(cause, TypeError) else None
         if match:
             accepted = _arguments_of(short)
             guess = difflib.get_close_matches(match[1], accepted, n=1, cutoff=0.6)
