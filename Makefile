@@ -17,7 +17,8 @@ venv: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
 # The orchestrated-run tests drive Airflow from its own cached virtualenv (.cache/airflow-venv):
-# built once (~1 min), rebuilt only when tests/airflow/requirements.txt or pyproject.toml change.
+# built once (about a minute on an idle machine, several minutes on a loaded one: 338 s was seen),
+# rebuilt only when tests/airflow/requirements.txt or pyproject.toml change.
 airflow-venv:
 	scripts/airflow_venv.sh >/dev/null
 

@@ -91,33 +91,57 @@ def summary(tracking_uri: str) -> int:
     for name, uri in sorted(model_uris.items()):
         print(f"  model      : {name} -> {uri}")
 
-    print("\nNext, in a new shell (paste as it is):")
-    for line in next_steps(PROJECT, model_uris.get(PIPELINE_MODEL, "models:/<model id>")):
+    model_uri = model_uris.get(PIPELINE_MODEL, "models:/<model id>")
+    print("\nNext, in a new shell (paste as it is; the last line serves the MLflow UI until Ctrl-C):")
+    for line in next_steps(PROJECT):
+        print(f"  {line}")
+    print("\nThen, in another new shell, serve the pipeline model (it answers until Ctrl-C):")
+    for line in serve_steps(PROJECT, model_uri):
         print(f"  {line}")
     return 0 if run.info.status == "FINISHED" and PIPELINE_MODEL in model_uris else 1
 
 
-def next_steps(project: Path, model_uri: str, bin_dir: Path = BIN) -> list[str]:
-    """The commands to type after the demo, each working when pasted into a new shell.
+# The commands that keep running until Ctrl-C: each ends the block it is in, so a pasted block
+# runs every line before it.
+BLOCKING = ("kedro mlflow ui", "mlflow models serve")
 
-    ``kedro`` and ``mlflow`` are installed in the demo's virtualenv only, so the first line
-    activates it; paths are absolute, so the lines work from any folder.
-    """
+
+def _setup(project: Path, bin_dir: Path) -> list[tuple[str, str]]:
+    """Activate the virtualenv that holds ``kedro`` and ``mlflow``, then go to the project."""
     activate = bin_dir / "activate"
     if activate.is_file():
         setup = f"source {shlex.quote(str(activate))}"
     else:  # not a virtualenv: put its scripts first on PATH
         setup = f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"'
-    steps = [
-        (setup, "kedro and mlflow are installed in this virtualenv"),
-        (f"cd {shlex.quote(str(project))}", "the demo project"),
-        ("kedro mlflow ui", "the MLflow UI on http://127.0.0.1:5000 (Ctrl-C to stop)"),
-        ("kedro run --params model_options.C=0.05", "a second run to compare with the first"),
-        (f"MLFLOW_TRACKING_URI=sqlite:///mlflow.db mlflow models serve -m {model_uri} --env-manager local --port 5001",
-         "serve the pipeline model"),
-    ]
-    width = max(len(command) for command, _ in steps[:-1])
+    return [(setup, "kedro and mlflow are installed in this virtualenv"),
+            (f"cd {shlex.quote(str(project))}", "the demo project")]
+
+
+def _commented(steps: list[tuple[str, str]]) -> list[str]:
+    width = max(len(command) for command, _ in steps[:-1])  # a long last command is not padded for
     return [f"{command.ljust(width)}  # {why}" for command, why in steps]
+
+
+def next_steps(project: Path, bin_dir: Path = BIN) -> list[str]:
+    """The first block to paste after the demo: a second run, then the MLflow UI (it blocks: last).
+
+    Each line works when pasted into a new shell: the first activates the virtualenv (``kedro``
+    and ``mlflow`` are installed there only), paths are absolute.
+    """
+    return _commented([
+        *_setup(project, bin_dir),
+        ("kedro run --params model_options.C=0.05", "a second run to compare with the first"),
+        ("kedro mlflow ui", "blocks: the MLflow UI on http://127.0.0.1:5000 until Ctrl-C"),
+    ])
+
+
+def serve_steps(project: Path, model_uri: str, bin_dir: Path = BIN) -> list[str]:
+    """The second block, for another shell: serve the pipeline model (it blocks: last)."""
+    return _commented([
+        *_setup(project, bin_dir),
+        (f"MLFLOW_TRACKING_URI=sqlite:///mlflow.db mlflow models serve -m {model_uri} --env-manager local --port 5001",
+         "blocks: predictions on http://127.0.0.1:5001/invocations until Ctrl-C"),
+    ])
 
 
 def main() -> int:

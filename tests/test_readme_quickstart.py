@@ -233,6 +233,22 @@ NEXT_MAP: list[tuple[str, str, str]] = [
 ]
 
 
+def test_each_block_make_demo_prints_runs_every_line_when_pasted(tmp_path: Path):
+    """Issue 21: a command that serves until Ctrl-C ends its block, so a paste runs each line before it
+    (the second run came after the blocking `kedro mlflow ui`, and never ran when pasted)."""
+    demo = _demo()
+    blocks = {"next": demo.next_steps(tmp_path, bin_dir=BIN),
+              "serve": demo.serve_steps(tmp_path, "models:/m-0123", bin_dir=BIN)}
+    for name, block in blocks.items():
+        commands = [line.split("  # ")[0].strip() for line in block]
+        blocking = [i for i, command in enumerate(commands) if any(b in command for b in demo.BLOCKING)]
+        assert blocking == [len(commands) - 1], f"{name} block: a blocking command must be its last line: {block}"
+        assert "blocks:" in block[-1], f"{name} block: the blocking line says so: {block[-1]}"
+        assert commands[0].startswith("source ") and commands[1].startswith("cd "), block
+    assert any(line.startswith("kedro run --params") for line in blocks["next"])
+    assert "mlflow models serve" in blocks["serve"][-1]
+
+
 def test_the_commands_make_demo_prints_work_in_a_new_shell(quickstart: Quickstart):
     """`make demo` ends with "Next, in a new shell": a shell without the venv on PATH."""
     from mlflow.tracking import MlflowClient
@@ -241,7 +257,9 @@ def test_the_commands_make_demo_prints_work_in_a_new_shell(quickstart: Quickstar
     client = MlflowClient(tracking_uri=f"sqlite:///{quickstart.project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("iris_mlflow")
     [model, *_] = client.search_logged_models([experiment.experiment_id], filter_string=f"name = '{_demo().PIPELINE_MODEL}'")
-    steps = _demo().next_steps(quickstart.project, f"models:/{model.model_id}", bin_dir=BIN)
+    demo = _demo()
+    steps = demo.next_steps(quickstart.project, bin_dir=BIN) + demo.serve_steps(
+        quickstart.project, f"models:/{model.model_id}", bin_dir=BIN)
 
     lines = [line.split("  # ")[0].strip() for line in steps]
     script = shell_script(lines, NEXT_MAP, quickstart.folder)

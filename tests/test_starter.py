@@ -106,7 +106,7 @@ def test_interactive_prompt_offers_the_embedded_store_as_default(tmp_path: Path,
     result = kedro_new("--starter=mlflow-iris", cwd=tmp_path, home=starter_home, input="Prompted Iris\n\n")
 
     assert_ok(result, "kedro new")
-    assert "Mlflow Tracking Uri" in result.stdout
+    assert "\nTracking Store\n" in result.stdout  # the title as written (issue 21: not "Mlflow Tracking Uri")
     assert "[sqlite:///mlflow.db]" in result.stdout
     created = yaml.safe_load((tmp_path / "prompted-iris/conf/base/mlflow.yml").read_text())
     assert created["server"]["mlflow_tracking_uri"] == "sqlite:///mlflow.db"

@@ -212,14 +212,49 @@ def _leftovers(folder: Path) -> list[str]:
 @pytest.mark.parametrize(("answers", "named", "allowed"), [
     ("1 bad!\n", "'1 bad!' is an invalid value for project name", "must start with a letter"),
     ("1 bad\n", "'1 bad' is an invalid value for project name", "must start with a letter"),
-    ("Good Iris\nftp://x\n", "'ftp://x' is an invalid value for mlflow tracking uri", "sqlite:///<file>.db"),
+    ("Good Iris\nftp://x\n", "'ftp://x' is an invalid value for tracking store", "sqlite:///<file>.db"),
+    # issue 21: a name whose package would shadow an import is refused at its own prompt too
+    ("mlflow\n\n", "'mlflow' is an invalid value for project name", "would shadow"),
 ])
 def test_interactive_bad_answers_are_refused(tmp_path: Path, starter_home: Path, answers, named, allowed):
-    result = kedro_new("--starter=mlflow-iris", cwd=tmp_path, home=starter_home, input=answers)
+    result = kedro_new("--starter=mlflow-iris", cwd=tmp_path, home=starter_home, input=answers, env={"COLUMNS": "80"})
 
     assert result.returncode != 0
     assert named in result.stderr and allowed in result.stderr, result.stderr
     assert _leftovers(tmp_path) == []
+    # One screen: the refusal right after the prompt, no cookiecutter ERROR log or traceback after it.
+    output = result.stdout + result.stderr
+    for noise in ("ERROR", "Traceback", "NoneType: None", "Failed to generate"):
+        assert noise not in output, output
+    refusal = result.stderr[result.stderr.index(named):].strip().splitlines()
+    assert len(refusal) <= 7, refusal
+
+
+def _shadowing_names() -> set[str]:
+    """The names the project_name validator must refuse: what the project imports, and the standard library."""
+    import sys
+
+    hook = (STARTER / "hooks" / "pre_gen_project.py").read_text()
+    dependencies = ast.literal_eval(re.search(r"DEPENDENCIES = (\{.*?\})", hook, re.S)[1])
+    return {n.lower() for n in dependencies | set(sys.stdlib_module_names) if not n.startswith("_") and n.isidentifier()}
+
+
+def test_the_project_name_validator_refuses_every_name_the_hook_would_refuse():
+    """Issue 21: kedro new refuses 'mlflow' at the prompt, not after every answer and a hook failure."""
+    pattern = PROMPTS["project_name"]["regex_validator"]
+    regenerate = "|".join(n.replace("_", "[ _-]") for n in sorted(_shadowing_names()))
+    let_through = sorted(n for n in _shadowing_names() if re.match(pattern, n))
+    assert not let_through, f"{let_through} pass the prompt; the look-ahead should be (?i:{regenerate})"
+    for name in ("MLflow", "Kedro Datasets", "kedro-mlflow-starter", "mlflow ", "Random"):
+        assert not re.match(pattern, name), name
+    for name in ("Iris MLflow", "mlflow demo", "Testing", "pandas2"):
+        assert re.match(pattern, name), name
+
+
+def test_prompt_titles_read_as_written():
+    """Kedro prints each prompt's title through str.title(): "MLflow Tracking URI" read "Mlflow Tracking Uri"."""
+    for name, prompt in PROMPTS.items():
+        assert prompt["title"].strip().title() == prompt["title"].strip(), (name, prompt["title"])
 
 
 @pytest.mark.parametrize(("answers", "named", "allowed"), [

@@ -228,3 +228,73 @@ def test_lost_insert_race_is_only_a_unique_constraint_error_of_the_store(message
 def test_dataset_name_rules(name, param, stripped) -> None:
     assert is_param(name) is param
     assert strip_transcoding(name) == stripped
+
+
+# -- what `kedro mlflow ui` copies of its server's output (issue 21) ---------------------------------
+
+_CTRL_C = (
+    "2026/12/06 11:25:52 ERROR:    Traceback (most recent call last):\n"
+    '  File "uvicorn/server.py", line 89, in serve\n'
+    "KeyboardInterrupt\n"
+    "\n"
+    "During handling of the above exception, another exception occurred:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    '  File "starlette/routing.py", line 701, in lifespan\n'
+    "asyncio.exceptions.CancelledError\n"
+)
+_SERVER_ERROR = (
+    "Traceback (most recent call last):\n"
+    '  File "mlflow/store/db/utils.py", line 12, in create\n'
+    "sqlite3.OperationalError: unable to open database file\n"
+)
+_NOISE = (
+    "Registry store URI not provided. Using backend store URI.\n"
+    "[MLflow] Security middleware enabled with default settings (localhost-only). To allow ...\n"
+    "2026/12/06 11:24:28 INFO:     Started server process [13543]\n"
+    '2026/12/06 11:24:29 INFO:     127.0.0.1:47200 - "GET / HTTP/1.1" 200 OK\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("server_says", "verbose", "shown"),
+    [
+        (_NOISE, False, ""),
+        (_NOISE, True, _NOISE),
+        (_CTRL_C, False, ""),  # Ctrl-C reaching the server: not an error
+        (_SERVER_ERROR, False, _SERVER_ERROR),  # a real error keeps its whole traceback
+        (_NOISE + _SERVER_ERROR + "WARNING: something to see\n", False, _SERVER_ERROR + "WARNING: something to see\n"),
+    ],
+    ids=["noise", "noise-verbose", "ctrl-c", "server-error", "mixed"],
+)
+def test_kedro_mlflow_ui_copies_what_its_server_says_that_a_user_needs(server_says, verbose, shown) -> None:
+    import io
+
+    from kedro_mlflow_starter.framework.ui_server import ServerOutput
+
+    out = io.StringIO()
+    copier = ServerOutput(io.StringIO(server_says), verbose, out=out)
+    copier.run()
+    assert out.getvalue() == shown
+
+
+@pytest.mark.parametrize(
+    ("mlflow_prints", "logged"),
+    [
+        ("Successfully registered model 'iris'.\nCreated version '1' of model 'iris'.\n",
+         ["MLflow: registered version 1 of model 'iris' (a new registered model)."]),
+        ("Registered model 'iris' already exists. Creating a new version of this model...\n"
+         "Created version '7' of model 'iris'.\n", ["MLflow: registered version 7 of model 'iris'."]),
+    ],
+    ids=["new-model", "new-version"],
+)
+def test_mlflow_registration_prints_become_one_log_line(mlflow_prints, logged, capsys, caplog) -> None:
+    import sys
+
+    from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+
+    with caplog.at_level("INFO", logger="kedro_mlflow_starter"), mlflow_prints_logged():
+        sys.stderr.write(mlflow_prints)
+        sys.stderr.write("UserWarning: anything else goes through\n")
+    assert [r.getMessage() for r in caplog.records] == logged
+    assert capsys.readouterr().err == "UserWarning: anything else goes through\n"

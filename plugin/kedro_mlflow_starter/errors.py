@@ -73,6 +73,10 @@ class TrackingStoreUnreachableError(KedroMlflowUserError, ConnectionError):
         )
 
 
+class NotAnMlflowServerError(KedroMlflowUserError, ValueError):
+    """The tracking URI answers HTTP, but it is not an MLflow tracking server (any web server, a proxy's 404)."""
+
+
 class ExperimentDeletedError(KedroMlflowUserError, RuntimeError):
     """The configured experiment is deleted and ``restore_if_deleted`` is off."""
 
@@ -99,6 +103,11 @@ class TrackingIncompleteError(KedroMlflowUserError, RuntimeError):
     The message lists each item (params, metrics, artifacts, models, the run's status) with
     the local file it came from, so the user can re-log it once the server is back.
     """
+
+
+class CatalogEntryError(KedroMlflowUserError, DatasetError):
+    """A catalog entry naming one of our datasets cannot be built (a misspelt ``type:``, an unknown
+    argument...); the message names the entry, what is wrong and the likely fix."""
 
 
 class NoActiveRunError(KedroMlflowUserError, DatasetError):

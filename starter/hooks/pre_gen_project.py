@@ -56,6 +56,10 @@ DEPENDENCIES = {
 REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def shadows(package: str) -> bool:
+    return package in DEPENDENCIES or package in sys.stdlib_module_names
+
+
 def prompt_errors(prompts: dict) -> list[str]:
     errors = []
     for name, prompt in prompts.items():
@@ -63,6 +67,8 @@ def prompt_errors(prompts: dict) -> list[str]:
         pattern = prompt.get("regex_validator")
         if value is None or not pattern or re.match(pattern, value):
             continue
+        if name == "project_name" and shadows(ANSWERS["python_package"]):
+            continue  # the python_package error below says exactly that, once
         allowed = " ".join(prompt.get("error_message", "").split())
         errors.append(f"{name} {value!r} is not allowed. {allowed}")
     return errors
@@ -88,7 +94,7 @@ def extra_errors() -> list[str]:
             "(letters, digits and underscores, starting with a letter, not a keyword), "
             "e.g. iris_mlflow."
         )
-    elif package in DEPENDENCIES or package in sys.stdlib_module_names:
+    elif shadows(package):
         errors.append(
             f"python_package {package!r} is not allowed: it would shadow the {package!r} module "
             "the project imports. Choose another project name (or python_package)."

@@ -119,8 +119,8 @@ class RunConfig(_Strict):
     id: str | None = Field(default=None, description="Log into this existing run instead of starting a new one.")
     name: str | None = Field(
         default=None,
-        description="The run name. Empty: the pipeline names joined by '+'. ${km.random_name:} gives a random "
-        "MLflow-style name.",
+        description="The run name. Empty: the pipeline names joined by '+' and the local time the run started "
+        "(e.g. 'default 15:32:08'). ${km.random_name:} gives a random MLflow-style name.",
     )
     nested: bool = Field(
         default=True,

@@ -10,12 +10,15 @@ ours, and gives them their entry name.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from kedro.io.core import DatasetError
 
 from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.errors import CatalogEntryError
 
 _OUR_PACKAGE = "kedro_mlflow_starter.io"
 _OUR_CLASSES = frozenset(
@@ -58,20 +61,77 @@ def bind_mlflow_datasets(catalog: Any, names: Iterable[str] | None = None) -> No
     candidates += [name for name in names or () if name not in candidates]
     for name in candidates:
         dataset_type = _declared_type(catalog, name)
+        if _names_our_package(dataset_type) and not is_mlflow_dataset_type(dataset_type):
+            raise CatalogEntryError(_unknown_type_message(name, dataset_type))
         if not is_mlflow_dataset_type(dataset_type):
             continue
         _keep_registry_version(catalog, name, dataset_type)
         try:
             dataset = catalog.get(name)
         except DatasetError as error:
-            # Kedro wraps the dataset's own message in generic text; ours already says the fix.
-            reason = error.__cause__ if isinstance(error.__cause__, DatasetError) else error
-            raise DatasetError(
-                f"Catalog entry '{name}' ({_short_type(dataset_type)}) is invalid:\n{reason}"
-            ) from error
+            raise CatalogEntryError(_invalid_entry_message(name, dataset_type, error)) from error
         bind = getattr(dataset, "_bind_catalog_name", None)
         if bind is not None:
             bind(name)
+
+
+def _names_our_package(dataset_type: Any) -> bool:
+    if not isinstance(dataset_type, str):
+        return False
+    module = dataset_type.rpartition(".")[0]
+    return module == _OUR_PACKAGE or module.startswith(_OUR_PACKAGE + ".")
+
+
+def close_dataset_type(dataset_type: Any) -> str | None:
+    """The one of our dataset names that a misspelt ``type:`` most likely meant, or None."""
+    if not isinstance(dataset_type, str):
+        return None
+    name = dataset_type.rpartition(".")[2]
+    if name in _OUR_CLASSES:
+        return None
+    matches = difflib.get_close_matches(name, sorted(_OUR_CLASSES), n=1, cutoff=0.8)
+    return matches[0] if matches else None
+
+
+def _unknown_type_message(name: str, dataset_type: Any) -> str:
+    guess = close_dataset_type(dataset_type)
+    fix = (f"did you mean `type: {_OUR_PACKAGE}.{guess}`?" if guess else
+           f"our datasets are {', '.join(sorted(_OUR_CLASSES))}.")
+    return (f"Catalog entry '{name}' in conf/*/catalog.yml: `type: {dataset_type}` names no dataset; {fix} "
+            "(docs/datasets.md lists each one with its arguments).")
+
+
+_UNEXPECTED_ARGUMENT = r"\b{cls}\.__init__\(\) got an unexpected keyword argument '(\w+)'"
+
+
+def _invalid_entry_message(name: str, dataset_type: Any, error: DatasetError) -> str:
+    """Our dataset's own message (it already says the fix), or, for an unknown argument, the close match."""
+    short = _short_type(dataset_type)
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for cause in chain:  # our class's own argument, not one of a dataset it wraps
+        match = re.search(_UNEXPECTED_ARGUMENT.format(cls=short), str(cause)) if isinstance(cause, TypeError) else None
+        if match:
+            accepted = _arguments_of(short)
+            guess = difflib.get_close_matches(match[1], accepted, n=1, cutoff=0.6)
+            fix = f"did you mean `{guess[0]}:`?" if guess else "remove it."
+            return (f"Catalog entry '{name}' ({short}) is invalid: conf/*/catalog.yml gives it an unknown "
+                    f"argument `{match[1]}:`; {fix} {short} takes: {', '.join(accepted)}.")
+    # Kedro wraps the dataset's own message in generic text; ours already says the fix.
+    reason = error.__cause__ if isinstance(error.__cause__, DatasetError) else error
+    return f"Catalog entry '{name}' ({short}) is invalid:\n{str(reason).strip()}"
+
+
+def _arguments_of(short_type: str) -> list[str]:
+    import inspect
+
+    import kedro_mlflow_starter.io as ours
+
+    cls = getattr(ours, short_type)
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
 
 
 def _keep_registry_version(catalog: Any, name: str, dataset_type: Any) -> None:
@@ -130,6 +190,20 @@ def check_catalog_before_run(pipeline: Any, catalog: Any) -> None:
     bind_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
     for name in sorted(pipeline.datasets()):
         if name != "parameters" and not name.startswith("params:") and name in catalog:
-            catalog.get(name)
+            dataset_type = _declared_type_or_none(catalog, name)  # before get: a failed get drops the entry
+            try:
+                catalog.get(name)
+            except DatasetError as error:
+                if close_dataset_type(dataset_type) is None:
+                    raise
+                # `type: MlflowArtifactDatset` without our package: Kedro's hint is to pip install kedro-datasets
+                raise CatalogEntryError(_unknown_type_message(name, dataset_type)) from error
     if isinstance(pipeline, PipelineML):
         check_model_inputs_in_catalog(pipeline.artifact_names, catalog, after_run=True)
+
+
+def _declared_type_or_none(catalog: Any, name: str) -> Any:
+    try:
+        return _declared_type(catalog, name)
+    except Exception:  # noqa: BLE001 - only used to improve a message
+        return None

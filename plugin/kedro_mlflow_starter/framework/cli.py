@@ -89,7 +89,9 @@ def init(env: str, force: bool) -> None:
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Server processes (MLflow's own default, 4, starts 2 s slower for one user).")
-def ui(env: str | None, host: str | None, port: int | None, no_browser: bool, workers: int) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Show the server's own messages, one line per HTTP request.")
+def ui(env: str | None, host: str | None, port: int | None, no_browser: bool, workers: int,  # noqa: PLR0913
+       verbose: bool) -> None:
     """Open the MLflow UI on this project's experiment (runs and models view).
 
     For the embedded store it serves the UI itself, and opens the browser once the UI
@@ -121,13 +123,15 @@ def ui(env: str | None, host: str | None, port: int | None, no_browser: bool, wo
     # exporting MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     click.echo(f"Starting the MLflow UI for {uri} on port {port}...")
-    process = start_ui(command, root, dict(os.environ), base, host, port)
+    process = start_ui(command, root, dict(os.environ), base, host, port, verbose=verbose)
     try:
         click.echo(f"MLflow UI ready (Ctrl-C to stop):\n{url}")
         if not no_browser:
             webbrowser.open(url)
         code = process.wait()
     except KeyboardInterrupt:
+        stop(process)
+        click.echo("MLflow UI stopped.")
         code = 0
     finally:
         stop(process)

@@ -9,6 +9,8 @@ errors reach a terminal:
 - Kedro's ``kedro run``, where an error raised by the hook or a dataset ends the process
   uncaught: the hook installs an ``excepthook`` that prints our errors as one line
   and leaves every other exception to the handler that was there (Kedro's rich traceback).
+  The traceback of our errors too is shown when ``traceback_wanted()``: a ``--verbose``
+  Kedro command, or the ``kedro_mlflow_starter`` logger at DEBUG (``KEDRO_LOGGING_CONFIG``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,20 @@ class UserErrorsAsClickErrors(click.Group):
             raise click.ClickException(str(error)) from error
 
 
+def traceback_wanted() -> bool:
+    """The traceback too: ``kedro <command> --verbose`` (where Kedro offers it), or our logger at
+    DEBUG in the project's logging configuration (``KEDRO_LOGGING_CONFIG``)."""
+    import logging
+
+    from kedro.framework.cli.utils import KedroCliError
+
+    return bool(KedroCliError.VERBOSE_ERROR) or logging.getLogger("kedro_mlflow_starter").isEnabledFor(logging.DEBUG)
+
+
 def _print_user_errors(previous: Any) -> Any:
     def excepthook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
         error = user_error_in(value)
-        if error is None:
+        if error is None or traceback_wanted():
             previous(kind, value, traceback)
             return
         click.echo(f"Error: {error}", err=True)

@@ -2,6 +2,10 @@
 
 Kedro loads project commands only inside a project, and global commands take precedence
 over project ones, so this group only carries ``mlflow`` when no project is found.
+
+Inside a project the group is empty, and Kedro's ``--help`` would still print its title
+("Global commands from kedro-mlflow-starter") over nothing: there it takes Kedro's own group
+name, ``kedro``, so that Kedro merges it into its own section, and no help text.
 """
 
 from __future__ import annotations
@@ -11,18 +15,22 @@ from pathlib import Path
 import click
 
 
-@click.group(name="kedro-mlflow-starter")
-def commands() -> None:
-    """kedro-mlflow-starter global commands."""
-
-
 def _outside_project() -> bool:
     from kedro.utils import find_kedro_project
 
     return find_kedro_project(Path.cwd()) is None
 
 
-if _outside_project():
+_OUTSIDE_PROJECT = _outside_project()
+
+
+@click.group(name="kedro-mlflow-starter" if _OUTSIDE_PROJECT else "kedro",
+             help="kedro-mlflow-starter global commands." if _OUTSIDE_PROJECT else "")
+def commands() -> None:
+    pass
+
+
+if _OUTSIDE_PROJECT:
 
     @commands.command(
         name="mlflow",

@@ -8,6 +8,7 @@ module and creating the context never imports ``mlflow``; the first tracking cal
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,13 @@ class MlflowHook:
         # A bad catalog entry or parameter fails here, before any node runs and before the
         # store is touched: no stray run is left behind.
         from kedro_mlflow_starter.framework.catalog_checks import check_catalog_before_run
-        from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
+        from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params, read_quietly
         from kedro_mlflow_starter.tracking.retries import shared_run_environment
         from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
 
         check_catalog_before_run(pipeline, catalog)
-        prepared = prepare_params(pipeline_parameters(pipeline.inputs(), catalog.load), config.tracking.params)
-        run = TrackedRun.open(config, run_params, prepared, default_run_name(config, pipeline_names))
+        prepared = prepare_params(pipeline_parameters(pipeline.inputs(), read_quietly(catalog)), config.tracking.params)
+        run = TrackedRun.open(config, run_params, prepared, partial(default_run_name, config, pipeline_names))
         if run is None:  # unreachable store and `on_unreachable: run_untracked`
             self._run_untracked("the tracking store is unreachable and server.on_unreachable is run_untracked",
                                 warn_at_end=True)
@@ -199,11 +200,13 @@ class MlflowHook:
 
         if not isinstance(pipeline, PipelineML) or run.task is not None:
             return None  # an orchestrator's task runs a slice: `kedro mlflow run close` logs the model
+        from kedro_mlflow_starter.framework.console import mlflow_prints_logged
         from kedro_mlflow_starter.models.logging import log_pipeline_model
         from kedro_mlflow_starter.tracking.failures import is_transient, record_failure
 
         try:
-            return log_pipeline_model(pipeline, catalog, run.run_id, produced=pipeline.all_outputs())
+            with mlflow_prints_logged():  # MLflow's bare "Successfully registered model" prints: one log line
+                return log_pipeline_model(pipeline, catalog, run.run_id, produced=pipeline.all_outputs())
         except Exception as error:
             if not is_transient(error):
                 raise

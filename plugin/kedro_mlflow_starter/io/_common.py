@@ -69,14 +69,10 @@ def warn_no_run(what: str) -> None:
         logger.debug("MLflow: %s saved locally; no MLflow run is open.", what)
         return
     _warned_no_run = True
+    # One short line on every run of a user who opted out; the explanation is in the docs.
     logger.warning(
-        "MLflow: no MLflow run is open, so %s and every other MLflow dataset in this process "
-        "log nothing to MLflow and act as their local counterparts (files are written as "
-        "configured; a model of a tracking dataset is kept in memory for the rest of the run; "
-        "metric values are kept for later loads) (the kedro-mlflow-starter hook is not running: "
-        "it is disabled by DISABLE_HOOKS_FOR_PLUGINS in settings.py, or the catalog is used "
-        "outside `kedro run`). To track, run `kedro run` with the hook enabled, open a run "
-        "with `with mlflow.start_run():`, or give the dataset a `run_id:`.",
+        "MLflow: no MLflow run is open; %s and the other MLflow datasets save locally and log nothing "
+        "(see \"Opting out\" in docs/configuration.md).",
         what,
     )
 

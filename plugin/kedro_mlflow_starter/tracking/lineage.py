@@ -275,16 +275,21 @@ def metric_links(
 def metric_link_points(
     client: Any, run_id: str, links: Mapping[str, list[DatasetRecord]], models: Iterable[Any]
 ) -> list[Any]:
-    """Each metric's latest value for the run's logged models, with the data it was computed on.
+    """Each metric's latest point, again, for each of the run's logged models, with the data it was computed on.
 
     ``models`` are the run's ``LoggedModel`` objects; the result (``Metric`` objects) goes
-    out with ``log_batch``. A model logged before the metric gets the run's own point (same
-    key, value, step and timestamp) with ``model_id``, ``dataset_name`` and
-    ``dataset_digest``: MLflow keeps one copy in the run's history and adds the model's
-    metric. A model logged after it already holds that point without a dataset (MLflow
-    copies a run's metrics into each model it logs, and a model metric is unique per key,
-    step and timestamp), so its linked point is one millisecond later: the run's history
-    then shows the value twice at the same step.
+    out with ``log_batch``. Each linked point is the run's own point (same key, value, step
+    and timestamp) with ``model_id``, ``dataset_name`` and ``dataset_digest``: MLflow keeps
+    one copy in the run's history (a point is unique per key, value, step and timestamp) and
+    adds the model's metric. Any other timestamp would add a second point to the run's
+    history, so:
+
+    - a metric computed on several tables is linked to the first of them (the node's first
+      input); the run's dataset inputs list them all;
+    - a model logged after the metric (the pipeline model, logged at the end of the run)
+      already holds that point, without a dataset: MLflow copies a run's metrics into each
+      model it logs, and a model metric is unique per key, step and timestamp. It keeps
+      MLflow's copy, unlinked.
     """
     from mlflow.entities import Metric
 
@@ -294,17 +299,16 @@ def metric_link_points(
     points = []
     for key, datasets in sorted(links.items()):
         history = client.get_metric_history(run_id, key)
-        if not history:
+        if not history or not datasets:
             continue
         last = max(history, key=lambda m: (m.step, m.timestamp))
+        record = datasets[0]
         for model in models:
             held = {(m.key, m.step, m.timestamp) for m in (getattr(model, "metrics", None) or [])}
-            timestamp = last.timestamp
-            while (key, last.step, timestamp) in held:
-                timestamp += 1
-            for offset, record in enumerate(datasets):
-                points.append(Metric(key, last.value, timestamp + offset, last.step, model_id=model.model_id,
-                                     dataset_name=record.name, dataset_digest=record.digest))
+            if (key, last.step, last.timestamp) in held:
+                continue
+            points.append(Metric(key, last.value, last.timestamp, last.step, model_id=model.model_id,
+                                 dataset_name=record.name, dataset_digest=record.digest))
     return points
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,12 @@ def pipeline_parameters(input_names: Iterable[str], load: Any) -> dict[str, Any]
         if name.startswith("params:"):
             values[name[len("params:"):]] = load(name)
     return values
+
+
+def read_quietly(catalog: Any) -> Callable[[str], Any]:
+    """A ``load`` for ``pipeline_parameters`` that reads the catalog's parameter datasets
+    themselves: no "Loading data from params:..." line from Kedro before the run opens."""
+    return lambda name: catalog.get(name).load()
 
 
 def flatten(values: Mapping[str, Any], sep: str, recursive: bool) -> dict[str, Any]:

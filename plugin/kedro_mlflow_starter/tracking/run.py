@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +127,12 @@ class TrackedRun:
         config: MlflowConfig,
         run_params: Mapping[str, Any],
         params: PreparedParams,
-        run_name: str,
+        run_name: str | Callable[[datetime], str],
     ) -> TrackedRun | None:
         """Open (or join, or resume) the run and log its params and tags in one batch.
+
+        ``run_name`` may be a function of the run's start time (``default_run_name``): it is
+        called when the run is created, with the start time recorded in MLflow.
 
         Returns None when the store is unreachable and ``server.on_unreachable`` is
         ``run_untracked``; raises ``TrackingStoreUnreachableError`` when it is ``fail``.
@@ -201,7 +204,7 @@ class TrackedRun:
         config: MlflowConfig,
         client: MlflowClient,
         experiment_id: str,
-        run_name: str,
+        run_name: str | Callable[[datetime], str],
         tags: dict[str, str],
         environment: PublishedEnvironment,
     ) -> TrackedRun:
@@ -217,7 +220,10 @@ class TrackedRun:
                 client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             experiment = client.get_experiment(run.info.experiment_id)
             return cls(config, client, run, experiment.name, owned=not joined, environment=environment)
-        run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags))
+        started = datetime.now()  # the run's start time and the time in its name are one
+        name = run_name(started) if callable(run_name) else run_name
+        run = call_with_retry(lambda: client.create_run(experiment_id, start_time=int(started.timestamp() * 1000),
+                                                        run_name=name, tags=tags))
         return cls(config, client, run, config.experiment_name, owned=True, environment=environment)
 
     def join_orchestrated(self, run_params: Mapping[str, Any], params: PreparedParams) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kedro_mlflow_starter.errors import TrackingStoreUnreachableError
+from kedro_mlflow_starter.errors import NotAnMlflowServerError, TrackingStoreUnreachableError
 
 # MLflow's REST client retries up to 7 times with exponential backoff (minutes). A kedro run
 # should fail or degrade within seconds instead; users can still set these themselves.
@@ -77,7 +77,10 @@ def check_reachable(uri: str, timeout: float) -> None:
                 return
             problem = f"it answered HTTP {response.status}"
     except urllib.error.HTTPError as error:
-        if error.code < 500:  # e.g. 401/404: a server is there (auth or a proxy); let MLflow report
+        if error.code == 404:  # noqa: PLR2004 - a web server, but MLflow's /health is missing: ask its API
+            check_speaks_mlflow(uri, timeout)
+            return
+        if error.code < 500:  # e.g. 401/403: a server is there (auth); let MLflow report
             return
         problem = f"it answered HTTP {error.code}"
     except (TimeoutError, socket.timeout):
@@ -93,6 +96,45 @@ def check_reachable(uri: str, timeout: float) -> None:
         else:
             problem = str(reason)
     raise TrackingStoreUnreachableError(uri, problem)
+
+
+MLFLOW_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def check_speaks_mlflow(uri: str, timeout: float) -> None:
+    """Raise ``NotAnMlflowServerError`` when ``uri`` answers HTTP but its MLflow REST API does not.
+
+    An MLflow server answers the probe with JSON (the experiments, or an ``error_code`` when
+    it refuses); any web server or proxy without MLflow behind it answers a 404 page.
+    """
+    import json
+
+    probe = _without_userinfo(uri).rstrip("/") + MLFLOW_API_PROBE
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:  # noqa: S310 - http(s) only
+            status, body = response.status, response.read(65536)
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403) or error.code >= 500:  # noqa: PLR2004 - auth or an outage: MLflow reports it
+            return
+        status, body = error.code, error.read(65536)
+    except (urllib.error.URLError, OSError, ValueError):
+        return  # not answering now: the run's own calls report it
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and ("experiments" in answer or "error_code" in answer or not answer):
+        return
+    from kedro_mlflow_starter.config.redaction import redact_uri
+
+    shown = redact_uri(uri).rstrip("/")
+    raise NotAnMlflowServerError(
+        f"The tracking URI {shown} answers HTTP, but it is not an MLflow tracking server: {shown}/health and "
+        f"MLflow's REST API ({MLFLOW_API_PROBE.split('?')[0]}) answered HTTP {status} with no MLflow reply. "
+        "No node has run. Fix server.mlflow_tracking_uri in conf/*/mlflow.yml (or MLFLOW_TRACKING_URI): "
+        "the address `mlflow server` prints when it starts (e.g. http://127.0.0.1:5000), with the path prefix "
+        "if a proxy serves MLflow under one; or remove it to use the embedded store (sqlite:///mlflow.db)."
+    )
 
 
 def _without_userinfo(uri: str) -> str:
