@@ -30,7 +30,7 @@ import click
 from kedro_mlflow_starter.errors import SweepConfigError, SweepError, TerminatedError
 from kedro_mlflow_starter.framework.project_root import find_project_root
 
-STOP_GRACE_S = 60.0
+STOP_GRACE_S = 30.0
 
 
 @click.command(name="sweep")
@@ -230,6 +230,7 @@ class Coordinator:
             self._stop_workers()
             if handle is not None:
                 self._drain(None)
+                sweeps.mark_interrupted(handle, client, storage)
                 sweeps.finish_sweep(handle, client, sweep, interrupted=True)
                 click.echo(f"\nSweep '{sweep.name}' interrupted: its running trials and parent run "
                            f"{handle.parent_run_id} are KILLED. Continue it with: kedro mlflow sweep {sweep.name} "

@@ -99,6 +99,9 @@ def run_trial(session: Any, client: Any, spec: dict[str, Any], sweep: Any, numbe
         _stop["requested"] = True
     except Exception as exc:  # noqa: BLE001 - a failing trial is a FAILED trial, the sweep goes on
         status, error = "FAILED", describe_error(exc)
+        if _interrupted(exc):  # SIGTERM inside a library that wrapped the interruption
+            status, error = "KILLED", None
+            _stop["requested"] = True
     finally:
         os.environ.pop(ENV_PARENT_RUN_ID, None)
         os.environ.pop(ENV_RUN_NAME, None)
@@ -106,7 +109,7 @@ def run_trial(session: Any, client: Any, spec: dict[str, Any], sweep: Any, numbe
     value = None
     if child is not None:
         client.set_tag(child.info.run_id, TRIAL_TAG, str(number))
-        if status == "KILLED" and child.info.status == "RUNNING":
+        if status == "KILLED" and child.info.status != "KILLED":
             client.set_terminated(child.info.run_id, status="KILLED")
         metric = sweep.objective.metric
         if status == "FINISHED":
@@ -119,6 +122,16 @@ def run_trial(session: Any, client: Any, spec: dict[str, Any], sweep: Any, numbe
     elif status == "FINISHED":
         status, error = "FAILED", "the trial's pipeline ran but opened no MLflow run (is tracking disabled for it?)"
     return {"status": status, "value": value, "error": error, "run_id": child.info.run_id if child else None}
+
+
+def _interrupted(error: BaseException | None) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _child_run(client: Any, spec: dict[str, Any], name: str) -> Any | None:

@@ -267,6 +267,27 @@ def parent_params(sweep: Sweep, budget: int, fixed: dict[str, Any], secret_patte
 # -- ending the sweep -------------------------------------------------------------------------------
 
 
+def mark_interrupted(handle: SweepHandle, client: MlflowClient, storage: Any) -> None:
+    """After the workers were stopped: whatever they could not close themselves (a worker killed
+    hard) ends KILLED, the child run in MLflow and the trial in the study."""
+    import optuna
+
+    from kedro_mlflow_starter import compat
+
+    runs = call_with_retry(lambda: client.search_runs(
+        [handle.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{handle.parent_run_id}' and "
+                                              "attributes.status = 'RUNNING'", max_results=1000))
+    for run in runs:
+        call_with_retry(lambda run=run: client.set_terminated(run.info.run_id, status="KILLED"))
+    for trial in handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        trial_id = compat.optuna_trial_id(trial)
+        storage.set_trial_user_attr(trial_id, STATUS_ATTR, "KILLED")
+        try:
+            storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+
+
 def trial_counts(study: Any) -> dict[str, int]:
     import optuna
 
