@@ -58,7 +58,7 @@ def open_storage(storage: str | None, project_path: Path) -> tuple[Any, str]:
     import optuna
 
     if storage and "://" in storage:
-        return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}), redact_uri(storage)
+        return _rdb_storage(storage), redact_uri(storage)
     path = Path(storage) if storage else project_path / DEFAULT_JOURNAL
     if not path.is_absolute():
         path = project_path / path
@@ -66,6 +66,24 @@ def open_storage(storage: str | None, project_path: Path) -> tuple[Any, str]:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     return JournalStorage(JournalFileBackend(str(path))), str(path)
+
+
+def _rdb_storage(url: str) -> Any:
+    """Optuna's RDB storage; workers that start together on an empty database race to create its
+    tables (PostgreSQL then refuses one of them): the loser retries once the tables exist."""
+    import random
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(8):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError):
+            if attempt == 7:
+                raise
+            time.sleep(0.5 + random.random())  # noqa: S311 - jitter, not security
+    raise AssertionError("unreachable")
 
 
 @dataclass
