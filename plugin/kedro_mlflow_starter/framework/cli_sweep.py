@@ -208,6 +208,7 @@ class Coordinator:
         from kedro_mlflow_starter.tracking.store import check_reachable
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the report prints the parent's URL
         config, sweep = self.config, self.sweep
         uri = config.tracking_uri()
         check_reachable(uri, config.server.connect_timeout)
