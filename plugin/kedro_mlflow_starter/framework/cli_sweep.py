@@ -237,6 +237,15 @@ class Coordinator:
                            f"{handle.parent_run_id} are KILLED. Continue it with: kedro mlflow sweep {sweep.name} "
                            f"--resume{self._options()}", err=True)
             sys.exit(130)
+        except Exception:  # a worker died, the store went away: the parent must not stay RUNNING
+            if handle is not None:
+                self._stop_workers()
+                try:
+                    sweeps.mark_interrupted(handle, client, storage)
+                    client.set_terminated(handle.parent_run_id, status="FAILED")
+                except Exception as error:  # noqa: BLE001 - report the first problem, not this one
+                    click.echo(f"Could not mark parent run {handle.parent_run_id} FAILED: {error}", err=True)
+            raise
         finally:
             signal.signal(signal.SIGTERM, previous)
         self._report(handle, client, progress, status)
