@@ -226,3 +226,27 @@ def test_grid_points_and_trial_counts() -> None:
                                    {"a": 2, "b": 0}, {"a": 2, "b": 5}, {"a": 2, "b": 10}]
     assert sweep.trial_count() == 6 and sweep.trial_count(4) == 4
     assert sweep.spaces["b"].integer
+
+
+def test_workers_claim_only_queued_trials_and_resume_requeues_the_killed_ones() -> None:
+    import optuna
+
+    from kedro_mlflow_starter.tracking.sweep import STATUS_ATTR, claim_trial, requeue, suggest, trial_counts
+
+    storage = optuna.storages.InMemoryStorage()
+    sweep = parse_sweeps({"s": {"objective": {"metric": "m"}, "method": "grid", "params": {"a": [1, 2, 3]}}})["s"]
+    study = optuna.create_study(storage=storage, study_name="exp:s#1", direction="maximize")
+    assert requeue(storage, study, sweep, 3) == 3
+    first, second, third = (claim_trial(storage, study, sweep) for _ in range(3))
+    assert [suggest(t, sweep)["a"] for t in (first, second, third)] == [1, 2, 3]
+    assert claim_trial(storage, study, sweep) is None, "an empty queue makes no trial beyond the budget"
+    study.tell(first, 0.5)
+    third.set_user_attr(STATUS_ATTR, "FAILED")
+    study.tell(third, state=optuna.trial.TrialState.FAIL)
+    # the sweep is killed while `second` runs; --resume marks it KILLED and queues its grid point again
+    assert requeue(storage, study, sweep, 3) == 1
+    assert trial_counts(study) == {"completed": 1, "failed": 1, "killed": 1, "waiting": 1, "running": 0}
+    again = claim_trial(storage, study, sweep)
+    assert suggest(again, sweep) == {"a": 2}
+    study.tell(again, 0.9)
+    assert requeue(storage, study, sweep, 3) == 0 and len(study.trials) == 4
