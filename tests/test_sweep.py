@@ -92,6 +92,11 @@ def test_grid_sweep_is_a_parent_run_with_one_child_per_trial_each_a_plain_kedro_
     by_run = {c["id"]: c for c in children}
     assert all(float(r["metrics.test.f1_macro"]) == by_run[r["run_id"]]["metrics"]["test.f1_macro"] for r in rows)
     assert "Top trials of c_grid" in result.stdout and parent["id"] in result.stdout
+    from mlflow import MlflowClient
+
+    champion = MlflowClient(project.tracking_uri).get_model_version_by_alias(PACKAGE, "champion")
+    assert champion.run_id == best["id"], "best_alias points at the best trial's registered pipeline model"
+    assert parent["tags"]["best.model_alias.champion"] == f"{PACKAGE} v{champion.version}"
 
     # a child is what a plain `kedro run --params` with the trial's values logs
     child = next(c for c in children if c["params"]["model_options.C"] == "0.1")
@@ -209,6 +214,7 @@ def test_an_invalid_sweep_fails_before_any_trial_naming_file_and_key(project, sw
      "x.yml: s.params.a.b: a grid needs a finite set of values, and float 0.1..1 is a continuous range"),
     ({"method": "bayes", "params": {"a": [1]}}, "s.method = 'bayes': allowed methods are grid, random, optuna"),
     ({"params": {"a": [1]}, "trails": 3}, "unknown key 's.trails'. Allowed keys here: pipeline, objective, method"),
+    ({"params": {"a": [1]}, "best_alias": "not an alias"}, "s.best_alias = 'not an alias' is invalid"),
 ])
 def test_declaration_errors_name_the_file_the_key_and_what_is_allowed(tmp_path, body, message) -> None:
     path = tmp_path / "x.yml"

@@ -8,6 +8,7 @@ One top-level key per sweep::
       method: optuna                    # grid | random | optuna (Optuna's TPE)
       trials: 20                        # grid: defaults to (and is capped at) the grid's size
       seed: 42                          # optional: random and optuna draw the same trials again
+      best_alias: champion              # optional: the best trial's registered model version gets this alias
       params:                           # dotted parameter names, as `kedro run --params` takes them
         model_options.C: {low: 0.001, high: 10.0, log: true}
         model_options.solver: [lbfgs, liblinear]
@@ -85,6 +86,8 @@ class Sweep(BaseModel):
     method: Literal["grid", "random", "optuna"] = "optuna"
     trials: int | None = Field(None, ge=1)
     seed: int | None = None
+    best_alias: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+                                   description="Registry alias given to the best trial's registered model version.")
     params: dict[str, Any] = Field(min_length=1)
 
     # filled by parse_sweeps: the validated spaces, and the file that declares the sweep
@@ -151,7 +154,7 @@ def parse_sweeps(raw: Mapping[str, Any], files: list[Path] | None = None) -> dic
                                    f"{', '.join(k for k in Sweep.model_fields if k not in ('name', 'source', 'spaces'))}.")
         if any(key in body for key in ("name", "source", "spaces")):
             raise SweepConfigError(f"{where}: {name}: unknown key. Allowed keys: pipeline, objective, method, "
-                                   "trials, seed, params.")
+                                   "trials, seed, best_alias, params.")
         try:
             sweep = Sweep.model_validate(dict(body))
         except ValidationError as error:

@@ -347,10 +347,28 @@ def finish_sweep(handle: SweepHandle, client: MlflowClient, sweep: Sweep, interr
         except Exception as error:  # noqa: BLE001 - a best already recorded by a resumed sweep's earlier end
             logger.debug("MLflow: best.* params not logged: %s", error)
         _log_metrics(client, handle.parent_run_id, {f"best.{sweep.objective.metric}": float(best.value)})
+        if sweep.best_alias:
+            _alias_best_model(client, handle.parent_run_id, best.user_attrs.get(RUN_ATTR), sweep.best_alias)
     log_sweep_artifacts(handle, client, sweep)
     status = "FINISHED" if counts["completed"] else "FAILED"
     call_with_retry(lambda: client.set_terminated(handle.parent_run_id, status=status))
     return status
+
+
+def _alias_best_model(client: MlflowClient, parent_run_id: str, run_id: str | None, alias: str) -> None:
+    """Point ``alias`` at every registered model version the best trial's run created."""
+    if not run_id:
+        return
+    versions = call_with_retry(lambda: client.search_model_versions(f"run_id = '{run_id}'"))
+    if not versions:
+        logger.warning("MLflow: best_alias '%s' not set: the best trial's run (%s) registered no model version "
+                       "(give the pipeline model a registered_model_name).", alias, run_id)
+        return
+    for version in versions:
+        call_with_retry(lambda v=version: client.set_registered_model_alias(v.name, alias, v.version))
+    shown = ", ".join(f"{v.name} v{v.version}" for v in versions)
+    call_with_retry(lambda: client.set_tag(parent_run_id, f"best.model_alias.{alias}", shown))
+    logger.info("MLflow: alias '%s' now points at %s (the best trial's model).", alias, shown)
 
 
 def best_trial(study: Any) -> Any | None:
