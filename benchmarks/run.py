@@ -179,7 +179,7 @@ def sweep_overhead(tracked: Path) -> list[dict]:
     n = SWEEP_TRIALS
     return [
         row("sweep: time per trial, kedro mlflow sweep --jobs 1 (starter)", "one `kedro run --params` process",
-            plain / n, jobs1 / n, f"reported (overhead per trial {1000 * (jobs1 - plain) / n:+.0f} ms)", None),
+            plain / n, jobs1 / n, f"reported ({1000 * (jobs1 - plain) / n:+.0f} ms per trial against a kedro run process)", None),
         row(f"sweep: {n} trials of the starter, --jobs 1", f"{n} `kedro run --params` one after another", plain,
             jobs1, "<= 0.4x", jobs1 / plain <= 0.4),
         row(f"sweep: {n} trials of the starter, --jobs 2 ({os.cpu_count()} cores)", "same sweep, --jobs 1", jobs1,
