@@ -61,7 +61,7 @@ def test_two_machines_three_workers_share_one_study_and_one_parent(team) -> None
     assert studies == [f"{PACKAGE}:c_search#1"]
     trials = optuna.load_study(study_name=studies[0], storage=storage).get_trials()
     assert len(trials) == TRIALS, "exactly the sweep's trials, none duplicated"
-    assert {t.state.name for t in trials} == {"COMPLETE"}
+    assert {t.state.name for t in trials} == {"COMPLETE"}, [t.user_attrs for t in trials if t.state.name != "COMPLETE"]
 
     client = MlflowClient(server)
     experiment = client.get_experiment_by_name(PACKAGE)
