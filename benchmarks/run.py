@@ -162,6 +162,31 @@ def model_logging(untracked: Path) -> list[dict]:
                 f"<= 0.5 s (first call; median of 3: {median:.3f} s)", first <= 0.5)]
 
 
+SWEEP_TRIALS = int(os.environ.get("BENCH_SWEEP_TRIALS", "20"))
+
+
+def sweep_overhead(tracked: Path) -> list[dict]:
+    """`kedro mlflow sweep` of the starter (a grid of SWEEP_TRIALS values of model_options.C) against
+    the same trials as `kedro run --params` processes one after another: the time per trial, and the
+    sweep with --jobs 2 against --jobs 1."""
+    values = [round(10 ** (-3 + 4 * i / max(1, SWEEP_TRIALS - 1)), 6) for i in range(SWEEP_TRIALS)]
+    (tracked / "conf" / "local" / "sweeps.yml").write_text(
+        "bench:\n  objective: {metric: test.accuracy}\n  method: grid\n"
+        f"  params:\n    model_options.C: {values}\n")
+    plain = sum(timed_command([KEDRO, "run", "--params", f"model_options.C={value}"], tracked)[0] for value in values)
+    jobs1 = timed_command([KEDRO, "mlflow", "sweep", "bench"], tracked)[0]
+    jobs2 = timed_command([KEDRO, "mlflow", "sweep", "bench", "--jobs", "2"], tracked)[0]
+    n = SWEEP_TRIALS
+    return [
+        row("sweep: time per trial, kedro mlflow sweep --jobs 1 (starter)", "one `kedro run --params` process",
+            plain / n, jobs1 / n, f"reported ({1000 * (jobs1 - plain) / n:+.0f} ms per trial against a kedro run process)", None),
+        row(f"sweep: {n} trials of the starter, --jobs 1", f"{n} `kedro run --params` one after another", plain,
+            jobs1, "<= 0.4x", jobs1 / plain <= 0.4),
+        row(f"sweep: {n} trials of the starter, --jobs 2 ({os.cpu_count()} cores)", "same sweep, --jobs 1", jobs1,
+            jobs2, "< 1.0x", jobs2 < jobs1),
+    ]
+
+
 def render(rows: list[dict]) -> str:
     lines = ["| row | baseline | baseline | measured | ratio | target | |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -195,7 +220,11 @@ def main() -> int:
         ("metric history", metric_history),
         ("predict", predict),
         ("model logging", lambda: model_logging(untracked)),
+        ("sweep", lambda: sweep_overhead(tracked)),
     ]
+    only = os.environ.get("BENCH_ONLY")  # e.g. BENCH_ONLY=sweep: that step alone, into results-sweep.json
+    if only:
+        steps = [step for step in steps if step[0] == only]
     memory: list[dict] = []
     for label, step in steps:
         print(f"bench: {label} ...", flush=True)
@@ -208,8 +237,9 @@ def main() -> int:
     print("\n" + table)
     info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "repeats": REPEATS, "seconds": round(time.perf_counter() - started, 1)}
-    (HERE / "results.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
-    print(f"\n{info}\nwritten to benchmarks/results.json")
+    target = f"results-{only}.json" if only else "results.json"
+    (HERE / target).write_text(json.dumps({"info": info, "rows": rows}, indent=2) + "\n")
+    print(f"\n{info}\nwritten to benchmarks/{target}")
     return 0
 
 

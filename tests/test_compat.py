@@ -189,3 +189,15 @@ def test_register_request_header_provider_adds_its_headers() -> None:
     finally:  # leave MLflow's registry as it was for the other tests of this process
         providers = registry._request_header_provider_registry._registry
         providers[:] = [p for p in providers if not isinstance(p, Token)]
+
+
+def test_optuna_trial_id_is_the_storage_id_of_a_trial() -> None:
+    import optuna
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({})
+    study.enqueue_trial({})
+    second = study.get_trials(deepcopy=False)[1]
+    trial_id = compat.optuna_trial_id(second)
+    assert storage.get_trial(trial_id).number == 1, "optuna FrozenTrial._trial_id"

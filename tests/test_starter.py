@@ -57,7 +57,8 @@ def test_alias_generates_the_documented_project(generated: GeneratedProject, gen
     expected = {
         ".gitignore", "README.md", "pyproject.toml", "requirements.txt",
         "conf/base/catalog.yml", "conf/base/mlflow.yml", "conf/base/parameters.yml",
-        "conf/base/parameters_data_processing.yml", "conf/base/parameters_training.yml", "conf/local/.gitkeep",
+        "conf/base/parameters_data_processing.yml", "conf/base/parameters_training.yml", "conf/base/sweeps.yml",
+        "conf/local/.gitkeep",
         "data/01_raw/iris.csv", "data/05_model_input/instances.csv",
         f"src/{PACKAGE}/settings.py", f"src/{PACKAGE}/pipeline_registry.py",
         *(f"src/{PACKAGE}/pipelines/{name}/{module}.py"

@@ -236,3 +236,14 @@ def register_request_header_provider(provider: Any) -> None:
     providers = _attribute(holder, "_registry", "mlflow RequestHeaderProviderRegistry._registry")
     providers[:] = [p for p in providers if type(p) is not type(provider)]
     providers.append(provider)
+
+
+# -- Optuna: a trial's storage id ----------------------------------------------------------------
+# A sweep's workers take their trials from the study's queue of WAITING trials themselves (the
+# storage's public ``set_trial_state_values`` claims one atomically), so that a worker never makes
+# a trial beyond the sweep's budget, as ``Study.ask`` does when the queue is empty. The storage
+# addresses a trial by its id, which ``FrozenTrial`` only keeps privately.
+
+def optuna_trial_id(frozen_trial: Any) -> int:
+    """The storage id of an Optuna ``FrozenTrial`` (``FrozenTrial._trial_id``)."""
+    return _attribute(frozen_trial, "_trial_id", "optuna FrozenTrial._trial_id")

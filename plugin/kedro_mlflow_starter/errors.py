@@ -122,6 +122,17 @@ class TerminatedError(KeyboardInterrupt):
     """
 
 
+# -- sweeps (`kedro mlflow sweep`) ------------------------------------------------------------
+
+
+class SweepConfigError(KedroMlflowUserError, ValueError):
+    """A sweep of ``conf/*/sweeps.yml`` (or the command's options) cannot run; no trial has run."""
+
+
+class SweepError(KedroMlflowUserError, RuntimeError):
+    """A sweep cannot go on (nothing to resume, the study's parent run is missing, a worker died)."""
+
+
 # -- pipeline models ------------------------------------------------------------------------
 
 

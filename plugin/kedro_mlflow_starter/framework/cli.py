@@ -1,4 +1,4 @@
-"""``kedro mlflow init | ui | modelify | stale-runs``, registered as project commands.
+"""``kedro mlflow init | ui | modelify | stale-runs | sweep``, registered as project commands.
 
 Nothing here imports ``mlflow`` at module level: ``kedro --help`` loads this module.
 """
@@ -15,6 +15,7 @@ import click
 
 from kedro_mlflow_starter.framework.cli_errors import UserErrorsAsClickErrors
 from kedro_mlflow_starter.framework.cli_run import run_group
+from kedro_mlflow_starter.framework.cli_sweep import sweep
 from kedro_mlflow_starter.framework.modelify import modelify
 from kedro_mlflow_starter.framework.project_root import find_project_root
 
@@ -31,6 +32,7 @@ def mlflow_group() -> None:
 
 mlflow_group.add_command(modelify)
 mlflow_group.add_command(run_group)
+mlflow_group.add_command(sweep)
 
 
 def load_project_config(env: str | None) -> Any:

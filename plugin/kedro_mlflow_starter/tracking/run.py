@@ -43,7 +43,7 @@ from kedro_mlflow_starter.tracking.failures import (
     read_failures,
 )
 from kedro_mlflow_starter.tracking.params import PreparedParams
-from kedro_mlflow_starter.tracking.run_tags import run_tags
+from kedro_mlflow_starter.tracking.run_tags import ENV_RUN_NAME, run_tags
 from kedro_mlflow_starter.tracking.status_guard import StatusGuard
 from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env, http_retry_env
 from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
@@ -389,6 +389,8 @@ def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: d
     name column shows about 20 characters (its Created column gives the day):
     ``default 15:32:08``, ``training 15:40:51``.
     """
+    if os.environ.get(ENV_RUN_NAME):  # a sweep's trial (tracking/run_tags.py)
+        return os.environ[ENV_RUN_NAME]
     if config.tracking.run.name:
         return config.tracking.run.name
     names = "+".join("default" if name == "__default__" else name for name in pipeline_names)

@@ -15,6 +15,12 @@ from typing import Any
 from kedro_mlflow_starter.config.redaction import REDACTED, is_secret
 from kedro_mlflow_starter.tracking.params import flatten, to_text
 
+# The one channel through which `kedro mlflow sweep` (framework/cli_sweep.py) tells the run a trial
+# opens that it is a child: set in the trial's process around its Kedro run, read when the new
+# run's tags and name are built. Nothing else in the core knows about sweeps.
+ENV_PARENT_RUN_ID = "KEDRO_MLFLOW_PARENT_RUN_ID"  # -> tag mlflow.parentRunId (MLflow's nesting in the UI)
+ENV_RUN_NAME = "KEDRO_MLFLOW_RUN_NAME"  # -> the run's name (read by tracking.run.default_run_name)
+
 _OPTIONS = (
     ("tags", "--tags"),
     ("node_names", "--nodes"),
@@ -126,6 +132,8 @@ def run_tags(
         "mlflow.user": _user(),
     }
     tags.update(git_tags(project_path))
+    if os.environ.get(ENV_PARENT_RUN_ID):
+        tags["mlflow.parentRunId"] = os.environ[ENV_PARENT_RUN_ID]
     return {key: value for key, value in tags.items() if value != ""}
 
 

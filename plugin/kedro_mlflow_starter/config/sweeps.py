@@ -1,0 +1,280 @@
+"""``conf/<env>/sweeps.yml``: the hyperparameter sweeps of a project, validated.
+
+One top-level key per sweep::
+
+    c_search:
+      pipeline: training                # default: __default__
+      objective: {metric: test.accuracy, direction: maximize}
+      method: optuna                    # grid | random | optuna (Optuna's TPE)
+      trials: 20                        # grid: defaults to (and is capped at) the grid's size
+      seed: 42                          # optional: random and optuna draw the same trials again
+      best_alias: champion              # optional: the best trial's registered model version gets this alias
+      params:                           # dotted parameter names, as `kedro run --params` takes them
+        model_options.C: {low: 0.001, high: 10.0, log: true}
+        model_options.solver: [lbfgs, liblinear]
+        model_options.max_iter: {low: 100, high: 500, step: 100}
+
+A parameter's search space is a list of values (categorical) or a range ``{low, high}`` with
+optional ``log: true`` or ``step``; a range whose bounds (and step) are integers is an integer
+range. A grid needs a finite set for each parameter: a list, or a range with a ``step``.
+``conf/<env>/sweeps.yml`` overrides ``conf/base/sweeps.yml`` sweep by sweep. Every problem is
+one ``SweepConfigError`` naming the file, the key and what is allowed. Pure: no mlflow, no optuna.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kedro_mlflow_starter.errors import SweepConfigError
+
+CONFIG_KEY = "sweeps"
+CONFIG_PATTERNS = ["sweeps*", "sweeps*/**", "**/sweeps*"]
+METHODS = ("grid", "random", "optuna")
+RANGE_KEYS = ("low", "high", "log", "step")
+ALLOWED_SPACES = ("a list of values, e.g. [lbfgs, liblinear]; or a range {low: 0.001, high: 10.0} with optional "
+                  "`log: true` or `step: 0.5` (integer bounds and step: an integer range)")
+
+
+class Objective(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, description="The metric of each trial's run to optimise, e.g. test.accuracy.")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    check: bool = Field(True, description="Check before any trial that a metric dataset of the pipeline logs it.")
+
+
+class Space(BaseModel):
+    """One parameter's search space: ``choices`` (a list in the YAML) or a range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    choices: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+
+    def grid(self) -> list[Any]:
+        """The finite values of this space (a grid's axis)."""
+        if self.choices is not None:
+            return list(self.choices)
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        return [int(round(v)) for v in values] if self.integer else [round(v, 12) for v in values]
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "[" + ", ".join(str(c) for c in self.choices) + "]"
+        kind = "int" if self.integer else "float"
+        extra = " log" if self.log else f" step {_number(self.step)}" if self.step else ""
+        return f"{kind} {_number(self.low)}..{_number(self.high)}{extra}"
+
+
+class Sweep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str = "__default__"
+    objective: Objective
+    method: Literal["grid", "random", "optuna"] = "optuna"
+    trials: int | None = Field(None, ge=1)
+    seed: int | None = None
+    best_alias: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+                                   description="Registry alias given to the best trial's registered model version.")
+    params: dict[str, Any] = Field(min_length=1)
+
+    # filled by parse_sweeps: the validated spaces, and the file that declares the sweep
+    name: str = ""
+    source: str = ""
+    spaces: dict[str, Space] = Field(default_factory=dict)
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        names = list(self.spaces)
+        return [dict(zip(names, values)) for values in itertools.product(*(self.spaces[n].grid() for n in names))]
+
+    def trial_count(self, override: int | None = None) -> int:
+        """How many trials the sweep runs (a grid: at most its size)."""
+        wanted = override or self.trials
+        if self.method == "grid":
+            size = len(self.grid_points())
+            return min(wanted, size) if wanted else size
+        return wanted or 10
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else (str(int(value)) if float(value).is_integer() else str(value))
+
+
+def register_sweeps_patterns(config_loader: Any) -> None:
+    patterns = getattr(config_loader, "config_patterns", None)
+    if patterns is not None and CONFIG_KEY not in patterns:
+        patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
+
+
+def sweep_files(conf_source: Path, base_env: str, env: str | None) -> list[Path]:
+    files: list[Path] = []
+    for folder in dict.fromkeys([base_env, env or ""]):
+        if folder and (conf_source / folder).is_dir():
+            files += sorted(p for p in (conf_source / folder).rglob("sweeps*") if p.suffix in (".yml", ".yaml"))
+    return files
+
+
+def load_sweeps(config_loader: Any, project_path: Path) -> dict[str, Sweep]:
+    """Every sweep of the project's ``sweeps.yml`` files (empty when there is none)."""
+    register_sweeps_patterns(config_loader)
+    conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
+    env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
+    files = sweep_files(conf_source, getattr(config_loader, "base_env", "base"), env)
+    from kedro.config import MissingConfigException
+
+    try:
+        raw = config_loader[CONFIG_KEY]
+    except (KeyError, MissingConfigException):
+        return {}
+    except Exception as error:  # YAML syntax, duplicate sweep names across files
+        names = ", ".join(str(p) for p in files) or "conf/*/sweeps.yml"
+        raise SweepConfigError(f"Could not read the sweeps ({names}): {error}") from error
+    return parse_sweeps(dict(raw or {}), files)
+
+
+def parse_sweeps(raw: Mapping[str, Any], files: list[Path] | None = None) -> dict[str, Sweep]:
+    files = files or []
+    sweeps = {}
+    for name, body in raw.items():
+        where = _file_defining(files, str(name)) or "conf/*/sweeps.yml"
+        if not isinstance(body, Mapping):
+            raise SweepConfigError(f"{where}: sweep '{name}' must be a mapping with the keys "
+                                   f"{', '.join(k for k in Sweep.model_fields if k not in ('name', 'source', 'spaces'))}.")
+        if any(key in body for key in ("name", "source", "spaces")):
+            raise SweepConfigError(f"{where}: {name}: unknown key. Allowed keys: pipeline, objective, method, "
+                                   "trials, seed, best_alias, params.")
+        try:
+            sweep = Sweep.model_validate(dict(body))
+        except ValidationError as error:
+            raise SweepConfigError(_describe(error, str(name), where)) from None
+        sweep.name, sweep.source = str(name), where
+        sweep.spaces = {key: parse_space(value, f"{where}: {name}.params.{key}")
+                        for key, value in sweep.params.items()}
+        if sweep.method == "grid":
+            for key, space in sweep.spaces.items():
+                if space.choices is None and space.step is None:
+                    raise SweepConfigError(
+                        f"{where}: {name}.params.{key}: a grid needs a finite set of values, and "
+                        f"{space.describe()} is a continuous range. Give a list of values or a `step:`, "
+                        "or use `method: random` or `method: optuna`.")
+        sweeps[str(name)] = sweep
+    return sweeps
+
+
+def parse_space(value: Any, where: str) -> Space:
+    """One parameter's search space from its YAML value."""
+    if isinstance(value, list):
+        if not value:
+            raise SweepConfigError(f"{where}: the list of values is empty. Give at least one value: {ALLOWED_SPACES}.")
+        return Space(choices=value)
+    if not isinstance(value, Mapping):
+        raise SweepConfigError(f"{where}: {value!r} is not a search space. Allowed: {ALLOWED_SPACES}.")
+    unknown = sorted(set(value) - set(RANGE_KEYS) - {"choices"})
+    if unknown:
+        raise SweepConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}: Optuna has no such distribution. Allowed keys: "
+            f"{', '.join(RANGE_KEYS)} (a range) or choices (a list). Allowed: {ALLOWED_SPACES}.")
+    if "choices" in value:
+        return parse_space(list(value["choices"] or []), where)
+    if "low" not in value or "high" not in value:
+        raise SweepConfigError(f"{where}: a range needs both `low` and `high`. Allowed: {ALLOWED_SPACES}.")
+    low, high, step = value["low"], value["high"], value.get("step")
+    for key, number in (("low", low), ("high", high), ("step", step)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
+            raise SweepConfigError(f"{where}: {key} = {number!r} is not a number.")
+    if low > high:
+        raise SweepConfigError(f"{where}: low ({low}) is greater than high ({high}): the range is empty.")
+    log = bool(value.get("log", False))
+    if log and step is not None:
+        raise SweepConfigError(f"{where}: `log: true` and `step` cannot be combined (Optuna samples a log range "
+                               "continuously). Keep one of them.")
+    if log and low <= 0:
+        raise SweepConfigError(f"{where}: a log range needs low > 0 (got {low}).")
+    if step is not None and step <= 0:
+        raise SweepConfigError(f"{where}: step must be > 0 (got {step}).")
+    integer = all(isinstance(n, int) for n in (low, high) + ((step,) if step is not None else ()))
+    return Space(low=low, high=high, log=log, step=step, integer=integer)
+
+
+def _describe(error: ValidationError, name: str, where: str) -> str:
+    lines = []
+    for issue in error.errors():
+        key = ".".join([name, *(str(part) for part in issue["loc"])])
+        if issue["type"] == "extra_forbidden":
+            model = Objective if issue["loc"][0] == "objective" else Sweep
+            allowed = [k for k in model.model_fields if k not in ("name", "source", "spaces")]
+            lines.append(f"unknown key '{key}'. Allowed keys here: {', '.join(allowed)}.")
+        elif issue["type"] == "missing":
+            lines.append(f"'{key}' is missing: it is required.")
+        elif issue["loc"] == ("method",):
+            lines.append(f"{key} = {issue.get('input')!r}: allowed methods are {', '.join(METHODS)}.")
+        elif issue["loc"] == ("params",):
+            lines.append(f"{key}: give at least one parameter to search, e.g. `model_options.C: [0.1, 1.0]`.")
+        else:
+            expected = (issue.get("ctx") or {}).get("expected")
+            lines.append(f"{key} = {issue.get('input')!r} is invalid: {issue['msg']}."
+                         + (f" Allowed: {expected}." if expected else ""))
+    return f"Invalid sweep in {where}: " + " ".join(lines)
+
+
+def _file_defining(files: list[Path], name: str) -> str | None:
+    found = None
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and name in data:
+            found = str(path)
+    return found
+
+
+def nested(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"model_options.C": 1}`` -> ``{"model_options": {"C": 1}}`` (what ``--params`` builds)."""
+    result: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge of two nested parameter dicts; ``override`` wins."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def lookup(params: Mapping[str, Any], dotted: str) -> tuple[bool, str]:
+    """Whether ``dotted`` names a parameter of ``params``; else the deepest existing prefix's keys."""
+    node: Any = params
+    walked = []
+    for part in dotted.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+            walked.append(part)
+        else:
+            siblings = sorted(str(k) for k in node) if isinstance(node, Mapping) else []
+            prefix = ".".join(walked)
+            return False, (f"under '{prefix}' the parameters are: {', '.join(siblings) or 'none'}" if prefix
+                           else f"the top-level parameters are: {', '.join(siblings) or 'none'}")
+    return True, ""

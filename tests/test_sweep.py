@@ -1,0 +1,258 @@
+"""`kedro mlflow sweep` on a project generated from the starter, against its embedded SQLite store.
+
+One project for the module; each test runs its own sweep (the starter's `c_grid` and
+`c_search`, and sweeps of conf/local/sweeps.yml) as a user would, with `kedro` subprocesses,
+then reads back what MLflow and the Optuna study hold.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kedro_mlflow_starter.config.sweeps import parse_sweeps
+from kedro_mlflow_starter.errors import SweepConfigError
+from tests.project_factory import KEDRO, project_env
+from tests.starter_fixtures import GeneratedProject, assert_ok, kedro_env, kedro_new, run_summary, write_config
+
+PACKAGE = "sweep_demo"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> GeneratedProject:
+    out = tmp_path_factory.mktemp("sweep")
+    config = write_config(out / "config.yml", project_name="Sweep Demo", mlflow_tracking_uri="sqlite:///mlflow.db",
+                          output_dir=str(out))
+    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=starter_home), "kedro new")
+    generated = GeneratedProject(out / "sweep-demo", starter_home)
+    (generated.path / "conf/local/sweeps.yml").write_text(yaml.safe_dump({
+        # trial #1 fails (scikit-learn refuses max_iter=-1); the sweep is SIGTERMed after it
+        "slow": {"objective": {"metric": "test.accuracy"}, "method": "grid",
+                 "params": {"model_options.max_iter": [500, -1, 400, 300, 200]}},
+    }), encoding="utf-8")
+    return generated
+
+
+def sweep_runs(project: GeneratedProject, sweep: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The parent run of the last sweep named ``sweep`` and its children."""
+    runs = run_summary(project.tracking_uri, PACKAGE)["runs"]
+    parents = [r for r in runs if r["tags"].get("kedro_mlflow.sweep") == sweep]
+    assert len(parents) >= 1, [r["name"] for r in runs]
+    parent = sorted(parents, key=lambda r: r["tags"]["kedro_mlflow.sweep.study"])[-1]
+    children = [r for r in runs if r["tags"].get("mlflow.parentRunId") == parent["id"]]
+    return parent, children
+
+
+def study_trials(project: GeneratedProject, study_name: str) -> list[Any]:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(project.path / ".optuna/sweeps.journal")))
+    return optuna.load_study(study_name=study_name, storage=storage).get_trials()
+
+
+def trials_csv(project: GeneratedProject, parent_id: str) -> list[dict[str, str]]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(project.tracking_uri)
+    local = client.download_artifacts(parent_id, "sweep/trials.csv", str(project.path / "data"))
+    text = Path(local).read_text(encoding="utf-8")
+    Path(local).unlink()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_grid_sweep_is_a_parent_run_with_one_child_per_trial_each_a_plain_kedro_run(project) -> None:
+    result = project.kedro("mlflow", "sweep", "c_grid")
+    assert_ok(result, "kedro mlflow sweep c_grid")
+    parent, children = sweep_runs(project, "c_grid")
+    assert parent["status"] == "FINISHED"
+    assert sorted(c["params"]["model_options.C"] for c in children) == ["0.01", "0.1", "1.0", "10.0"]
+    assert all(c["status"] == "FINISHED" for c in children)
+    assert sorted(c["name"] for c in children) == [f"c_grid #{n}" for n in range(4)]
+    # best.* is the child with the highest objective
+    best = max(children, key=lambda c: (c["metrics"]["test.f1_macro"], -int(c["tags"]["kedro_mlflow.sweep.trial"])))
+    assert parent["params"]["best.run_id"] == best["id"]
+    assert parent["params"]["best.model_options.C"] == best["params"]["model_options.C"]
+    assert parent["metrics"]["best.test.f1_macro"] == best["metrics"]["test.f1_macro"]
+    assert parent["params"]["sweep.method"] == "grid"
+    assert parent["params"]["sweep.space.model_options.C"] == "[0.01, 0.1, 1.0, 10.0]"
+    assert parent["metrics"]["sweep.completed_trials"] == 4 and parent["metrics"]["sweep.failed_trials"] == 0
+    assert {"sweep/trials.csv", "sweep/optimization_history.png", "sweep/slice.png"} <= set(parent["artifacts"])
+    rows = trials_csv(project, parent["id"])
+    assert sorted(r["run_id"] for r in rows) == sorted(c["id"] for c in children)
+    assert {r["status"] for r in rows} == {"FINISHED"}
+    by_run = {c["id"]: c for c in children}
+    assert all(float(r["metrics.test.f1_macro"]) == by_run[r["run_id"]]["metrics"]["test.f1_macro"] for r in rows)
+    assert "Top trials of c_grid" in result.stdout and parent["id"] in result.stdout
+    from mlflow import MlflowClient
+
+    champion = MlflowClient(project.tracking_uri).get_model_version_by_alias(PACKAGE, "champion")
+    assert champion.run_id == best["id"], "best_alias points at the best trial's registered pipeline model"
+    assert parent["tags"]["best.model_alias.champion"] == f"{PACKAGE} v{champion.version}"
+
+    # a child is what a plain `kedro run --params` with the trial's values logs
+    child = next(c for c in children if c["params"]["model_options.C"] == "0.1")
+    assert_ok(project.kedro("run", "--params", "model_options.C=0.1"), "plain kedro run")
+    plain = next(r for r in run_summary(project.tracking_uri, PACKAGE)["runs"]
+                 if "mlflow.parentRunId" not in r["tags"] and "kedro_mlflow.sweep" not in r["tags"])
+    assert child["params"] == plain["params"]
+    assert sorted(child["metrics"]) == sorted(plain["metrics"])
+    assert {k: v for k, v in child["metrics"].items() if k.startswith("test.")} == \
+           {k: v for k, v in plain["metrics"].items() if k.startswith("test.")}
+    assert child["artifacts"] == plain["artifacts"]
+    assert plain["tags"]["kedro.command"] == "kedro run --params=model_options.C=0.1"
+    # Kedro's multi-run session records the default pipeline by name: the same command
+    assert child["tags"]["kedro.command"] == "kedro run --pipelines=__default__ --params=model_options.C=0.1"
+    from tests.starter_fixtures import logged_models
+
+    models = logged_models(project.tracking_uri, PACKAGE)
+    assert sorted(m["name"] for m in models if m["run_id"] == child["id"]) == \
+           sorted(m["name"] for m in models if m["run_id"] == plain["id"]) == ["iris_pipeline_model", "iris_sklearn_estimator"]
+
+
+def test_optuna_sweep_with_two_workers_runs_exactly_its_trials(project) -> None:
+    assert_ok(project.kedro("mlflow", "sweep", "c_search", "--trials", "4", "--jobs", "2"), "optuna sweep")
+    parent, children = sweep_runs(project, "c_search")
+    assert parent["status"] == "FINISHED" and len(children) == 4
+    assert len({c["tags"]["kedro.pid"] for c in children}) == 2, "two worker processes ran the trials"
+    trials = study_trials(project, parent["tags"]["kedro_mlflow.sweep.study"])
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert sorted(t.user_attrs["kedro_mlflow.run_id"] for t in trials) == sorted(c["id"] for c in children)
+    for trial in trials:  # each trial's sampled C is what its child run was given
+        child = next(c for c in children if c["id"] == trial.user_attrs["kedro_mlflow.run_id"])
+        assert float(child["params"]["model_options.C"]) == pytest.approx(trial.params["model_options.C"])
+        assert 0.001 <= trial.params["model_options.C"] <= 10.0
+    best = max(trials, key=lambda t: (t.value, -t.number))
+    assert parent["params"]["best.trial"] == str(best.number)
+    assert parent["metrics"]["best.test.accuracy"] == best.value
+    assert parent["params"]["sweep.seed"] == "42"
+
+
+def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) -> None:
+    """A failing trial is FAILED and the sweep goes on; SIGTERM kills the running trial and the
+    parent; --resume completes the rest under the same parent, the failure counted once."""
+    run_summary(project.tracking_uri, PACKAGE)  # the store exists before this test polls it during the sweep
+    process = subprocess.Popen([KEDRO, "mlflow", "sweep", "slow"], cwd=project.path, env=kedro_env(project.home),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            runs = run_summary(project.tracking_uri, PACKAGE)["runs"]
+            parents = {r["id"] for r in runs if r["tags"].get("kedro_mlflow.sweep") == "slow"}
+            children = [r for r in runs if r["tags"].get("mlflow.parentRunId") in parents]
+            states = {c["status"] for c in children}
+            if {"FINISHED", "FAILED", "RUNNING"} <= states:
+                break
+            assert process.poll() is None, process.communicate()[0][-3000:]
+            time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, output[-3000:]
+    assert "--resume" in output
+    parent, children = sweep_runs(project, "slow")
+    assert parent["status"] == "KILLED"
+    statuses = sorted(c["status"] for c in children)
+    assert "KILLED" in statuses and "RUNNING" not in statuses, statuses
+    assert {c["params"]["model_options.max_iter"]: c["status"] for c in children}["-1"] == "FAILED"
+    assert "trial #1 FAILED (model_options.max_iter=-1)" in output, output[-3000:]
+    finished_before = {c["id"] for c in children if c["status"] == "FINISHED"}
+
+    result = project.kedro("mlflow", "sweep", "slow", "--resume")
+    assert_ok(result, "resume")
+    resumed, children = sweep_runs(project, "slow")
+    assert resumed["id"] == parent["id"] and resumed["status"] == "FINISHED"
+    finished = [c for c in children if c["status"] == "FINISHED"]
+    assert finished_before <= {c["id"] for c in finished}, "completed trials are kept"
+    assert sorted(int(c["params"]["model_options.max_iter"]) for c in finished) == [200, 300, 400, 500]
+    assert sorted(c["status"] for c in children if c["status"] != "FINISHED")[0] == "FAILED"
+    assert {c["status"] for c in children} == {"FINISHED", "FAILED", "KILLED"}
+    assert resumed["metrics"]["sweep.completed_trials"] == 4 and resumed["metrics"]["sweep.failed_trials"] == 1
+    assert resumed["metrics"]["sweep.killed_trials"] >= 1
+    rows = trials_csv(project, resumed["id"])
+    assert sorted(r["status"] for r in rows).count("FINISHED") == 4 and "FAILED" in {r["status"] for r in rows}
+    assert "resumed" in result.stdout
+
+
+@pytest.mark.parametrize(("sweeps", "message"), [
+    ({"s": {"objective": {"metric": "test.accuracy"}, "params": {"model_options.gamma": [1, 2]}}},
+     "s.params.model_options.gamma: the project has no parameter 'model_options.gamma' (under 'model_options' the "
+     "parameters are: C, max_iter)"),
+    ({"s": {"objective": {"metric": "train.loss"}, "params": {"model_options.C": [1.0]}}},
+     "s.objective.metric: no metric dataset of pipeline '__default__' logs 'train.loss'. Its metrics: test.<key> "
+     "(dataset metrics)"),
+])
+def test_an_invalid_sweep_fails_before_any_trial_naming_file_and_key(project, sweeps, message) -> None:
+    (project.path / "conf/local/sweeps_invalid.yml").write_text(yaml.safe_dump(sweeps), encoding="utf-8")
+    try:
+        before = len(run_summary(project.tracking_uri, PACKAGE)["runs"])
+        result = project.kedro("mlflow", "sweep", "s")
+    finally:
+        (project.path / "conf/local/sweeps_invalid.yml").unlink()
+    assert result.returncode != 0
+    assert f"conf/local/sweeps_invalid.yml: {message}" in " ".join(result.stderr.split()), result.stderr
+    assert len(run_summary(project.tracking_uri, PACKAGE)["runs"]) == before, "no run was opened"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"method": "grid", "params": {"a.b": []}}, "x.yml: s.params.a.b: the list of values is empty"),
+    ({"params": {"a.b": {"distribution": "normal", "mu": 0}}},
+     "x.yml: s.params.a.b: unknown key(s) distribution, mu: Optuna has no such distribution. Allowed keys: low, "
+     "high, log, step (a range) or choices (a list)"),
+    ({"method": "grid", "params": {"a.b": {"low": 0.1, "high": 1.0}}},
+     "x.yml: s.params.a.b: a grid needs a finite set of values, and float 0.1..1 is a continuous range"),
+    ({"method": "bayes", "params": {"a": [1]}}, "s.method = 'bayes': allowed methods are grid, random, optuna"),
+    ({"params": {"a": [1]}, "trails": 3}, "unknown key 's.trails'. Allowed keys here: pipeline, objective, method"),
+    ({"params": {"a": [1]}, "best_alias": "not an alias"}, "s.best_alias = 'not an alias' is invalid"),
+])
+def test_declaration_errors_name_the_file_the_key_and_what_is_allowed(tmp_path, body, message) -> None:
+    path = tmp_path / "x.yml"
+    raw = {"s": {"objective": {"metric": "m"}, **body}}
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(SweepConfigError) as error:
+        parse_sweeps(raw, [path])
+    assert message in str(error.value).replace(str(tmp_path) + "/", "")
+
+
+def test_grid_points_and_trial_counts() -> None:
+    sweep = parse_sweeps({"s": {"objective": {"metric": "m"}, "method": "grid", "trials": 100,
+                                "params": {"a": [1, 2], "b": {"low": 0, "high": 10, "step": 5}}}})["s"]
+    assert sweep.grid_points() == [{"a": 1, "b": 0}, {"a": 1, "b": 5}, {"a": 1, "b": 10},
+                                   {"a": 2, "b": 0}, {"a": 2, "b": 5}, {"a": 2, "b": 10}]
+    assert sweep.trial_count() == 6 and sweep.trial_count(4) == 4
+    assert sweep.spaces["b"].integer
+
+
+def test_workers_claim_only_queued_trials_and_resume_requeues_the_killed_ones() -> None:
+    import optuna
+
+    from kedro_mlflow_starter.tracking.sweep import STATUS_ATTR, claim_trial, requeue, suggest, trial_counts
+
+    storage = optuna.storages.InMemoryStorage()
+    sweep = parse_sweeps({"s": {"objective": {"metric": "m"}, "method": "grid", "params": {"a": [1, 2, 3]}}})["s"]
+    study = optuna.create_study(storage=storage, study_name="exp:s#1", direction="maximize")
+    assert requeue(storage, study, sweep, 3) == 3
+    first, second, third = (claim_trial(storage, study, sweep) for _ in range(3))
+    assert [suggest(t, sweep)["a"] for t in (first, second, third)] == [1, 2, 3]
+    assert claim_trial(storage, study, sweep) is None, "an empty queue makes no trial beyond the budget"
+    study.tell(first, 0.5)
+    third.set_user_attr(STATUS_ATTR, "FAILED")
+    study.tell(third, state=optuna.trial.TrialState.FAIL)
+    # the sweep is killed while `second` runs; --resume marks it KILLED and queues its grid point again
+    assert requeue(storage, study, sweep, 3) == 1
+    assert trial_counts(study) == {"completed": 1, "failed": 1, "killed": 1, "waiting": 1, "running": 0}
+    again = claim_trial(storage, study, sweep)
+    assert suggest(again, sweep) == {"a": 2}
+    study.tell(again, 0.9)
+    assert requeue(storage, study, sweep, 3) == 0 and len(study.trials) == 4
