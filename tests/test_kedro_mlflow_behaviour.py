@@ -1,0 +1,99 @@
+"""kedro-mlflow's own behaviour that its users' code relies on (issue 20, section 2).
+
+Each test is one behaviour a migrating user's code depends on, found by running
+kedro-mlflow's public test suite against this package; each failed before it was matched.
+The fluent active run in the project's own hooks is tested with a generated project in
+``tests/test_mlflow_switches.py`` (it needs a real ``kedro run``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import node, pipeline
+from kedro_datasets.pickle import PickleDataset
+
+from kedro_mlflow_starter import KedroPipelineModel
+from kedro_mlflow_starter.errors import KedroPipelineModelError
+from kedro_mlflow_starter.io import MlflowMetricDataset
+from tests.io_fixtures import Run
+
+
+def scale(instances: pd.DataFrame, scaler: dict) -> pd.DataFrame:
+    return instances - pd.Series(scaler)
+
+
+def predict(scaled: pd.DataFrame, threshold: float) -> pd.Series:
+    return (scaled["a"] > threshold).astype(int).rename("label")
+
+
+INFERENCE = pipeline([
+    node(scale, ["instances", "scaler"], "scaled", name="scale"),
+    node(predict, ["scaled", "params:threshold"], "label", name="predict"),
+])
+FRAME = pd.DataFrame({"a": [0.0, 1.5, 3.0]})
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> DataCatalog:
+    scaler = PickleDataset(filepath=(tmp_path / "data/06_models/scaler.pkl").as_posix())
+    scaler.save({"a": 0.5})
+    return DataCatalog({"scaler": scaler, "instances": MemoryDataset(), "params:threshold": MemoryDataset(0.0)})
+
+
+def test_metric_load_returns_the_value_logged_last_not_the_highest_step(run: Run) -> None:
+    MlflowMetricDataset(key="score", save_args={"step": 5}).save(0.1)
+    time.sleep(0.01)  # two saves of a node are never within the same millisecond in practice
+    MlflowMetricDataset(key="score", save_args={"step": 2}).save(0.7)
+
+    assert MlflowMetricDataset(key="score").load() == 0.7
+    assert MlflowMetricDataset(key="score", load_args={"step": 5}).load() == 0.1
+
+
+def test_a_hand_built_artifacts_mapping_loads_and_predicts(run: Run, catalog: DataCatalog) -> None:
+    import mlflow
+
+    model = KedroPipelineModel(INFERENCE, catalog, input_name="instances")
+    scaler_file = catalog["scaler"]._filepath  # the dataset's own file, as kedro-mlflow's docs log it
+    with mlflow.start_run(run_id=run.run_id):
+        info = mlflow.pyfunc.log_model(name="model", python_model=model, artifacts={"scaler": str(scaler_file)},
+                                       pip_requirements=["pandas"])
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+
+    assert list(loaded.predict(FRAME)) == [0, 1, 1]
+
+
+def test_extract_pipeline_artifacts_accepts_a_temporary_directory(catalog: DataCatalog, tmp_path: Path) -> None:
+    folder = tempfile.TemporaryDirectory(dir=tmp_path)
+    model = KedroPipelineModel(INFERENCE, catalog, input_name="instances")
+
+    mapping = model.extract_pipeline_artifacts(folder)
+
+    assert Path(mapping["scaler"]).parent == Path(folder.name)
+    assert any(Path(mapping["scaler"]).iterdir())
+    folder.cleanup()
+
+
+def test_params_are_frozen_when_the_artifacts_are_extracted(catalog: DataCatalog, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    model = KedroPipelineModel(INFERENCE, catalog, input_name="instances")
+    catalog["params:threshold"] = MemoryDataset(1.0)  # the catalog changed after the model was built
+
+    mapping = model.extract_pipeline_artifacts(tmp_path / "artifacts")
+    model.load_context(SimpleNamespace(artifacts=mapping))
+
+    assert list(model.predict(None, FRAME)) == [0, 0, 1]
+    assert model.param_values == {"params:threshold": 1.0}
+
+
+def test_an_unpersisted_inference_input_raises_kedro_pipeline_model_error(catalog: DataCatalog) -> None:
+    catalog["scaler"] = MemoryDataset()  # never saved: nothing to put in the model
+
+    with pytest.raises(KedroPipelineModelError, match="'scaler', which is a MemoryDataset with no data"):
+        KedroPipelineModel(INFERENCE, catalog, input_name="instances")
