@@ -8,6 +8,7 @@ The fluent active run in the project's own hooks is tested with a generated proj
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ from kedro_mlflow_starter import KedroPipelineModel
 from kedro_mlflow_starter.errors import KedroPipelineModelError
 from kedro_mlflow_starter.io import MlflowMetricDataset
 from tests.io_fixtures import Run
+from tests.project_factory import project_env, script_result
+from tests.tracking_helpers import only_run, output, runs_of
 
 
 def scale(instances: pd.DataFrame, scaler: dict) -> pd.DataFrame:
@@ -97,3 +100,94 @@ def test_an_unpersisted_inference_input_raises_kedro_pipeline_model_error(catalo
 
     with pytest.raises(KedroPipelineModelError, match="'scaler', which is a MemoryDataset with no data"):
         KedroPipelineModel(INFERENCE, catalog, input_name="instances")
+
+
+# -- mlflow.active_run() in the project's own hooks -------------------------------------------
+
+RECORDING_HOOKS = '''
+import json
+from pathlib import Path
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+
+SEEN = Path(__file__).resolve().parents[2] / "active_runs.jsonl"
+
+
+def _record(hook, **extra):
+    active = mlflow.active_run()
+    with SEEN.open("a") as stream:
+        stream.write(json.dumps({"hook": hook, "run_id": active.info.run_id if active else None, **extra}) + "\\n")
+
+
+class RecordActiveRun:
+    @hook_impl
+    def before_pipeline_run(self, run_params):
+        _record("before_pipeline_run")
+
+    @hook_impl
+    def after_node_run(self, node):
+        _record("after_node_run")
+
+    @hook_impl
+    def after_pipeline_run(self, run_params):
+        _record("after_pipeline_run")
+        mlflow.log_metric("logged_by_project_hook", 1.0)  # the run is still open here
+
+    @hook_impl
+    def on_pipeline_error(self, error):
+        _record("on_pipeline_error")
+        mlflow.set_tag("failure_seen_by", "project hook")
+'''
+
+FAILING_NODES = '''
+import pandas as pd
+
+
+def double(df: pd.DataFrame, factor: float) -> pd.DataFrame:
+    if factor < 0:
+        raise ValueError("negative factor")
+    return df * factor
+
+
+def total(df: pd.DataFrame, model_options: dict) -> float:
+    return float(df.to_numpy().sum()) + model_options["bias"]
+'''
+
+
+def _seen(project) -> list[dict]:
+    path = project.path / "active_runs.jsonl"
+    seen = [json.loads(line) for line in path.read_text().splitlines()]
+    path.unlink()
+    return seen
+
+
+def test_the_kedro_run_is_the_active_run_in_the_projects_own_hooks(project) -> None:
+    project.write(f"src/{project.package}/nodes.py", FAILING_NODES)
+    project.write(f"src/{project.package}/hooks.py", RECORDING_HOOKS)
+    project.write(f"src/{project.package}/settings.py", "from .hooks import RecordActiveRun\n\nHOOKS = (RecordActiveRun(),)\n")
+
+    result = project.run("run")
+    assert result.returncode == 0, output(result)
+    run = only_run(project)
+    seen = _seen(project)
+    assert [entry["hook"] for entry in seen] == ["before_pipeline_run", "after_node_run", "after_node_run",
+                                                 "after_pipeline_run"]
+    assert {entry["run_id"] for entry in seen} == {run.info.run_id}
+    assert run.data.metrics["logged_by_project_hook"] == 1.0
+    assert run.info.status == "FINISHED"
+
+    failed = project.run("run", "--params", "factor=-1")
+    assert failed.returncode != 0
+    failed_run = next(r for r in runs_of(project) if r.info.run_id != run.info.run_id)
+    seen = _seen(project)
+    assert [entry["hook"] for entry in seen] == ["before_pipeline_run", "on_pipeline_error"]
+    assert {entry["run_id"] for entry in seen} == {failed_run.info.run_id}
+    assert failed_run.info.status == "FAILED"  # ours, not the FINISHED the fluent API would write
+    assert failed_run.data.tags["failure_seen_by"] == "project hook"
+
+    for runtime_params, error in (({}, None), ({"factor": -1}, "ValueError")):
+        after = script_result("active_run_after_session", {"project_path": str(project.path),
+                                                           "runtime_params": runtime_params},
+                              cwd=project.path, env=project_env())
+        assert after == {"active_after": None, "error": error}
