@@ -117,7 +117,7 @@ class MlflowHook:
         self._run = run
         from kedro_mlflow_starter.tracking.switches import start_run_switches
 
-        start_run_switches(config.tracking, run.run_id)  # the fluent active run, autolog, system metrics
+        start_run_switches(config.tracking, run.run_id, run_params.get("runner"))  # active run, autolog, system metrics
         from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
 
         warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once

@@ -42,7 +42,7 @@ def check_switches(config: TrackingConfig) -> None:
         )
 
 
-def start_run_switches(config: TrackingConfig, run_id: str) -> None:
+def start_run_switches(config: TrackingConfig, run_id: str, runner: Any = None) -> None:
     """Make the run ``mlflow.active_run()`` for the project's hooks, and turn on what
     ``mlflow.yml`` asks for (no more import when the switches are off)."""
     from kedro_mlflow_starter.tracking.current import enter_pipeline_run
@@ -50,6 +50,12 @@ def start_run_switches(config: TrackingConfig, run_id: str) -> None:
     enter_pipeline_run()
     if not (config.autolog.enabled or config.system_metrics.enabled):
         return
+    if config.autolog.enabled and "ThreadRunner" in str(runner or ""):
+        logger.warning(
+            "MLflow: tracking.autolog under ThreadRunner: MLflow autologs one fit at a time per process, so of "
+            "two fits running at the same moment in two threads only the first is autologged. Run with "
+            "SequentialRunner or ParallelRunner (one process per node) to autolog every fit."
+        )
     stop_run_switches()  # a previous run of this process that was not closed
     check_switches(config)
     environment = PublishedEnvironment()
