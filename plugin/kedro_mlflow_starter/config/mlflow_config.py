@@ -75,7 +75,9 @@ class DisableTrackingConfig(_Strict):
         description="Pipelines that are never tracked: `kedro run --pipelines <name>` opens no run.",
     )
     disable_autologging: bool = Field(
-        default=True, description="Turn MLflow autologging off during tracked runs (it would log a second copy)."
+        default=True,
+        description="Turn MLflow autologging off during tracked runs (it would log a second copy), unless "
+        "tracking.autolog.enabled turns it on.",
     )
 
 
