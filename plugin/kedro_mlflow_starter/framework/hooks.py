@@ -64,10 +64,10 @@ class MlflowHook:
         from kedro_mlflow_starter.tracking.store import file_store_env
 
         config = self.config
-        self._session.restore()  # the previous session's store, if any
         from kedro_mlflow_starter.tracking.user_run import remember_user_run_store
 
-        remember_user_run_store()  # before MLflow's fluent API is pointed at mlflow.yml's store
+        remember_user_run_store()  # where the user's active run was opened, before the store changes
+        self._session.restore()  # the previous session's store, if any
         uri = config.tracking_uri()
         self._session.set(file_store_env(uri))
         self._session.store(uri, config.registry_uri())

@@ -68,10 +68,14 @@ def start_run_switches(config: TrackingConfig, run_id: str, runner: Any = None) 
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         settings = config.system_metrics
-        monitor = SystemMetricsMonitor(run_id, sampling_interval=settings.sampling_interval,
-                                       samples_before_logging=settings.samples_before_logging,
-                                       tracking_uri=store_uris()[0])
-        monitor.start()
+        try:
+            monitor = SystemMetricsMonitor(run_id, sampling_interval=settings.sampling_interval,
+                                           samples_before_logging=settings.samples_before_logging,
+                                           tracking_uri=store_uris()[0])
+            monitor.start()
+        except Exception as error:  # noqa: BLE001 - the pipeline runs without the figures, and says so
+            logger.warning("MLflow: system metrics are not logged for this run: %s", error)
+            return
         _state["monitor"] = monitor
 
 

@@ -7,7 +7,8 @@ store where it lives, and one warning says that ``mlflow.yml``'s store was set a
 
 The session publishes ``mlflow.yml``'s store as ``MLFLOW_TRACKING_URI`` when its context is
 created, after which MLflow's fluent API reports that store; so the store the user's run
-was opened in is remembered just before (``remember_user_run_store``).
+was opened in is remembered just before (``remember_user_run_store``): the shell's store, or
+the previous session's in a notebook that opened the run after ``session.load_context()``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def _experiment_of(run_id: str, uri: str) -> str | None:
 
     from kedro_mlflow_starter.tracking.client import client_for
 
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return None  # no such store: never create one just to look
     client = client_for(uri)
     try:
         run: Any = client.get_run(run_id)
