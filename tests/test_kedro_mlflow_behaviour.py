@@ -133,6 +133,8 @@ class RecordActiveRun:
     def after_pipeline_run(self, run_params):
         _record("after_pipeline_run")
         mlflow.log_metric("logged_by_project_hook", 1.0)  # the run is still open here
+        if (run_params.get("runtime_params") or {}).get("fail_hook"):
+            raise RuntimeError("the project's after_pipeline_run failed")
 
     @hook_impl
     def on_pipeline_error(self, error):
@@ -186,7 +188,14 @@ def test_the_kedro_run_is_the_active_run_in_the_projects_own_hooks(project) -> N
     assert failed_run.info.status == "FAILED"  # ours, not the FINISHED the fluent API would write
     assert failed_run.data.tags["failure_seen_by"] == "project hook"
 
-    for runtime_params, error in (({}, None), ({"factor": -1}, "ValueError")):
+    hook_failed = project.run("run", "--params", "fail_hook=1")
+    assert hook_failed.returncode != 0 and "the project's after_pipeline_run failed" in output(hook_failed)
+    (hook_failed_run,) = [r for r in runs_of(project) if r.info.run_id not in (run.info.run_id, failed_run.info.run_id)]
+    assert [entry["hook"] for entry in _seen(project)][-1] == "after_pipeline_run"
+    assert hook_failed_run.info.status == "FAILED"  # the project's hook failed after ours could have finished it
+    assert hook_failed_run.data.metrics["logged_by_project_hook"] == 1.0
+
+    for runtime_params, error in (({}, None), ({"factor": -1}, "ValueError"), ({"fail_hook": 1}, "RuntimeError")):
         after = script_result("active_run_after_session", {"project_path": str(project.path),
                                                            "runtime_params": runtime_params},
                               cwd=project.path, env=project_env())
