@@ -18,8 +18,14 @@ def _hook_methods() -> list[str]:
     [hook_class] = [item for item in tree.body if isinstance(item, ast.ClassDef) and item.name == "MlflowHook"]
     return [
         item.name for item in hook_class.body
-        if isinstance(item, ast.FunctionDef) and any(getattr(d, "id", None) == "hook_impl" for d in item.decorator_list)
+        if isinstance(item, ast.FunctionDef) and any(_is_hook_impl(d) for d in item.decorator_list)
     ]
+
+
+def _is_hook_impl(decorator: ast.expr) -> bool:
+    """``@hook_impl`` or ``@hook_impl(wrapper=True)`` / ``@hook_impl(trylast=True)``."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    return getattr(target, "id", None) == "hook_impl"
 
 
 def test_every_hook_method_is_defined_once_and_is_a_kedro_hook_spec() -> None:

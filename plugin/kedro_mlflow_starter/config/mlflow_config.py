@@ -75,7 +75,9 @@ class DisableTrackingConfig(_Strict):
         description="Pipelines that are never tracked: `kedro run --pipelines <name>` opens no run.",
     )
     disable_autologging: bool = Field(
-        default=True, description="Turn MLflow autologging off during tracked runs (it would log a second copy)."
+        default=True,
+        description="Turn MLflow autologging off during tracked runs (it would log a second copy), unless "
+        "tracking.autolog.enabled turns it on.",
     )
 
 
@@ -179,6 +181,53 @@ class LineageConfig(_Strict):
     )
 
 
+class AutologConfig(_Strict):
+    """Ours: MLflow autologging into the Kedro run (off by default; MLflow's own arguments)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Turn on mlflow.autolog() for tracked runs: what the ML libraries' fit calls log (their "
+        "params, metrics, training datasets) lands in the Kedro run, under every runner. Takes precedence over "
+        "disable_tracking.disable_autologging.",
+    )
+    log_models: bool = Field(
+        default=False,
+        description="Also let autologging log a model at each fit. Off: the catalog's model datasets (and the "
+        "pipeline model) are the run's models, so no second, unnamed copy is logged.",
+    )
+    log_datasets: bool = Field(default=True, description="Log the data each fit was given as dataset inputs.")
+    log_input_examples: bool = Field(default=False, description="With log_models: log an input example.")
+    log_model_signatures: bool = Field(default=True, description="With log_models: log the model's signature.")
+    log_traces: bool = Field(default=True, description="Log traces of GenAI libraries (OpenAI, LangChain...).")
+    disable_for_unsupported_versions: bool = Field(
+        default=False, description="Skip libraries whose installed version MLflow has not tested."
+    )
+    exclude_flavors: list[str] = Field(
+        default_factory=list, description="Libraries not to autolog, e.g. [lightgbm, tensorflow]."
+    )
+    extra_tags: dict[str, str] | None = Field(default=None, description="Tags autologging adds to the run.")
+    silent: bool = Field(default=False, description="Hide MLflow's autologging warnings and messages.")
+
+    def autolog_kwargs(self) -> dict[str, Any]:
+        """The arguments of ``mlflow.autolog`` (never ``exclusive``: the Kedro run is the run)."""
+        return self.model_dump(exclude={"enabled"})
+
+
+class SystemMetricsConfig(_Strict):
+    """Ours: the machine's CPU, memory, disk and network use while the pipeline runs."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Log system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes, "
+        "disk and network...) into the run while the pipeline runs, with MLflow's system metrics monitor. "
+        "Needs psutil (pip install psutil; GPU metrics also need pynvml).",
+    )
+    sampling_interval: float = Field(default=10.0, gt=0, description="Seconds between two samples.")
+    samples_before_logging: int = Field(
+        default=1, ge=1, description="Samples averaged into each logged value (one log call per that many samples)."
+    )
+
+
 class TrackingConfig(_Strict):
     """What a tracked `kedro run` logs and where."""
 
@@ -188,6 +237,12 @@ class TrackingConfig(_Strict):
     params: ParamsConfig = Field(default_factory=ParamsConfig, description="How parameters are logged.")
     lineage: LineageConfig = Field(
         default_factory=LineageConfig, description="What a run records about what it was made from."
+    )
+    autolog: AutologConfig = Field(
+        default_factory=AutologConfig, description="MLflow autologging into the Kedro run (off by default)."
+    )
+    system_metrics: SystemMetricsConfig = Field(
+        default_factory=SystemMetricsConfig, description="System metrics of the run (off by default)."
     )
 
 

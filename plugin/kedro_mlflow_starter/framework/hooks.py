@@ -65,6 +65,9 @@ class MlflowHook:
         from kedro_mlflow_starter.tracking.store import file_store_env
 
         config = self.config
+        from kedro_mlflow_starter.tracking.user_run import remember_user_run_store
+
+        remember_user_run_store()  # where the user's active run was opened, before the store changes
         self._session.restore()  # the previous session's store, if any
         uri = config.tracking_uri()
         self._session.set(file_store_env(uri))
@@ -101,6 +104,9 @@ class MlflowHook:
         from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
 
         check_catalog_before_run(pipeline, catalog)
+        from kedro_mlflow_starter.tracking.switches import check_switches
+
+        check_switches(config.tracking)
         prepared = prepare_params(pipeline_parameters(pipeline.inputs(), read_quietly(catalog)), config.tracking.params)
         run = TrackedRun.open(config, run_params, prepared, partial(default_run_name, config, pipeline_names))
         if run is None:  # unreachable store and `on_unreachable: run_untracked`
@@ -112,6 +118,9 @@ class MlflowHook:
         run.publish({**_model_artifacts_to_copy(pipeline, catalog, run_params, one_task=run.task is not None),
                      **shared_run_environment(run.shared)})
         self._run = run
+        from kedro_mlflow_starter.tracking.switches import start_run_switches
+
+        start_run_switches(config.tracking, run.run_id, run_params.get("runner"))  # active run, autolog, system metrics
         from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
 
         warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once
@@ -153,8 +162,13 @@ class MlflowHook:
         if self._lineage is not None and node is not None:
             self._lineage.node_finished(node.name)
 
-    @hook_impl
-    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+    @hook_impl(wrapper=True)  # around the project's own after_pipeline_run, which sees the run active
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> Any:
+        try:
+            yield
+        except BaseException as error:  # the project's after_pipeline_run failed
+            self.on_pipeline_error(error, run_params, pipeline, catalog)
+            raise
         run, self._run = self._run, None
         lineage, self._lineage = self._lineage, None
         if lineage is not None:
@@ -176,7 +190,7 @@ class MlflowHook:
             raise
         run.finish(model_uri)
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after the project's on_pipeline_error, which sees the run active
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         run, self._run = self._run, None
         self._lineage = None

@@ -15,7 +15,7 @@ from kedro_mlflow_starter import compat
 
 from kedro_mlflow_starter.io._downloads import download_folder
 from kedro_mlflow_starter.io._common import CatalogEntryDataset, describe_entry, log_or_record, run_to_log_into
-from kedro_mlflow_starter.tracking.current import current_client, tracking_disabled
+from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 _LOCAL_PROTOCOLS = {"file", "local", ""}
@@ -44,6 +44,13 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             type: matplotlib.MatplotlibDataset
             filepath: data/08_reporting/confusion_matrix.png
 
+        shap_summary:                       # log-only: no permanent local file, the copy is in MLflow
+          type: kedro_mlflow_starter.io.MlflowArtifactDataset
+          log_only: true                    # written to a temporary file, logged, removed
+          dataset:
+            type: matplotlib.MatplotlibDataset
+            filepath: shap_summary.png      # only its file name is used
+
         reference_predictions:              # load what an earlier run logged
           type: kedro_mlflow_starter.io.MlflowArtifactDataset
           run_id: 0123456789abcdef0123456789abcdef
@@ -62,6 +69,12 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
 
     Load: with ``run_id``, the artifact is downloaded from that run and read by the wrapped
     dataset's type; without, the local file is loaded.
+
+    ``log_only: true``: no local file is kept. Save writes the data to a temporary file
+    named like the wrapped dataset's, logs it and removes it (kept, and named in the
+    end-of-run report, only if the server could not take it); the data stays in memory for
+    the nodes downstream in the same process, and a load in another process downloads the
+    artifact from the current run. With no run to log into, the data is only kept in memory.
 
     Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
     the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
@@ -87,6 +100,7 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
         run_id: str | None = None,
         credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        log_only: bool = False,
     ) -> None:
         """Build the wrapped dataset from its definition.
 
@@ -97,6 +111,7 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             run_id: Log into and load from this run instead of the current ``kedro run``'s.
             credentials: Passed to the wrapped dataset as its ``credentials``.
             metadata: Free-form information kept on the dataset, not used by it.
+            log_only: Keep no local file: save to a temporary file, log it, remove it.
         """
         config = _wrapped_config(dataset)
         if credentials is not None:
@@ -115,9 +130,16 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
                 "that could be logged as an artifact. Wrap a file-based dataset (one with a "
                 "`filepath:` or `path:`), or use the dataset on its own."
             )
+        if log_only and compat.is_partitioned(self._dataset):
+            raise DatasetError(
+                f"MlflowArtifactDataset: `log_only: true` works with datasets that write one file or "
+                f"folder, not with '{_type_name(config['type'])}'. Remove `log_only`, or wrap a file dataset."
+            )
         self._dataset_config = config
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
         self._run_id = run_id
+        self._log_only = bool(log_only)
+        self._kept: Any = None  # log_only: the data last saved, for loads in this process
         self.metadata = metadata
         self._bind_entry_now()
 
@@ -131,6 +153,11 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
         run_id = run_to_log_into(
             describe_entry("MlflowArtifactDataset", self._entry, self._describe_target()), self._run_id
         )
+        if self._log_only:
+            self._kept = data
+            if run_id is not None:
+                self._log_through_temporary_file(data, run_id, what)
+            return
         self._dataset.save(data)
         if run_id is None:
             return
@@ -144,12 +171,46 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
                 shutil.rmtree(os.path.dirname(figure_path), ignore_errors=True)
 
     def load(self) -> Any:
+        if self._log_only and self._run_id is None:
+            if self._kept is not None:
+                return self._kept
+            run_id = active_run_id()
+            if run_id is None:
+                raise DatasetError(
+                    f"{describe_entry('MlflowArtifactDataset', self._entry, self._describe_target())} is log-only "
+                    "and has nothing to load: it saved nothing in this process and there is no run to download "
+                    "from. Give it a `run_id:`, or load it inside the `kedro run` that saves it."
+                )
+            return self._load_from_run(run_id)
         if self._run_id is None:
             return self._dataset.load()
         return self._load_from_run(self._run_id)
 
     def _exists(self) -> bool:
+        if self._log_only:
+            return self._kept is not None
         return self._dataset.exists()
+
+    def _log_through_temporary_file(self, data: Any, run_id: str, what: str) -> None:
+        """``log_only``: write ``data`` where nothing stays, log it, remove it (kept if not logged)."""
+        folder = tempfile.mkdtemp(prefix="kedro-mlflow-log-only-")
+        config = copy.deepcopy(self._dataset_config)
+        for key in ("versioned", "credentials", "fs_args"):
+            config.pop(key, None)
+        name = PurePosixPath(_strip_slash(str(compat.file_target(self._dataset)))).name
+        config["filepath"] = os.path.join(folder, name)
+        dataset_class, kwargs = parse_dataset_definition(config)
+        logged = False
+        try:
+            dataset_class(**kwargs).save(data)
+            logged = self._log(run_id, config["filepath"], self._artifact_path, what)
+            if logged and self._figure_png_needed(data, name):
+                png = os.path.join(folder, f"{PurePosixPath(name).stem or 'figure'}.png")
+                data.savefig(png, format="png")
+                logged = self._log(run_id, png, self._artifact_path, what)
+        finally:
+            if logged:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _release(self) -> None:
         self._dataset.release()
@@ -160,18 +221,24 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             "target": self._describe_target(),
             "artifact_path": self._artifact_path or "<run root>",
             "run_id": self._run_id or "<current kedro run>",
+            "log_only": self._log_only,
             "tracking": "disabled" if tracking_disabled() else "enabled",
         }
 
     def _describe_target(self) -> str:
         return str(compat.file_target(self._dataset))
 
-    def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> None:
+    def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> bool:
         client = current_client()
         if os.path.isdir(local_path):
-            log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir))
-        else:
-            log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir))
+            return log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir))
+        return log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir))
+
+    @staticmethod
+    def _figure_png_needed(data: Any, file_name: str) -> bool:
+        """A matplotlib figure stored in a non-image file also gets a PNG the UI can show."""
+        return (type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
+                and PurePosixPath(file_name).suffix.lower() not in _IMAGE_SUFFIXES)
 
     def _written_files(self, data: Any) -> list[tuple[str, str | None]]:
         """(local path, artifact folder) of every file or folder the last save wrote."""

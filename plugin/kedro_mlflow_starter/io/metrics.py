@@ -191,7 +191,7 @@ class MlflowMetricDataset(_KeyedMetricDataset):
     ``save_args.mode``: ``overwrite`` (default) logs the value at ``save_args.step`` (0 by
     default), so the run shows it as the metric's value; ``append`` adds it after the
     highest step already logged, building a history across saves. Load returns the value
-    at ``load_args.step`` if given, else the last value (highest step, then latest).
+    at ``load_args.step`` if given, else the value logged last (whatever its step).
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -271,7 +271,10 @@ class MlflowMetricDataset(_KeyedMetricDataset):
         key = self._required_name()
         if self._run_to_read() is None:
             return self._kept_or_fail()
-        history = _history(self._read_run(), key)
+        # The value logged last (whatever its step), as kedro-mlflow returns it: MLflow gives
+        # the history in the order it was logged; the timestamp orders points of other clients.
+        history = sorted(current_client().get_metric_history(self._read_run(), key),
+                         key=lambda metric: metric.timestamp)
         if "step" in self._load_args:
             history = [m for m in history if m.step == int(self._load_args["step"])]
         if not history:

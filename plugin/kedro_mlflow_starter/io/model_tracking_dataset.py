@@ -19,6 +19,7 @@ from kedro_mlflow_starter.io._common import (
 )
 from kedro_mlflow_starter.io._downloads import load_model
 from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
+from kedro_mlflow_starter.io._signature import check_signature_args, resolve_signature_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
 from kedro_mlflow_starter.tracking.current import current_client
 from kedro_mlflow_starter.tracking.retries import drop_earlier_models
@@ -35,7 +36,10 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
     them. ``save_args`` are ``log_model``'s arguments: ``name`` (the catalog entry name by
     default), ``registered_model_name``, ``params``, ``tags``, ``model_type``, ``step``, and
     anything the flavor's ``save_model`` takes (``signature``, ``input_example``,
-    ``pip_requirements``, ``serialization_format``...).
+    ``pip_requirements``, ``serialization_format``...). In YAML, ``signature`` is the columns
+    (``{inputs: {engines: double}, outputs: {price: double}}``) or ``infer``, and
+    ``input_example`` may read a dataset: ``{dataset: {type: ..., filepath: ...}, rows: 5}``
+    (``io/_signature.py``).
 
     Load returns, in order: the model named by ``load_args.model_uri``; the model this
     dataset saved last in this session; the latest model with this name logged in
@@ -124,6 +128,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         self._kept_model: Any = None
         self.metadata = metadata
         self._bind_entry_now()
+        check_signature_args(self._save_args, self._what())  # a YAML signature fails here, before the run
 
     def _bind_catalog_name(self, name: str) -> None:
         """Called at catalog creation: the model is named after its catalog entry by default."""
@@ -161,6 +166,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         client = current_client()
         save_args = save_model_args(flavor, self._save_args)
         kwargs = {**model_kwargs(flavor, self._pyfunc_workflow, model), **save_args}
+        kwargs = resolve_signature_args(kwargs, model, self._what())  # catalog signature / input example
         try:
             run = call_with_retry(lambda: client.get_run(run_id))
             logged = call_with_retry(
@@ -237,6 +243,9 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             or (f"models:/{self._model_id}" if self._model_id else None),
             "pyfunc_workflow": self._pyfunc_workflow,
         }
+
+    def _what(self) -> str:
+        return describe_entry("MlflowModelTrackingDataset", self._entry, self._model_name())
 
     def _model_name(self) -> str:
         return self._save_args.get("name") or DEFAULT_MODEL_NAME

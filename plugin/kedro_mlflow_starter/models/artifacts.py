@@ -97,3 +97,36 @@ def load_artifact(name: str, spec: dict[str, Any], folder: str | Path) -> Any:
 def dataset_type(spec: dict[str, Any]) -> str | None:
     """The dataset class path of a stored artifact (None for pickled objects)."""
     return spec.get("config", {}).get("type") if spec["kind"] == "dataset" else None
+
+
+def hand_mapped_spec(dataset: Any) -> dict[str, Any] | None:
+    """The spec of an artifact the model may receive through a hand-built ``artifacts=`` mapping.
+
+    kedro-mlflow's users log a model with ``artifacts={"model": "data/06_models/model.pkl"}``
+    (the dataset's own file, not a folder this module wrote). The dataset's config (its
+    ``filepath`` reduced to the file name) lets ``load_hand_mapped`` read that file with the
+    same dataset type. None for a dataset that is not a file dataset (then the file is
+    unpickled).
+    """
+    config = _local_config(dataset, Path("."))
+    if config is None:
+        return None
+    config["filepath"] = PurePosixPath(config["filepath"]).name
+    return {"kind": "dataset", "config": config}
+
+
+def load_hand_mapped(name: str, spec: dict[str, Any] | None, path: str | Path) -> Any:
+    """Read an artifact from the path MLflow gives for a hand-built mapping: the file itself,
+    or a folder holding it (or the layout ``save_artifact`` writes)."""
+    path = Path(path)
+    if path.is_dir():
+        if spec is not None and (path / spec["config"]["filepath"]).exists():
+            return load_artifact(name, spec, path)
+        if (path / PICKLE_FILE).is_file():
+            return load_artifact(name, {"kind": "pickle", "file": PICKLE_FILE}, path)
+    if spec is not None:
+        from kedro.io import AbstractDataset
+
+        config = dict(spec["config"], filepath=path.as_posix())
+        return AbstractDataset.from_config(name, config).load()
+    return load_artifact(name, {"kind": "pickle", "file": path.name}, path.parent)

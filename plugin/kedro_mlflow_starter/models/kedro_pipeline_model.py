@@ -28,7 +28,13 @@ import pandas as pd
 from kedro.pipeline import Pipeline
 from mlflow.pyfunc import PythonModel
 
-from kedro_mlflow_starter.models.artifacts import load_artifact, safe_dirname, save_artifact
+from kedro_mlflow_starter.models.artifacts import (
+    hand_mapped_spec,
+    load_artifact,
+    load_hand_mapped,
+    safe_dirname,
+    save_artifact,
+)
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.errors import (
     KedroMlflowPipelineMLError,
@@ -116,9 +122,12 @@ class KedroPipelineModel(PythonModel):
         except KedroMlflowPipelineMLError as error:
             if any(name not in catalog for name in self.param_names + self.artifact_names):
                 raise PipelineModelInputNotFoundError(str(error)) from None
-            raise
+            # kedro-mlflow's users catch KedroPipelineModelError (an unpersisted input...).
+            raise KedroPipelineModelError(str(error)) from None
         self.param_values = {name: catalog.load(name) for name in self.param_names}
         self.artifact_specs: dict[str, dict[str, Any]] = {}
+        # How to read each artifact from a hand-built `artifacts=` mapping (the dataset's own file).
+        self.hand_mapped_specs = {name: hand_mapped_spec(catalog.get(name)) for name in self.artifact_names}
         self._catalog = catalog
         self._state: _State | None = None
         self._lock = threading.Lock()
@@ -174,6 +183,9 @@ class KedroPipelineModel(PythonModel):
         if self._catalog is None:
             raise KedroMlflowPipelineMLError("save_artifacts needs the catalog the model was built with.")
         directory = Path(directory)
+        # `params:` values are frozen now, when the artifacts are extracted (kedro-mlflow's
+        # moment), so a catalog updated since the model was built is what the model embeds.
+        self.param_values = {name: self._catalog.load(name) for name in self.param_names}
         loaded, mapping = {}, {}
         for name in self.artifact_names:
             data = self._catalog.load(name)
@@ -184,13 +196,16 @@ class KedroPipelineModel(PythonModel):
         self._state = _State(self, loaded)
         return mapping
 
-    def extract_pipeline_artifacts(self, parameters_saving_folder: str | Path | None = None) -> dict[str, str]:
+    def extract_pipeline_artifacts(self, parameters_saving_folder: Any = None) -> dict[str, str]:
         """kedro-mlflow's name for ``save_artifacts``: the ``artifacts`` mapping to give
         ``mlflow.pyfunc.log_model`` when logging this model by hand.
 
-        Without a folder, a temporary one is used and removed when the process exits (MLflow
-        copies the files into the model when it is logged).
+        The folder is a path or a ``tempfile.TemporaryDirectory`` (its ``name``). Without a
+        folder, a temporary one is used and removed when the process exits (MLflow copies the
+        files into the model when it is logged).
         """
+        if parameters_saving_folder is not None and not isinstance(parameters_saving_folder, (str, Path)):
+            parameters_saving_folder = getattr(parameters_saving_folder, "name", parameters_saving_folder)
         if parameters_saving_folder is None:
             import atexit
             import shutil
@@ -210,8 +225,11 @@ class KedroPipelineModel(PythonModel):
                 f"{sorted(paths) or 'none'}; the inference pipeline needs {sorted(self.artifact_names)}). "
                 "Log the model with artifacts=model.extract_pipeline_artifacts()."
             )
+        hand_mapped = getattr(self, "hand_mapped_specs", {})
         loaded = {
-            name: load_artifact(name, self.artifact_specs[name], paths[name]) for name in self.artifact_names
+            name: load_artifact(name, self.artifact_specs[name], paths[name]) if name in self.artifact_specs
+            else load_hand_mapped(name, hand_mapped.get(name), paths[name])  # a hand-built `artifacts=`
+            for name in self.artifact_names
         }
         self._state = _State(self, loaded)
 

@@ -93,12 +93,15 @@ def enter_node_run() -> None:
         return
     import mlflow
 
+    from kedro_mlflow_starter.tracking.switches import autolog_in_this_process
+
+    autolog_in_this_process()  # tracking.autolog: a worker process turns it on before its first node
     active = mlflow.active_run()
     if active is not None:  # user code (or a joined run) already made a run active here
         stack.append(None)
         return
     try:
-        mlflow.start_run(run_id=run_id)
+        mlflow.start_run(run_id=run_id, log_system_metrics=False)
     except Exception as error:  # e.g. mlflow.set_experiment() to another experiment in user code
         _logger.debug("MLflow: could not make run %s active for the node: %s", run_id, error)
         stack.append(None)
@@ -118,11 +121,55 @@ def leave_node_run() -> None:
 
 
 def leave_all_node_runs() -> None:
-    """Undo every ``enter_node_run`` of this thread. A node interrupted by Ctrl-C or SIGTERM
-    never gets its ``after_node_run``; left active, its run would be ended FINISHED by
-    MLflow's own exit handler (an orchestrator's run included, which is not ours to end)."""
+    """Undo every ``enter_node_run`` of this thread, and ``enter_pipeline_run``. A node
+    interrupted by Ctrl-C or SIGTERM never gets its ``after_node_run``; left active, its run
+    would be ended FINISHED by MLflow's own exit handler (an orchestrator's run included,
+    which is not ours to end)."""
     while _entered_stack():
         leave_node_run()
+    leave_pipeline_run()
+    from kedro_mlflow_starter.tracking.switches import stop_run_switches
+
+    stop_run_switches()
+
+
+# -- the Kedro run as the fluent "active run" of the project's own hooks -----------------------
+# kedro-mlflow's users read `mlflow.active_run().info.run_id` in their project's hooks
+# (before_pipeline_run, after_node_run, after_pipeline_run, on_pipeline_error). From the
+# hook's before_pipeline_run until the run is closed (after the project's after_pipeline_run or
+# on_pipeline_error), the Kedro run is the fluent active run of the thread that runs the
+# pipeline. It is taken off the fluent stack, never ended, by the fluent API: the run object
+# records the status.
+
+_pipeline_run: dict[str, Any] = {}  # {"run_id": ..., "thread": ident} while entered
+
+
+def enter_pipeline_run() -> None:
+    """Make the current Kedro run ``mlflow.active_run()`` in this thread for the whole pipeline."""
+    run_id = active_run_id()
+    if run_id is None or tracking_disabled() or _pipeline_run:
+        return
+    import mlflow
+
+    if mlflow.active_run() is not None:  # the user's own run, joined: it is active already
+        return
+    try:
+        mlflow.start_run(run_id=run_id, log_system_metrics=False)
+    except Exception as error:  # e.g. MLFLOW_EXPERIMENT_ID names another experiment
+        _logger.debug("MLflow: could not make run %s active for the project's hooks: %s", run_id, error)
+        return
+    _pipeline_run.update(run_id=run_id, thread=threading.get_ident())
+
+
+def leave_pipeline_run() -> None:
+    """Undo ``enter_pipeline_run`` (in the thread that entered it); the run's status is left as it is."""
+    if not _pipeline_run or _pipeline_run["thread"] != threading.get_ident():
+        return
+    run_id = _pipeline_run.pop("run_id")
+    _pipeline_run.clear()
+    from kedro_mlflow_starter import compat
+
+    compat.leave_fluent_run(run_id)
 
 
 def _entered_stack() -> list[str | None]:

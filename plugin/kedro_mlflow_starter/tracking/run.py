@@ -45,6 +45,7 @@ from kedro_mlflow_starter.tracking.failures import (
 from kedro_mlflow_starter.tracking.params import PreparedParams
 from kedro_mlflow_starter.tracking.run_tags import ENV_RUN_NAME, run_tags
 from kedro_mlflow_starter.tracking.status_guard import StatusGuard
+from kedro_mlflow_starter.tracking.user_run import config_for_user_run
 from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env, http_retry_env
 from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
@@ -137,6 +138,7 @@ class TrackedRun:
         Returns None when the store is unreachable and ``server.on_unreachable`` is
         ``run_untracked``; raises ``TrackingStoreUnreachableError`` when it is ``fail``.
         """
+        config = config_for_user_run(config)  # a run the user opened in another store is joined there
         uri = config.tracking_uri()
         environment = PublishedEnvironment()
         environment.set(http_retry_env())

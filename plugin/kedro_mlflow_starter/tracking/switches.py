@@ -1,0 +1,114 @@
+"""MLflow's own switches for a tracked run, from ``mlflow.yml``: autologging and system metrics.
+
+``start_run_switches`` is called once the run is published (before any node runs);
+``stop_run_switches`` when the run is closed, before its status is recorded.
+
+- ``tracking.autolog``: ``mlflow.autolog(...)`` with the file's arguments. Autologging logs
+  into the fluent active run, which is the Kedro run in every thread and worker process
+  that runs a node (``tracking.current.enter_node_run``); worker processes (ParallelRunner,
+  spawn or fork) turn it on themselves from ``KEDRO_MLFLOW_AUTOLOG`` before their first
+  node. Autologging is turned off again when the run ends.
+- ``tracking.system_metrics``: MLflow's ``SystemMetricsMonitor`` samples CPU, memory, disk and
+  network in a thread of the main process and logs ``system/...`` metrics into the run; the
+  last partial window is logged when the run ends, so even a short pipeline has its figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from typing import Any
+
+from kedro_mlflow_starter.config.mlflow_config import TrackingConfig
+from kedro_mlflow_starter.errors import MlflowConfigError
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment, store_uris
+
+ENV_AUTOLOG = "KEDRO_MLFLOW_AUTOLOG"
+
+logger = logging.getLogger("kedro_mlflow_starter")
+
+_state: dict[str, Any] = {}  # what this process started: environment, monitor, autolog arguments
+
+
+def check_switches(config: TrackingConfig) -> None:
+    """Fail before any node runs when a switch cannot work here (a missing package)."""
+    if config.system_metrics.enabled and importlib.util.find_spec("psutil") is None:
+        raise MlflowConfigError(
+            "tracking.system_metrics.enabled is true in conf/*/mlflow.yml, but MLflow's system metrics "
+            "monitor needs the psutil package, which is not installed. Install it (pip install psutil, or "
+            "pip install 'kedro-mlflow-starter[system-metrics]'), or set tracking.system_metrics.enabled: false."
+        )
+
+
+def start_run_switches(config: TrackingConfig, run_id: str, runner: Any = None) -> None:
+    """Make the run ``mlflow.active_run()`` for the project's hooks, and turn on what
+    ``mlflow.yml`` asks for (no more import when the switches are off)."""
+    from kedro_mlflow_starter.tracking.current import enter_pipeline_run
+
+    enter_pipeline_run()
+    if not (config.autolog.enabled or config.system_metrics.enabled):
+        return
+    if config.autolog.enabled and "ThreadRunner" in str(runner or ""):
+        logger.warning(
+            "MLflow: tracking.autolog under ThreadRunner: MLflow autologs one fit at a time per process, so of "
+            "two fits running at the same moment in two threads only the first is autologged. Run with "
+            "SequentialRunner or ParallelRunner (one process per node) to autolog every fit."
+        )
+    stop_run_switches()  # a previous run of this process that was not closed
+    check_switches(config)
+    environment = PublishedEnvironment()
+    _state["environment"] = environment
+    if config.autolog.enabled:
+        kwargs = config.autolog.autolog_kwargs()
+        environment.set({ENV_AUTOLOG: json.dumps(kwargs)})
+        autolog_in_this_process()
+    if config.system_metrics.enabled:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        settings = config.system_metrics
+        try:
+            monitor = SystemMetricsMonitor(run_id, sampling_interval=settings.sampling_interval,
+                                           samples_before_logging=settings.samples_before_logging,
+                                           tracking_uri=store_uris()[0])
+            monitor.start()
+        except Exception as error:  # noqa: BLE001 - the pipeline runs without the figures, and says so
+            logger.warning("MLflow: system metrics are not logged for this run: %s", error)
+            return
+        _state["monitor"] = monitor
+
+
+def autolog_in_this_process() -> None:
+    """Turn autologging on in this process (a worker's first node) if the run asks for it."""
+    wanted = os.environ.get(ENV_AUTOLOG)
+    if not wanted or _state.get("autolog") == wanted:
+        return
+    import mlflow
+
+    mlflow.autolog(**json.loads(wanted), exclusive=False)
+    _state["autolog"] = wanted
+
+
+def stop_run_switches() -> None:
+    """Log the last system metrics, turn autologging off, restore the environment."""
+    monitor = _state.pop("monitor", None)
+    if monitor is not None:
+        _finish_monitor(monitor)
+    if _state.pop("autolog", None) is not None:
+        import mlflow
+
+        mlflow.autolog(disable=True)
+    environment = _state.pop("environment", None)
+    if environment is not None:
+        environment.restore()
+
+
+def _finish_monitor(monitor: Any) -> None:
+    monitor.finish()
+    try:  # the samples taken since the last logged window (a pipeline shorter than one window)
+        if any(each.metrics for each in monitor.monitors):
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
+    except Exception as error:  # noqa: BLE001 - a figure lost is not worth failing the run
+        logger.debug("MLflow: the last system metrics were not logged: %s", error)

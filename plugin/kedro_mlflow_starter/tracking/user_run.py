@@ -1,0 +1,105 @@
+"""The user's own run: ``with mlflow.start_run(): session.run()`` joins it where it lives.
+
+Kedro's MLflow guide ends with a Python API example that opens a run with the fluent API
+(in MLflow's default store, or wherever ``mlflow.set_tracking_uri`` points) and runs a
+Kedro session inside it. ``mlflow.yml`` may name another store. The run is joined in the
+store where it lives, and one warning says that ``mlflow.yml``'s store was set aside for it.
+
+The session publishes ``mlflow.yml``'s store as ``MLFLOW_TRACKING_URI`` when its context is
+created, after which MLflow's fluent API reports that store; so the store the user's run
+was opened in is remembered just before (``remember_user_run_store``): the shell's store, or
+the previous session's in a notebook that opened the run after ``session.load_context()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+from kedro_mlflow_starter.config.redaction import redact_uri
+
+logger = logging.getLogger("kedro_mlflow_starter")
+
+_user_run_stores: dict[str, str] = {}  # run id -> the tracking URI it was opened with
+
+
+def remember_user_run_store() -> None:
+    """Note the store of the run user code made active, before the session points MLflow elsewhere.
+
+    Nothing happens (and ``mlflow`` is not imported) when nothing imported ``mlflow``.
+    """
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id not in _user_run_stores:
+        _user_run_stores[active.info.run_id] = _absolute(mlflow.get_tracking_uri())
+
+
+def config_for_user_run(config: MlflowConfig) -> MlflowConfig:
+    """``config``, or a copy whose store is the one the user's active run lives in.
+
+    Only for a run made active by user code in this thread and joined (``tracking.run.nested``,
+    no ``tracking.run.id``, no run handed down by an orchestrator as ``MLFLOW_RUN_ID``), when
+    that run is found in another store than ``mlflow.yml``'s.
+    """
+    if config.tracking.run.id or not config.tracking.run.nested or "mlflow" not in sys.modules:
+        return config
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is None or os.environ.get("MLFLOW_RUN_ID") not in (None, "", active.info.run_id):
+        return config
+    run_id = active.info.run_id
+    user_uri = _user_run_stores.get(run_id) or _absolute(mlflow.get_tracking_uri())
+    configured = config.tracking_uri()
+    if user_uri == configured:
+        return config
+    experiment = _experiment_of(run_id, user_uri)
+    if experiment is None:  # not there either: joining fails in mlflow.yml's store, naming it
+        return config
+    logger.warning(
+        "MLflow: joining run %s, which your code opened with mlflow.start_run() in %s (experiment '%s'); "
+        "the store mlflow.yml names (%s) is set aside for this run. To track in mlflow.yml's store, call "
+        "mlflow.set_tracking_uri(%r) before mlflow.start_run(), or set server.mlflow_tracking_uri to the "
+        "store you open runs in.",
+        run_id, redact_uri(user_uri), experiment, redact_uri(configured), redact_uri(configured),
+    )
+    # The rest of the session talks to that store too: the user's own fluent calls after
+    # session.run() (ending their run above all). The next session restores the shell's value.
+    os.environ["MLFLOW_TRACKING_URI"] = user_uri
+    server = config.server.model_copy(update={"mlflow_tracking_uri": user_uri})
+    experiment_config = config.tracking.experiment.model_copy(update={"name": experiment})
+    tracking = config.tracking.model_copy(update={"experiment": experiment_config})
+    return config.model_copy(update={"server": server, "tracking": tracking})
+
+
+def _experiment_of(run_id: str, uri: str) -> str | None:
+    """The name of the experiment of ``run_id`` in the store ``uri``, or None when it is not there."""
+    from mlflow.exceptions import MlflowException
+
+    from kedro_mlflow_starter.tracking.client import client_for
+
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return None  # no such store: never create one just to look
+    client = client_for(uri)
+    try:
+        run: Any = client.get_run(run_id)
+        return client.get_experiment(run.info.experiment_id).name
+    except MlflowException:
+        return None
+
+
+def _absolute(uri: str) -> str:
+    """A local store's URI with its path made absolute against the current directory, as MLflow reads it."""
+    from kedro_mlflow_starter.config.uris import resolve_tracking_uri
+
+    try:
+        return resolve_tracking_uri(uri, Path.cwd())
+    except ValueError:  # a scheme we do not resolve: compare it as it is
+        return uri
