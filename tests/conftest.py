@@ -28,7 +28,7 @@ TEMP_LEFTOVERS_ALLOWED: tuple[str, ...] = ()
 SLOWEST_MODULES_FIRST = (
     "test_orchestrated_fanout.py", "test_migration.py", "test_tracking_run.py", "test_first_hour.py",
     "test_status.py", "test_io_e2e.py", "test_first_hour_venv.py", "test_concurrency.py", "test_modelify.py",
-    "test_orchestrated_airflow.py", "test_reliability_server.py", "test_readme_quickstart.py",
+    "test_orchestrated_airflow.py", "test_outage_replay.py", "test_reliability_server.py", "test_readme_quickstart.py",
     "test_starter.py", "test_team_server.py", "test_pipeline_ml_kedro_run.py", "test_config_errors.py",
     "test_doctests.py",
 )

@@ -248,6 +248,43 @@ def close_pipeline_run(  # noqa: PLR0913
                 "summary": outcome.describe(), "failed_tasks": outcome.failed, "killed_tasks": outcome.killed}
 
 
+def replay_pending_runs(project_path: str | os.PathLike[str], run_id: str | None = None, env: str | None = None,
+                        conf_source: str | None = None) -> list[Any]:
+    """Log what outages kept in the project's pending folder into each run (``run_id``: that one
+    only), and end each run with the status it earned. See ``tracking/replay.py``."""
+    from kedro_mlflow_starter.tracking.client import client_for
+    from kedro_mlflow_starter.tracking.replay import PENDING_ROOT, Session, pending_dir, pending_runs, replay_run
+
+    root = Path(project_path).resolve()
+    run_ids = [run_id] if run_id else pending_runs(root)
+    if run_id and not (pending_dir(root, run_id)).is_dir():
+        raise OrchestratedRunError(
+            f"Nothing is kept for MLflow run '{run_id}' in {root / PENDING_ROOT}: check the id (the failure "
+            "report of the run names it), or leave out --run-id to replay every run kept there.")
+    if not run_ids:
+        return []
+
+    def open_session(run_env: str | None, runtime_params: Mapping[str, Any]) -> Any:
+        @contextmanager
+        def session() -> Iterator[tuple[Any, Any, Any]]:
+            with _project_session(root, env or run_env, conf_source, runtime_params) as (context, config, pipelines, _):
+                yield context, config, pipelines
+        return session()
+
+    session = Session(open_session)
+    try:
+        _, config, _ = session.get(None, {})
+        _check_reachable(config)
+        client = client_for(config.tracking_uri(), config.registry_uri())
+        return [replay_run(client, pending_dir(root, pending), pending, session) for pending in run_ids]
+    finally:
+        session.close()
+
+
+def _tag_list(tags: Mapping[str, str], key: str) -> list[str]:
+    return [value for value in tags.get(key, "").split(",") if value]
+
+
 # -- the click commands -------------------------------------------------------------------------
 
 
@@ -341,3 +378,26 @@ def close_command(run_id: str | None, status: str, failed_tasks: tuple[str, ...]
         return
     model = f", pipeline model {closed['model_uri']}" if closed["model_uri"] else ""
     click.echo(f"MLflow run {run_id} {closed['status']}: {closed['summary']}{model}.")
+
+
+@run_group.command(name="replay")
+@click.option("--run-id", "-r", default=None,
+              help="The run to replay (default: every run kept in .kedro-mlflow/pending/ of the project).")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
+@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
+def replay_command(run_id: str | None, env: str | None, conf_source: str | None) -> None:
+    """Log what could not be logged during an outage into its run, and end the run with the status it earned.
+
+    What is replayed was kept in .kedro-mlflow/pending/<run id>/ of the project (metric values and
+    steps, copies of artifacts and models, the pipeline model, the run's lineage); each item is removed
+    once it is logged, and the folder when all are.
+    """
+    results = replay_pending_runs(find_project_root(), run_id, env, conf_source)
+    if not results:
+        click.echo("Nothing to replay: no run is kept in .kedro-mlflow/pending/.")
+        return
+    for result in results:
+        click.echo(result.describe())
+    if any(result.failed for result in results):
+        raise click.ClickException("Some items were not replayed (listed above); they stay kept: run "
+                                   "`kedro mlflow run replay` again once the cause is fixed.")

@@ -168,10 +168,11 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
 
     def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> None:
         client = current_client()
+        replay = {"kind": "artifact", "artifact_path": artifact_dir}
         if os.path.isdir(local_path):
-            log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir))
+            log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir), replay)
         else:
-            log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir))
+            log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir), replay)
 
     def _written_files(self, data: Any) -> list[tuple[str, str | None]]:
         """(local path, artifact folder) of every file or folder the last save wrote."""

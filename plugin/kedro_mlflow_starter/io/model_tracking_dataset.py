@@ -175,7 +175,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         except Exception as error:
             if not is_transient(error):
                 raise
-            self._keep_locally(flavor, kwargs, name, error)
+            self._keep_locally(flavor, kwargs, name, error, self._replay(name))
             self._kept_model = model
             return
 
@@ -197,6 +197,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
                     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)]),
                     client.log_model_artifacts(logged.model_id, local_path),
                 ),
+                {**self._replay(name), "model_id": logged.model_id},
             )
         except Exception:
             _finalize(client, logged.model_id, LoggedModelStatus.FAILED)
@@ -204,7 +205,8 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             raise
         self._kept_model = model
         if not stored:
-            return  # the local copy stays for the failure report
+            shutil.rmtree(folder, ignore_errors=True)  # kept in the run's pending folder for replay
+            return
         shutil.rmtree(folder, ignore_errors=True)
         _finalize(client, logged.model_id, LoggedModelStatus.READY)
         self._model_id = logged.model_id
@@ -265,11 +267,25 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             )
         return found[0].model_id
 
-    def _keep_locally(self, flavor: Any, kwargs: dict[str, Any], name: str, error: BaseException) -> None:
-        """The store is unreachable: write the model to a local folder and report it."""
-        local_path = os.path.join(tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-"), "model")
-        flavor.save_model(path=local_path, **kwargs)
-        record_failure(f"model '{name}'", local_path, error)
+    def _replay(self, name: str) -> dict[str, Any]:
+        """How ``kedro mlflow run replay`` logs this model later (tracking/replay.py)."""
+        return {"kind": "model", "name": name, "step": int(self._save_args.get("step", 0)),
+                "params": {k: str(v) for k, v in self._save_args.get("params", {}).items()},
+                "tags": {k: str(v) for k, v in self._save_args.get("tags", {}).items()},
+                "model_type": self._save_args.get("model_type"),
+                "registered_model_name": self._save_args.get("registered_model_name"),
+                "await_registration_for": self._save_args.get("await_registration_for", 0)}
+
+    def _keep_locally(self, flavor: Any, kwargs: dict[str, Any], name: str, error: BaseException,
+                      replay: dict[str, Any]) -> None:
+        """The store is unreachable: write the model to a local folder, keep it for replay, report it."""
+        folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
+        local_path = os.path.join(folder, "model")
+        try:
+            flavor.save_model(path=local_path, **kwargs)
+            record_failure(f"model '{name}'", local_path, error, replay=replay)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the copy in the pending folder is the one that stays
 
     def _register(self, model_id: str, registered_name: str) -> None:
         import mlflow
@@ -279,6 +295,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             f"registration of model {model_id} as '{registered_name}'",
             None,
             lambda: mlflow.register_model(f"models:/{model_id}", registered_name, await_registration_for=await_for),
+            {"kind": "register", "model_id": model_id, "name": registered_name, "await_registration_for": await_for},
         )
 
 
@@ -288,4 +305,5 @@ def _finalize(client: Any, model_id: str, status: Any) -> None:
     except Exception as error:
         if not is_transient(error):
             raise
-        record_failure(f"status {status} of LoggedModel {model_id}", None, error)
+        record_failure(f"status {status} of LoggedModel {model_id}", None, error,
+                       replay={"kind": "finalize", "model_id": model_id, "status": str(status).rpartition(".")[2]})

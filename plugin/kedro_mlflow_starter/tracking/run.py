@@ -38,6 +38,7 @@ from kedro_mlflow_starter.tracking.failures import (
     read_failures,
 )
 from kedro_mlflow_starter.tracking.params import PreparedParams
+from kedro_mlflow_starter.tracking.replay import has_pending, pending_dir, seal
 from kedro_mlflow_starter.tracking.run_tags import run_tags
 from kedro_mlflow_starter.tracking.status_guard import StatusGuard
 from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env, http_retry_env
@@ -91,6 +92,8 @@ class TrackedRun:
         self._environment = environment or PublishedEnvironment()
         self._guard: StatusGuard | None = None
         self._failure_log: str | None = None
+        self._pending: str | None = None  # tracking/replay.py: what an outage kept for `kedro mlflow run replay`
+        self._earned: str | None = None
         self._started = time.monotonic()
         self.is_open = True
         # Set when this process is one task of a run opened by `kedro mlflow run open`
@@ -231,7 +234,8 @@ class TrackedRun:
         # kill -9 (nothing can clean up then) leaves no empty ledger in the temp folder.
         self._failure_log = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-failures-{uuid.uuid4().hex}.jsonl")
         self._environment.store(self.config.tracking_uri(), self.config.registry_uri())
-        self._environment.run(self.run_id, self._failure_log)
+        self._pending = str(pending_dir(self.config.project_path, self.run_id))  # created by the first failure
+        self._environment.run(self.run_id, self._failure_log, self._pending)
         if self.config.tracking.disable_tracking.disable_autologging and "mlflow" in sys.modules:
             import mlflow
 
@@ -256,9 +260,11 @@ class TrackedRun:
         """
         failures = self.failures()
         status = "FAILED" if failures else "FINISHED"
+        self._earned = "FINISHED"  # the pipeline succeeded: what `kedro mlflow run replay` sets once all is in
         unrecorded = self.close(status, model_uri=model_uri)
         if unrecorded:
-            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded})
+            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded,
+                             "status_only": True})
         if failures:
             raise TrackingIncompleteError(
                 describe_failures(failures, self.run_id, status, status_recorded=not unrecorded)
@@ -289,16 +295,16 @@ class TrackedRun:
             if not is_transient(error):
                 raise
             problem = describe_error(error)
-            logger.warning(
-                "MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run "
-                "`kedro mlflow stale-runs --mark-killed` once the tracking server is back.",
-                self.run_id, status, problem,
-            )
+            fix = (f"`kedro mlflow run replay --run-id {self.run_id}`" if has_pending(self._pending)
+                   else "`kedro mlflow stale-runs --mark-killed`")
+            logger.warning("MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run %s once the "
+                           "tracking server is back.", self.run_id, status, problem, fix)
             return problem
         finally:
             self._environment.restore()
             if self._failure_log:
                 Path(self._failure_log).unlink(missing_ok=True)
+            seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned)
         return None
 
     def _end(self, status: str) -> None:
