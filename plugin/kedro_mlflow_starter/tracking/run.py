@@ -205,8 +205,14 @@ class TrackedRun:
         """Join a run opened by `kedro mlflow run open` as one of its tasks (see tracking/orchestrated.py)."""
         from kedro_mlflow_starter.tracking import orchestrated
 
-        if not orchestrated.is_orchestrated(call_with_retry(lambda: self.client.get_run(self.run_id)).data.tags):
+        tags = call_with_retry(lambda: self.client.get_run(self.run_id)).data.tags
+        if not orchestrated.is_orchestrated(tags):
             return False
+        try:
+            orchestrated.check_same_env(self.run_id, tags, run_params)
+        except Exception:
+            self._environment.restore()
+            raise
         self.task = orchestrated.task_label(run_params)
         orchestrated.join(self.client, self.run_id, params.params, params.tags)
         return True
