@@ -18,7 +18,7 @@ from kedro_mlflow_starter.io._common import (
     run_to_read,
 )
 from kedro_mlflow_starter.io._downloads import load_model
-from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
+from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_flavor_model, save_model_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
 from kedro_mlflow_starter.tracking.current import current_client
 
@@ -188,7 +188,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
                 run_id=run_id,
                 model_id=logged.model_id,
             )
-            flavor.save_model(path=local_path, mlflow_model=mlflow_model, **kwargs)
+            save_flavor_model(flavor, path=local_path, mlflow_model=mlflow_model, **kwargs)
             step = int(self._save_args.get("step", 0))
             stored = log_or_record(
                 f"model '{name}' (LoggedModel {logged.model_id})",
@@ -282,7 +282,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
         local_path = os.path.join(folder, "model")
         try:
-            flavor.save_model(path=local_path, **kwargs)
+            save_flavor_model(flavor, path=local_path, **kwargs)
             record_failure(f"model '{name}'", local_path, error, replay=replay)
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # the copy in the pending folder is the one that stays
