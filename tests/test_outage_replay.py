@@ -191,3 +191,45 @@ def test_once_an_outage_is_recorded_a_call_costs_one_refused_connection(tmp_path
     import os
 
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+
+
+def test_a_replay_cut_short_is_resumed_without_logging_anything_twice(tmp_path, migrated_db, monkeypatch):
+    """An item that cannot be replayed (here: its kept copy is gone) stays kept and the run is
+    FAILED; the next replay logs only what is left, then the run gets the status it earned."""
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+    from kedro_mlflow_starter.tracking.replay import Session, keep_for_replay, read_items, replay_run, seal
+
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("replayed", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    folder = tmp_path / "project" / ".kedro-mlflow" / "pending" / run_id
+    monkeypatch.setenv(ENV_PENDING_DIR, str(folder))
+    report = tmp_path / "report.txt"
+    report.write_text("kept while the server was down\n")
+    keep_for_replay("metric 'loss'", None, {"kind": "metrics", "points": [["loss", 0.5, 0, 1000], ["loss", 0.25, 1, 2000]]})
+    keep_for_replay("artifact report.txt", str(report), {"kind": "artifact", "artifact_path": "reports"})
+    keep_for_replay("metric 'acc'", None, {"kind": "metrics", "points": [["acc", 0.9, 0, 3000]]})
+    seal(folder, run_id, earned="FINISHED", closed_as="FAILED")
+    [kept_copy] = (folder / "files").rglob("report.txt")
+    moved = kept_copy.with_name("moved-away.txt")
+    kept_copy.rename(moved)
+    no_session = Session(lambda env, params: pytest.fail("no Kedro session is needed for metrics and artifacts"))
+
+    first = replay_run(client, folder, run_id, no_session)
+
+    assert first.replayed == ["metric 'loss'", "metric 'acc'"] and list(first.failed) == ["artifact report.txt"]
+    assert first.status == "FAILED" and client.get_run(run_id).info.status == "FAILED"
+    assert [item["what"] for item in read_items(folder)] == ["artifact report.txt"]
+
+    moved.rename(kept_copy)
+    second = replay_run(client, folder, run_id, no_session)
+
+    assert second.replayed == ["artifact report.txt"] and not second.failed and second.status == "FINISHED"
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [(0, 0.5), (1, 0.25)]
+    assert len(client.get_metric_history(run_id, "acc")) == 1
+    assert [a.path for a in client.list_artifacts(run_id, "reports")] == ["reports/report.txt"]
+    assert not (tmp_path / "project" / ".kedro-mlflow").exists()
