@@ -122,9 +122,10 @@ def test_an_outage_is_replayed_into_the_run_which_then_equals_a_run_without_outa
         assert what in kept, f"{what} not kept for replay:\n{kept}"
     assert list((run_dir / "files").rglob("MLmodel")), "the model folder was not kept"
     assert list((run_dir / "files").rglob("predictions.csv")), "the artifact was not kept"
-    # Once the server is known down, each later call is one refused connection, not MLflow's retry cycle.
+    # The first failed call pays the retry cycle (~20 s); the later ones are one refused connection each
+    # (test_once_an_outage_is_recorded_a_call_costs_one_refused_connection): the run does not hang.
     print(f"from the kill to the end of kedro run: {after_kill:.1f} s")
-    assert after_kill < 45, f"{after_kill:.0f} s from the kill to the end of the run:\n{text}"
+    assert after_kill < 90, f"{after_kill:.0f} s from the kill to the end of the run:\n{text}"
 
     server = start_server(server_root)  # the same store, on another port
     try:
