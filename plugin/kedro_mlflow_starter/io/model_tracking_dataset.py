@@ -21,6 +21,7 @@ from kedro_mlflow_starter.io._downloads import load_model
 from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_flavor_model, save_model_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
 from kedro_mlflow_starter.tracking.current import current_client
+from kedro_mlflow_starter.tracking.replay import is_kept
 
 DEFAULT_MODEL_NAME = "model"
 
@@ -205,8 +206,9 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             raise
         self._kept_model = model
         if not stored:
-            shutil.rmtree(folder, ignore_errors=True)  # kept in the run's pending folder for replay
-            return
+            if is_kept(local_path):  # copied into the run's pending folder for `kedro mlflow run replay`
+                shutil.rmtree(folder, ignore_errors=True)
+            return  # else the local copy stays for the failure report
         shutil.rmtree(folder, ignore_errors=True)
         _finalize(client, logged.model_id, LoggedModelStatus.READY)
         self._model_id = logged.model_id
@@ -281,11 +283,10 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         """The store is unreachable: write the model to a local folder, keep it for replay, report it."""
         folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
         local_path = os.path.join(folder, "model")
-        try:
-            save_flavor_model(flavor, path=local_path, **kwargs)
-            record_failure(f"model '{name}'", local_path, error, replay=replay)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)  # the copy in the pending folder is the one that stays
+        save_flavor_model(flavor, path=local_path, **kwargs)
+        record_failure(f"model '{name}'", local_path, error, replay=replay)
+        if is_kept(local_path):  # the copy in the run's pending folder is the one that stays
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _register(self, model_id: str, registered_name: str) -> None:
         import mlflow

@@ -47,6 +47,14 @@ RUN_FILE = "run.json"
 FILES = "files"
 
 
+_kept_sources: set[str] = set()  # local paths this process copied into a pending folder
+
+
+def is_kept(local_path: str) -> bool:
+    """True when ``local_path`` was copied into the run's pending folder (its temp original may go)."""
+    return os.path.abspath(local_path) in _kept_sources
+
+
 def pending_dir(project_path: Path | str | None, run_id: str) -> Path:
     """The pending folder of ``run_id`` in the project (the current folder when unknown)."""
     return Path(project_path or Path.cwd()) / PENDING_ROOT / run_id
@@ -76,6 +84,7 @@ def keep_for_replay(what: str, local_path: str | None, replay: Mapping[str, Any]
             else:
                 shutil.copy2(local_path, target)
             item["copy"] = str(target.relative_to(root))
+            _kept_sources.add(os.path.abspath(local_path))
         root.mkdir(parents=True, exist_ok=True)
         with open(root / ITEMS, "a", encoding="utf-8") as items:  # one short append per item: safe across processes
             items.write(json.dumps(item, default=str) + "\n")
