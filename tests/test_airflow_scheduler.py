@@ -37,7 +37,7 @@ import pytest
 from tests.orchestrated_fixtures import new_iris_project, set_tracking_uri
 from tests.postgres_fixture import PG_BIN
 from tests.project_factory import free_port, script_result
-from tests.starter_fixtures import PACKAGE, GeneratedProject, kedro_env, logged_models, run_summary
+from tests.starter_fixtures import PACKAGE, GeneratedProject, kedro_env, run_summary
 from tests.test_orchestrated_airflow import airflow_bin  # noqa: F401 - the cached Airflow venv, a fixture
 
 if TYPE_CHECKING:
@@ -195,18 +195,22 @@ def test_the_real_scheduler_runs_tasks_in_parallel_into_one_finished_run_with_th
     assert run["status"] == "FINISHED", run["tags"].get("mlflow.note.content")
     assert {k: v for k, v in run["tags"].items() if k.startswith("kedro.task.")} == {
         f"kedro.task.{task.replace('-', '_')}": "FINISHED" for task in NODE_TASKS}
-    models = {m["name"]: m for m in logged_models(pg_mlflow_server.uri, PACKAGE) if m["run_id"] == run["id"]}
-    assert set(models) == {"iris_sklearn_estimator", "model"}, models
+    client = pg_mlflow_server.client  # (logged_models reads each MLmodel through a temp folder MLflow leaves)
+    models = {m.name: f"models:/{m.model_id}" for m in client.search_logged_models(
+        [client.get_run(run["id"]).info.experiment_id], filter_string=f"source_run_id = '{run['id']}'")}
+    assert set(models) == {"iris_sklearn_estimator", "iris_pipeline_model"}, models
 
     # The pipeline model predicts exactly as the run's own estimator (species and probability).
     instances = project.path / "data/05_model_input/instances.csv"
+    for folder in ("pipeline-model", "estimator"):  # where the models are downloaded (MLflow's own temp copy would stay)
+        (tmp_path / folder).mkdir()
     predicted = script_result(
         "predict_with_model",
         {"tracking_uri": pg_mlflow_server.uri, "input": {"csv": str(instances)}, "predictions": {
-            "pipeline": {"model_uri": models["model"]["uri"], "dst_path": str(tmp_path / "pipeline-model")},
-            "estimator": {"model_uri": models["iris_sklearn_estimator"]["uri"], "flavor": "sklearn",
+            "pipeline": {"model_uri": models["iris_pipeline_model"], "dst_path": str(tmp_path / "pipeline-model")},
+            "estimator": {"model_uri": models["iris_sklearn_estimator"], "flavor": "sklearn",
                           "dst_path": str(tmp_path / "estimator")},
-            "probabilities": {"model_uri": models["iris_sklearn_estimator"]["uri"], "flavor": "sklearn",
+            "probabilities": {"model_uri": models["iris_sklearn_estimator"], "flavor": "sklearn",
                               "dst_path": str(tmp_path / "estimator"), "method": "predict_proba"},
         }},
         what="predicting with the run's models", cwd=tmp_path, env=kedro_env(project.home), timeout=300)["predictions"]
