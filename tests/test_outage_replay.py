@@ -141,6 +141,7 @@ def test_an_outage_is_replayed_into_the_run_which_then_equals_a_run_without_outa
         assert outage_run.info.run_id == run_id
         expected = _layout(client, normal_run.info.run_id)
         got = _layout(client, run_id)
+        print(f"the replayed run: {got}")
         assert got == expected
         assert got["status"] == "FINISHED"
         assert got["models"] == [("model", "READY"), ("regressor_model", "READY")]
