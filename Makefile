@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: venv airflow-venv test demo bench clean
+.PHONY: venv airflow-venv test test-airflow-scheduler demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ airflow-venv:
 test: venv airflow-venv
 	$(BIN)/python -m compileall -q plugin
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+# Airflow's real scheduler (LocalExecutor, PostgreSQL metadata DB, tasks in parallel processes):
+# one end-to-end test of ~4 min, kept out of `make test`; .ci/run runs it after `make test`.
+test-airflow-scheduler: venv airflow-venv
+	$(BIN)/python -m compileall -q plugin
+	KMS_AIRFLOW_SCHEDULER=1 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -s tests/test_airflow_scheduler.py $(PYTEST_ARGS)
 
 demo: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/demo.py

@@ -29,7 +29,7 @@ SLOWEST_MODULES_FIRST = (
     "test_sweep.py", "test_run_isolation.py", "test_orchestrated_fanout.py", "test_migration.py",
     "test_tracking_run.py", "test_first_hour.py", "test_status.py", "test_io_e2e.py", "test_mlflow_switches.py",
     "test_kedro_mlflow_guide.py", "test_first_hour_venv.py", "test_concurrency.py", "test_modelify.py",
-    "test_orchestrated_airflow.py", "test_reliability_server.py", "test_readme_quickstart.py",
+    "test_orchestrated_airflow.py", "test_outage_replay.py", "test_reliability_server.py", "test_readme_quickstart.py",
     "test_starter.py", "test_sweep_postgres.py", "test_team_server.py", "test_what_a_user_sees.py",
     "test_pipeline_ml_kedro_run.py", "test_config_errors.py", "test_doctests.py",
 )

@@ -101,7 +101,9 @@ def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out
     assert set(run["artifacts"]) == EXPECTED_ARTIFACTS
     tasks = {key[len("kedro.task."):]: value for key, value in run["tags"].items() if key.startswith("kedro.task.")}
     assert tasks == {node: "FINISHED" for wave in fanned_out.plan for node in wave}
-    assert run["tags"]["kedro.command"] == "kedro run --pipelines=__default__"
+    # the step that made the run, not a `kedro run` of the whole pipeline that never ran
+    assert run["tags"]["kedro.command"] == "kedro mlflow run open --pipeline=__default__"
+    assert re.fullmatch(r"default \d\d:\d\d:\d\d", run["name"]), run["name"]  # named like a plain kedro run
     assert {k for k in run["tags"] if k.startswith("kedro.node.")} == {f"kedro.node.{node}" for node in NODES}
     assert "kedro.failed_tasks" not in run["tags"]
     for node in ("split_data", "score_2"):  # no task raised about params already logged
@@ -198,3 +200,40 @@ def _delete_run(tracking_uri: str, run_id: str) -> None:
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=tracking_uri).delete_run(run_id)
+
+
+def test_a_task_with_another_env_is_refused_and_open_takes_nodes(tmp_path: Path) -> None:
+    """A task whose --env is not the run's would log another configuration's records into it: it
+    is refused, naming both envs and the fix. `open --nodes` narrows the run as `kedro run --nodes`
+    does: `close` then expects those nodes only."""
+    from mlflow import MlflowClient
+
+    project = new_iris_project(tmp_path / "work", tmp_path / "home")
+    (project.path / "conf" / "staging").mkdir()
+    client = MlflowClient(tracking_uri=project.tracking_uri)
+
+    staging_run = open_run(project, "--env", "staging")
+    refused = project.kedro("run", "--nodes", "split_data", env={"MLFLOW_RUN_ID": staging_run})
+    text = refused.stdout + refused.stderr
+    assert refused.returncode != 0, text
+    assert "runs with --env local" in text and "--env staging" in text, text[-3000:]
+    assert "Run the task with `--env staging`" in text and "Traceback" not in text
+    tags = client.get_run(staging_run).data.tags
+    assert not [key for key in tags if key.startswith("kedro.task.")], tags  # the run was not touched
+    assert client.get_run(staging_run).info.status == "RUNNING"
+
+    no_node = project.kedro("mlflow", "run", "open", "--tags", "nightly")  # the starter's nodes have no tags
+    assert no_node.returncode != 0 and "No node of the pipeline has the tags nightly" in no_node.stderr, \
+        no_node.stderr[-2000:]
+
+    narrowed = open_run(project, "--nodes", "split_data")
+    run = client.get_run(narrowed)
+    assert run.data.tags["kedro.command"] == "kedro mlflow run open --pipeline=__default__ --nodes=split_data"
+    assert run.data.tags["kedro.filter.nodes"] == "split_data"
+    assert set(run.data.params) == {"target", "split_options.test_size", "split_options.random_state"}  # its nodes'
+    task = project.kedro("run", "--nodes", "split_data", env={"MLFLOW_RUN_ID": narrowed})
+    assert_ok(task, "the split_data task")
+    closed = close_run(project, narrowed)
+    assert f"MLflow run {narrowed} FINISHED" in closed.stdout, closed.stdout  # no other node was expected
+    assert client.get_run(narrowed).info.status == "FINISHED"
+    assert "kedro.missing_nodes" not in client.get_run(narrowed).data.tags

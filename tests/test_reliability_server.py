@@ -111,8 +111,9 @@ def test_server_killed_during_the_run_keeps_outputs_and_lists_what_was_not_logge
     predictions = project.path / "data/07_model_output/predictions.csv"
     assert f"local copy: {predictions}" in report
     assert "MlflowMetricDataset 'r2'" in report or "'r2'" in report
-    assert "the pipeline model (re-log it: kedro mlflow modelify --pipeline __default__ --run-id" in report
-    assert "the run's final status FAILED" in report and "kedro mlflow stale-runs --mark-killed" in report
+    assert "the pipeline model of pipeline '__default__'" in report
+    assert "the run's final status FAILED" in report and "Until then the run shows as RUNNING" in report
+    assert "kedro mlflow run replay --run-id" in report  # tests/test_outage_replay.py replays it
     assert "Traceback" not in text
 
     # The server's store (read directly: the server is gone) has what was logged before the kill.
@@ -126,7 +127,7 @@ def test_server_killed_during_the_run_keeps_outputs_and_lists_what_was_not_logge
     models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
     assert [m.name for m in models] == ["regressor_model"]
 
-    # Once the store is reachable again, stale-runs finds the run and marks it.
+    # Once the store is reachable again, stale-runs still finds the run and marks it (without a replay).
     project.write_yaml("conf/recovered/mlflow.yml",
                        {"server": {"mlflow_tracking_uri": f"sqlite:///{(server_root / 'server.db').as_posix()}"}})
     listed = project.run("mlflow", "stale-runs", "--env", "recovered", "--mark-killed")

@@ -4,7 +4,9 @@ Three secrets are planted the ways a team sets them up: a password in
 ``conf/local/credentials.yml`` (exported through ``server.credentials``, and used by a
 dataset of the inference pipeline, whose specs travel inside the pipeline model), the
 tracking URI's ``user:password@`` part in an environment variable read by
-``${oc.env:...}`` in mlflow.yml, and ``--params api_token=...`` read by a node. After a
+``${oc.env:...}`` in mlflow.yml, ``--params api_token=...`` read by a node, and the password
+of a service URL (``service.endpoint: https://svc:<password>@api.example/v1``, a key no
+secret pattern matches) in parameters.yml and again in ``--params``. After a
 real `kedro run` against a real server, every param, tag and metric key of the run and of
 its logged models, every file the server stored for the experiment, and the server's
 database itself are searched for each secret.
@@ -20,12 +22,20 @@ URI_SECRET = "uRiPaSs-7f3a9c"
 CREDENTIALS_SECRET = "cReDsEcReT-41d8e2"
 DATASET_SECRET = "dAtAsEtKeY-b9e0aa"
 PARAM_SECRET = "pArAmToKeN-c12f77"
-SECRETS = (URI_SECRET, CREDENTIALS_SECRET, DATASET_SECRET, PARAM_SECRET)
+URL_SECRET = "uRlInPaRaMs-5e6b01"  # in parameters.yml (so in the run's kedro/config/parameters.yml)
+RUNTIME_URL_SECRET = "rUnTiMeUrL-0d4c93"  # in --params (so in the kedro.command tag)
+SECRETS = (URI_SECRET, CREDENTIALS_SECRET, DATASET_SECRET, PARAM_SECRET, URL_SECRET, RUNTIME_URL_SECRET)
 
 REGISTRY = '''
+from urllib.parse import urlparse
+
 from kedro.pipeline import Pipeline, node
 
 from kedro_mlflow_starter import pipeline_ml_factory
+
+
+def service_host(service: dict) -> str:
+    return urlparse(service["endpoint"]).hostname
 
 
 def register_pipelines():
@@ -35,6 +45,7 @@ def register_pipelines():
         node(fit, ["raw", "params:factor"], ["regressor", "regressor_model"], name="fit"),
         node(evaluate, ["regressor", "raw"], ["predictions", "r2"], name="evaluate"),
         node(call_service, ["params:api_token", "predictions"], "publication", name="publish"),
+        node(service_host, "params:service", "service_host", name="service_host"),
     ])
     inference = Pipeline([node(predict, ["instances", "regressor"], "served_predictions", name="predict")])
     return {{"__default__": pipeline_ml_factory(training, inference, input_name="instances")}}
@@ -56,8 +67,11 @@ def test_planted_secrets_are_found_nowhere_in_mlflow_or_the_console(tmp_path, ml
                "publication": {"type": "json.JSONDataset", "filepath": "data/08_reporting/publication.json"}}
     project = make_team_project(
         home / "projects", "${oc.env:TEAM_TRACKING_URI}", package="secret_project",
-        mlflow_yml={"server": {"credentials": "mlflow_server"}}, catalog=catalog, registry=REGISTRY,
-        parameters={"factor": 2.0, "api_token": "set-me-with---params"},
+        mlflow_yml={"server": {"credentials": "mlflow_server"},
+                    "tracking": {"params": {"dict_params": {"flatten": True}}}},
+        catalog=catalog, registry=REGISTRY,
+        parameters={"factor": 2.0, "api_token": "set-me-with---params",
+                    "service": {"endpoint": f"https://svc:{URL_SECRET}@api.example/v1", "retries": 3}},
     )
     project.write_yaml("conf/local/credentials.yml", {
         "mlflow_server": {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": CREDENTIALS_SECRET},
@@ -65,7 +79,8 @@ def test_planted_secrets_are_found_nowhere_in_mlflow_or_the_console(tmp_path, ml
     })
     authority = mlflow_server.uri.replace("http://", f"http://alice:{URI_SECRET}@")
 
-    result = project.run("run", "--params", f"api_token={PARAM_SECRET}",
+    result = project.run("run", "--params",
+                         f"api_token={PARAM_SECRET},service.endpoint=https://svc:{RUNTIME_URL_SECRET}@api.example/v2",
                          env={"TEAM_TRACKING_URI": authority, "HOME": str(home)})
 
     text = output(result)
@@ -79,7 +94,10 @@ def test_planted_secrets_are_found_nowhere_in_mlflow_or_the_console(tmp_path, ml
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["api_token"] == "***"
-    assert run.data.tags["kedro.command"] == "kedro run '--params=api_token=***'"  # shell-quoted: pasteable
+    assert run.data.params["service.endpoint"] == "https://***@api.example/v2"  # the URL stays, its password not
+    assert run.data.params["service.retries"] == "3"
+    assert run.data.tags["kedro.command"] == (  # shell-quoted: pasteable
+        "kedro run '--params=api_token=***,service.endpoint=https://***@api.example/v2'")
     models = client.search_logged_models([experiment.experiment_id])
     assert sorted(m.name for m in models) == ["model", "regressor_model"]
     searched = _strings_of(run) + [s for m in models for s in (*m.params, *m.params.values(), *m.tags, *m.tags.values())]

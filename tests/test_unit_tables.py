@@ -129,6 +129,16 @@ def _params(**config) -> ParamsConfig:
          {"db_password": REDACTED, "opts": '{"api_key": "***", "n": 1}'}, {}),
         ({"long": "x" * 7000}, {"long_params_strategy": "truncate"}, {"long": "x" * 6000}, {}),
         ({"long": "x" * 7000}, {"long_params_strategy": "tag"}, {}, {"long": "x" * 7000}),
+        # the password of a URL inside any value, whatever the key is called (issue 17)
+        ({"service": {"endpoint": "https://user:pw@api.example/v1"}}, {"dict_params": {"flatten": True}},
+         {"service.endpoint": "https://***@api.example/v1"}, {}),
+        ({"service": {"endpoint": "https://user:pw@api.example/v1"}}, {},
+         {"service": '{"endpoint": "https://***@api.example/v1"}'}, {}),
+        ({"mirrors": ["http://a:b@m1/x", "http://m2/y"]}, {}, {"mirrors": '["http://***@m1/x", "http://m2/y"]'}, {}),
+        ({"db": "postgresql://admin:pw@db:5432/x"}, {}, {"db": "postgresql://***@db:5432/x"}, {}),
+        ({"long": "https://u:p@h/" + "x" * 7000}, {"long_params_strategy": "tag"}, {},
+         {"long": "https://***@h/" + "x" * 7000}),
+        ({"url": "https://api.example/v1?user=me@example.com"}, {}, {"url": "https://api.example/v1?user=me@example.com"}, {}),
     ],
 )
 def test_prepare_params(values, config, params, tags) -> None:
@@ -161,6 +171,8 @@ def test_long_param_fails_by_default_naming_the_setting() -> None:
         ({"runner": "SequentialRunner", "node_names": ["n1", "n2"]}, "kedro run --nodes=n1,n2"),
         ({"tags": ["t"], "from_nodes": ["x"], "to_outputs": ["y"]}, "kedro run --tags=t --from-nodes=x --to-outputs=y"),
         ({"runtime_params": {"model": {"C": 0.5}, "api_token": "s"}}, "kedro run '--params=model.C=0.5,api_token=***'"),
+        ({"runtime_params": {"service": {"endpoint": "https://u:pw@api.example/v1"}}},
+         "kedro run '--params=service.endpoint=https://***@api.example/v1'"),
     ],
 )
 def test_reproducing_command(run_params, command) -> None:

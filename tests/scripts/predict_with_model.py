@@ -9,8 +9,9 @@ Input (JSON argument):
   ``{"columns": {name: values}}`` (a DataFrame) or ``{"array": nested list}`` (a numpy array);
 - ``predictions``: ``{key: spec}``, each spec with ``model_uri``, ``flavor`` (``pyfunc``, the
   default, or ``sklearn``), ``dst_path`` (optional: where the model is downloaded), ``rows``
-  (optional: only the first rows), ``columns`` (optional: only these input columns) and ``params``
-  (optional: inference params). A model given twice is loaded once.
+  (optional: only the first rows), ``columns`` (optional: only these input columns), ``params``
+  (optional: inference params) and ``method`` (optional: another method than ``predict``, e.g.
+  ``predict_proba`` of a scikit-learn model). A model given twice is loaded once.
 - ``module_files`` (optional): modules whose ``__file__`` to report once the models have predicted.
 
 Output: ``{"importable": {package: bool}, "predictions": {key: prediction}, "module_files": {...}}``,
@@ -73,10 +74,11 @@ def main(args: dict[str, Any]) -> dict[str, Any]:
         if spec.get("rows") is not None:
             rows_wanted = spec["rows"]
             model_input = model_input.head(rows_wanted) if hasattr(model_input, "head") else model_input[:rows_wanted]
+        method = getattr(model, spec.get("method", "predict"))
         if spec.get("params") is not None:
-            prediction = model.predict(model_input, params=spec["params"])
+            prediction = method(model_input, params=spec["params"])
         else:
-            prediction = model.predict(model_input)
+            prediction = method(model_input)
         predictions[key] = _jsonable(prediction)
     module_files = {name: sys.modules[name].__file__ for name in args.get("module_files", [])}
     return {"importable": importable, "predictions": predictions, "module_files": module_files}

@@ -106,6 +106,27 @@ def _params_loader(params: Mapping[str, Any]) -> Any:
     return load
 
 
+FILTER_TAGS = {"tags": "kedro.filter.tags", "node_names": "kedro.filter.nodes"}
+"""The run tags where ``open --tags/--nodes`` writes its filter, so that ``close`` expects those nodes only."""
+
+
+def _filtered(pipeline: Any, tags: Iterable[str], node_names: Iterable[str]) -> Any:
+    """``pipeline`` narrowed as ``kedro run --tags ... --nodes ...`` narrows it (both: nodes with both)."""
+    tags, node_names = list(tags), list(node_names)
+    if not tags and not node_names:
+        return pipeline
+    try:
+        narrowed = pipeline.filter(tags=tags or None, node_names=node_names or None)
+    except ValueError as error:  # Kedro: "Pipeline does not contain nodes named ...", "... no nodes after ..."
+        if tags and "no nodes" in str(error):
+            raise OrchestratedRunError(
+                f"No node of the pipeline has the tags {', '.join(tags)}"
+                + (f" among the nodes {', '.join(node_names)}" if node_names else "")
+                + ": check --tags (the tags given to node(...) in the pipeline).") from None
+        raise OrchestratedRunError(f"--tags/--nodes: {error}") from None
+    return narrowed
+
+
 def _check_reachable(config: Any) -> None:
     from kedro_mlflow_starter.tracking.store import check_reachable
 
@@ -119,26 +140,32 @@ def open_pipeline_run(  # noqa: PLR0913
     conf_source: str | None = None,
     run_name: str | None = None,
     params: Mapping[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    node_names: Iterable[str] = (),
 ) -> dict[str, str]:
     """Create the MLflow run of a whole pipeline run; returns its ids (``run_id``...).
 
     The run holds the experiment of ``mlflow.yml``, the tags a ``kedro run`` of the pipeline
     would log, and the params of every node of the pipeline. It stays RUNNING for the tasks.
+    ``tags``/``node_names`` narrow the pipeline as ``kedro run --tags/--nodes`` does: the run
+    then expects (and ``close`` checks) only those nodes. Named like a ``kedro run``
+    (``default 15:32:08``) unless ``run_name`` or ``tracking.run.name`` says otherwise.
     """
     from kedro_mlflow_starter.config.redaction import redact_uri
     from kedro_mlflow_starter.pipeline import PipelineML
     from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG
     from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
-    from kedro_mlflow_starter.tracking.run_tags import run_tags
+    from kedro_mlflow_starter.tracking.run_tags import open_command, run_tags
 
     root = Path(project_path).resolve()
+    filter_tags, filter_nodes = sorted(set(tags)), sorted(set(node_names))
     with _project_session(root, env, conf_source, params) as (context, config, pipelines, session_id):
         if pipeline_name in config.tracking.disable_tracking.pipelines:
             raise OrchestratedRunError(
                 f"Tracking is disabled for pipeline '{pipeline_name}' in mlflow.yml "
                 "(tracking.disable_tracking.pipelines): there is no run to open. Remove it from that list, "
                 "or run the tasks without MLFLOW_RUN_ID.")
-        pipeline = _pipeline(pipelines, pipeline_name)
+        pipeline = _filtered(_pipeline(pipelines, pipeline_name), filter_tags, filter_nodes)
         catalog = context.catalog
         if isinstance(pipeline, PipelineML):  # fail now, not in the last task
             from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
@@ -147,18 +174,24 @@ def open_pipeline_run(  # noqa: PLR0913
         prepared = prepare_params(pipeline_parameters(pipeline.inputs(), _params_loader(context.params)),
                                   config.tracking.params)
         run_params = {"pipeline_names": [pipeline_name], "env": env, "runtime_params": dict(params or {}),
-                      "run_id": session_id}
-        tags = run_tags(run_params, root, config.package_name, config.tracking.params.secret_patterns)
-        tags.update({ORCHESTRATED_TAG: "true", "kedro.runner": "orchestrated"})
+                      "run_id": session_id, "tags": filter_tags, "node_names": filter_nodes}
+        secret_patterns = config.tracking.params.secret_patterns
+        run_tag_values = run_tags(run_params, root, config.package_name, secret_patterns)
+        # No `kedro run` of the whole pipeline ever runs: the command is the step that opened the run.
+        run_tag_values["kedro.command"] = open_command(run_params, secret_patterns)
+        run_tag_values.update({ORCHESTRATED_TAG: "true", "kedro.runner": "orchestrated"})
+        for key, values in (("tags", filter_tags), ("node_names", filter_nodes)):
+            if values:
+                run_tag_values[FILTER_TAGS[key]] = ",".join(values)
         # This process ends now while the run lives on: `kedro mlflow stale-runs` must not take
         # the run for one whose `kedro run` died (it judges such runs by age instead).
-        tags.pop("kedro.pid", None)
+        run_tag_values.pop("kedro.pid", None)
         for notice in prepared.notices():
             click.echo(notice, err=True)
-        from kedro_mlflow_starter.tracking.run import TrackedRun
+        from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
 
         _check_reachable(config)
-        run = TrackedRun.create(config, run_name or config.tracking.run.name or pipeline_name, tags)
+        run = TrackedRun.create(config, run_name or default_run_name(config, [pipeline_name]), run_tag_values)
         run.log_params_and_tags(prepared.params, prepared.tags)
         _log_whole_pipeline_lineage(config, pipeline, catalog, run_params, run)
         return {
@@ -216,7 +249,8 @@ def close_pipeline_run(  # noqa: PLR0913
             return {"run_id": run_id, "status": run.info.status, "already_closed": True, "model_uri": None,
                     "summary": f"already {run.info.status}"}
         name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
-        pipeline = _pipeline(pipelines, name)
+        pipeline = _filtered(_pipeline(pipelines, name), _tag_list(tags, FILTER_TAGS["tags"]),
+                             _tag_list(tags, FILTER_TAGS["node_names"]))
         outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
                                  expected_nodes=sorted(node.name for node in pipeline.nodes))
         model_uri = None
@@ -249,6 +283,43 @@ def close_pipeline_run(  # noqa: PLR0913
                 "summary": outcome.describe(), "failed_tasks": outcome.failed, "killed_tasks": outcome.killed}
 
 
+def replay_pending_runs(project_path: str | os.PathLike[str], run_id: str | None = None, env: str | None = None,
+                        conf_source: str | None = None) -> list[Any]:
+    """Log what outages kept in the project's pending folder into each run (``run_id``: that one
+    only), and end each run with the status it earned. See ``tracking/replay.py``."""
+    from kedro_mlflow_starter.tracking.client import client_for
+    from kedro_mlflow_starter.tracking.replay import PENDING_ROOT, Session, pending_dir, pending_runs, replay_run
+
+    root = Path(project_path).resolve()
+    run_ids = [run_id] if run_id else pending_runs(root)
+    if run_id and not (pending_dir(root, run_id)).is_dir():
+        raise OrchestratedRunError(
+            f"Nothing is kept for MLflow run '{run_id}' in {root / PENDING_ROOT}: check the id (the failure "
+            "report of the run names it), or leave out --run-id to replay every run kept there.")
+    if not run_ids:
+        return []
+
+    def open_session(run_env: str | None, runtime_params: Mapping[str, Any]) -> Any:
+        @contextmanager
+        def session() -> Iterator[tuple[Any, Any, Any]]:
+            with _project_session(root, env or run_env, conf_source, runtime_params) as (context, config, pipelines, _):
+                yield context, config, pipelines
+        return session()
+
+    session = Session(open_session)
+    try:
+        _, config, _ = session.get(None, {})
+        _check_reachable(config)
+        client = client_for(config.tracking_uri(), config.registry_uri())
+        return [replay_run(client, pending_dir(root, pending), pending, session) for pending in run_ids]
+    finally:
+        session.close()
+
+
+def _tag_list(tags: Mapping[str, str], key: str) -> list[str]:
+    return [value for value in tags.get(key, "").split(",") if value]
+
+
 # -- the click commands -------------------------------------------------------------------------
 
 
@@ -271,6 +342,11 @@ def _split_params(values: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
+def _split_names(values: tuple[str, ...]) -> list[str]:
+    """``--nodes a,b --nodes c`` as ``kedro run`` reads it: ``["a", "b", "c"]``."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
 @click.group(name="run")
 def run_group() -> None:
     """One MLflow run for a pipeline run an orchestrator splits into many tasks."""
@@ -281,20 +357,27 @@ def run_group() -> None:
               help="The registered pipeline the tasks run (its params are logged now).")
 @click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
 @click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
-@click.option("--run-name", default=None, help="Name of the run (default: tracking.run.name, else the pipeline).")
+@click.option("--run-name", default=None,
+              help="Name of the run (default: tracking.run.name, else like a kedro run: 'default 15:32:08').")
+@click.option("--tags", "-t", "tags", multiple=True,
+              help="Only the nodes with these tags (`a,b` or repeated), as `kedro run --tags`: close expects those.")
+@click.option("--nodes", "-n", "node_names", multiple=True,
+              help="Only these nodes (`a,b` or repeated), as `kedro run --nodes`: close expects those.")
 @click.option("--params", "params", multiple=True,
               help="Runtime parameters `key=value,...`, as given to `kedro run --params` (give the tasks the same).")
 @click.option("--output", "-o", "output", type=click.Choice(["id", "env", "json"]), default="id", show_default=True,
               help="id: the run id alone; env: MLFLOW_RUN_ID=<id> (for `export`); json: ids, names, store.")
 @click.option("--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the --output text to this file (Kedro logs to stdout too; the file holds only it).")
-def open_command(pipeline_name: str, env: str | None, conf_source: str | None, run_name: str | None,
-                 params: tuple[str, ...], output: str, output_file: str | None) -> None:
+def open_command(pipeline_name: str, env: str | None, conf_source: str | None, run_name: str | None,  # noqa: PLR0913
+                 tags: tuple[str, ...], node_names: tuple[str, ...], params: tuple[str, ...], output: str,
+                 output_file: str | None) -> None:
     """Create the run of the whole pipeline and print its id for the tasks (MLFLOW_RUN_ID).
 
     The id (or --output text) is always the last line of stdout: RUN_ID=$(kedro mlflow run open | tail -n 1).
     """
-    opened = open_pipeline_run(find_project_root(), pipeline_name, env, conf_source, run_name, _split_params(params))
+    opened = open_pipeline_run(find_project_root(), pipeline_name, env, conf_source, run_name, _split_params(params),
+                               _split_names(tags), _split_names(node_names))
     if output == "json":
         text = json.dumps(opened)
     elif output == "env":
@@ -342,3 +425,26 @@ def close_command(run_id: str | None, status: str, failed_tasks: tuple[str, ...]
         return
     model = f", pipeline model {closed['model_uri']}" if closed["model_uri"] else ""
     click.echo(f"MLflow run {run_id} {closed['status']}: {closed['summary']}{model}.")
+
+
+@run_group.command(name="replay")
+@click.option("--run-id", "-r", default=None,
+              help="The run to replay (default: every run kept in .kedro-mlflow/pending/ of the project).")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
+@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
+def replay_command(run_id: str | None, env: str | None, conf_source: str | None) -> None:
+    """Log what could not be logged during an outage into its run, and end the run with the status it earned.
+
+    What is replayed was kept in .kedro-mlflow/pending/<run id>/ of the project (metric values and
+    steps, copies of artifacts and models, the pipeline model, the run's lineage); each item is removed
+    once it is logged, and the folder when all are.
+    """
+    results = replay_pending_runs(find_project_root(), run_id, env, conf_source)
+    if not results:
+        click.echo("Nothing to replay: no run is kept in .kedro-mlflow/pending/.")
+        return
+    for result in results:
+        click.echo(result.describe())
+    if any(result.failed for result in results):
+        raise click.ClickException("Some items were not replayed (listed above); they stay kept: run "
+                                   "`kedro mlflow run replay` again once the cause is fixed.")

@@ -226,9 +226,11 @@ class MlflowHook:
                 raise
             names = sorted(run_params.get("pipeline_names") or ["__default__"])
             record_failure(
-                f"the pipeline model (re-log it: kedro mlflow modelify --pipeline {names[0]} --run-id {run.run_id})",
+                f"the pipeline model of pipeline '{names[0]}'",
                 None,
                 error,
+                replay={"kind": "pipeline_model", "pipeline": names[0], "env": run_params.get("env"),
+                        "runtime_params": run_params.get("runtime_params") or {}},
             )
             return None
 
@@ -274,7 +276,8 @@ def _finish_lineage(recorder: Any, run: Any) -> None:
         recorder.finish(run.client, run.run_id, run.experiment_id, one_task_of_many=run.task is not None)
     except Exception as error:
         if is_transient(error):
-            record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error)
+            record_failure("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)", None, error,
+                           replay=recorder.replay_state(one_task_of_many=run.task is not None))
         else:
             logger.warning("MLflow: the run's lineage was not fully recorded: %s", describe_error(error))
 

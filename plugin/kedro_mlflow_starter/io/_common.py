@@ -77,18 +77,20 @@ def warn_no_run(what: str) -> None:
     )
 
 
-def log_or_record(what: str, local_path: str | None, log: Callable[[], Any]) -> bool:
+def log_or_record(what: str, local_path: str | None, log: Callable[[], Any],
+                  replay: dict[str, Any] | None = None) -> bool:
     """Run a store call with retries; record an outage instead of failing the pipeline.
 
     Returns True when the call succeeded. Errors that a server outage does not explain
     (a bad run id, a bad key...) are raised: they are the user's to fix, not to skip.
+    ``replay`` says how ``kedro mlflow run replay`` makes the call later (tracking/replay.py).
     """
     try:
         call_with_retry(log)
     except Exception as error:
         if not is_transient(error):
             raise
-        record_failure(what, local_path, error)
+        record_failure(what, local_path, error, replay=replay)
         return False
     return True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -90,6 +91,20 @@ def default_pip_requirements(module: ModuleType) -> list[str]:
     if not any(req.split("==")[0] == "cloudpickle" for req in requirements):
         requirements.append(pinned("cloudpickle") or "cloudpickle")
     return requirements
+
+
+def save_flavor_model(flavor: ModuleType, **kwargs: Any) -> None:
+    """``flavor.save_model(**kwargs)`` without the warnings of skops' module scan.
+
+    MLflow 3 saves scikit-learn models in the skops format; skops finds the module of each
+    function it stores by reading that name from **every** loaded module. In an Airflow task
+    the loaded modules include Airflow's deprecated aliases (``airflow.utils.timezone`` ...),
+    each of which warns on that read: about 1,100 ``DeprecatedImportWarning`` lines per task,
+    none of them about the user's code. Only warnings raised from that scan are dropped.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
+        flavor.save_model(**kwargs)
 
 
 def save_model_args(module: ModuleType, save_args: dict[str, Any]) -> dict[str, Any]:

@@ -230,9 +230,11 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
 
     def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> bool:
         client = current_client()
+        replay = {"kind": "artifact", "artifact_path": artifact_dir}
         if os.path.isdir(local_path):
-            return log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir))
-        return log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir))
+            return log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir),
+                                 replay)
+        return log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir), replay)
 
     @staticmethod
     def _figure_png_needed(data: Any, file_name: str) -> bool:

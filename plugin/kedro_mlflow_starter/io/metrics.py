@@ -77,11 +77,13 @@ def _log_metrics(what: str, run_id: str, points: list[tuple[Any, ...]]) -> None:
     metrics = points_not_logged(client, run_id, metrics)  # a retried task logs no point twice
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         chunk = metrics[start : start + MAX_METRICS_PER_BATCH]
+        unsent = metrics[start:]  # after a failed chunk the later ones are not sent: all kept for replay
         logged = log_or_record(
-            f"{what}: {short([(m.key, m.step, m.value) for m in chunk[:5]], 150)}"
-            + (f" and {len(chunk) - 5} more" if len(chunk) > 5 else ""),
+            f"{what}: {short([(m.key, m.step, m.value) for m in unsent[:5]], 150)}"
+            + (f" and {len(unsent) - 5} more" if len(unsent) > 5 else ""),
             None,
             lambda chunk=chunk: client.log_batch(run_id, metrics=chunk),
+            replay={"kind": "metrics", "points": [[m.key, m.value, m.step, m.timestamp] for m in unsent]},
         )
         if not logged:
             break

@@ -10,7 +10,7 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, get_protocol_and_path
 
-from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
+from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_flavor_model, save_model_args
 
 
 class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
@@ -102,7 +102,7 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
         kwargs = {**model_kwargs(flavor, self._pyfunc_workflow, model), **save_model_args(flavor, self._save_args)}
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
         try:
-            flavor.save_model(path=str(staging / "model"), **kwargs)
+            save_flavor_model(flavor, path=str(staging / "model"), **kwargs)
             _swap_in(staging / "model", target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

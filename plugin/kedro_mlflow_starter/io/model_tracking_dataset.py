@@ -18,10 +18,11 @@ from kedro_mlflow_starter.io._common import (
     run_to_read,
 )
 from kedro_mlflow_starter.io._downloads import load_model
-from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_model_args
+from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_kwargs, save_flavor_model, save_model_args
 from kedro_mlflow_starter.io._signature import check_signature_args, resolve_signature_args
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
 from kedro_mlflow_starter.tracking.current import current_client
+from kedro_mlflow_starter.tracking.replay import is_kept
 from kedro_mlflow_starter.tracking.retries import drop_earlier_models
 
 DEFAULT_MODEL_NAME = "model"
@@ -182,7 +183,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
         except Exception as error:
             if not is_transient(error):
                 raise
-            self._keep_locally(flavor, kwargs, name, error)
+            self._keep_locally(flavor, kwargs, name, error, self._replay(name))
             self._kept_model = model
             return
 
@@ -197,7 +198,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
                 run_id=run_id,
                 model_id=logged.model_id,
             )
-            flavor.save_model(path=local_path, mlflow_model=mlflow_model, **kwargs)
+            save_flavor_model(flavor, path=local_path, mlflow_model=mlflow_model, **kwargs)
             step = int(self._save_args.get("step", 0))
             stored = log_or_record(
                 f"model '{name}' (LoggedModel {logged.model_id})",
@@ -206,6 +207,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
                     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)]),
                     client.log_model_artifacts(logged.model_id, local_path),
                 ),
+                {**self._replay(name), "model_id": logged.model_id},
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -213,7 +215,9 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             raise
         self._kept_model = model
         if not stored:
-            return  # the local copy stays for the failure report
+            if is_kept(local_path):  # copied into the run's pending folder for `kedro mlflow run replay`
+                shutil.rmtree(folder, ignore_errors=True)
+            return  # else the local copy stays for the failure report
         shutil.rmtree(folder, ignore_errors=True)
         _finalize(client, logged.model_id, LoggedModelStatus.READY)
         self._model_id = logged.model_id
@@ -278,16 +282,28 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             )
         return found[0].model_id
 
-    def _keep_locally(self, flavor: Any, kwargs: dict[str, Any], name: str, error: BaseException) -> None:
-        """The store is unreachable: write the model to a local folder and report it."""
+    def _replay(self, name: str) -> dict[str, Any]:
+        """How ``kedro mlflow run replay`` logs this model later (tracking/replay.py)."""
+        return {"kind": "model", "name": name, "step": int(self._save_args.get("step", 0)),
+                "params": {k: str(v) for k, v in self._save_args.get("params", {}).items()},
+                "tags": {k: str(v) for k, v in self._save_args.get("tags", {}).items()},
+                "model_type": self._save_args.get("model_type"),
+                "registered_model_name": self._save_args.get("registered_model_name"),
+                "await_registration_for": self._save_args.get("await_registration_for", 0)}
+
+    def _keep_locally(self, flavor: Any, kwargs: dict[str, Any], name: str, error: BaseException,
+                      replay: dict[str, Any]) -> None:
+        """The store is unreachable: write the model to a local folder, keep it for replay, report it."""
         folder = tempfile.mkdtemp(prefix=f"kedro-mlflow-model-{name}-")
         local_path = os.path.join(folder, "model")
         try:
-            flavor.save_model(path=local_path, **kwargs)
-        except BaseException:
+            save_flavor_model(flavor, path=local_path, **kwargs)
+        except BaseException:  # Ctrl-C or SIGTERM during the save: no half folder in the temp folder
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        record_failure(f"model '{name}'", local_path, error)
+        record_failure(f"model '{name}'", local_path, error, replay=replay)
+        if is_kept(local_path):  # the copy in the run's pending folder is the one that stays
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _register(self, model_id: str, registered_name: str) -> None:
         import mlflow
@@ -297,6 +313,7 @@ class MlflowModelTrackingDataset(CatalogEntryDataset, AbstractDataset[Any, Any])
             f"registration of model {model_id} as '{registered_name}'",
             None,
             lambda: mlflow.register_model(f"models:/{model_id}", registered_name, await_registration_for=await_for),
+            {"kind": "register", "model_id": model_id, "name": registered_name, "await_registration_for": await_for},
         )
 
 
@@ -306,4 +323,5 @@ def _finalize(client: Any, model_id: str, status: Any) -> None:
     except Exception as error:
         if not is_transient(error):
             raise
-        record_failure(f"status {status} of LoggedModel {model_id}", None, error)
+        record_failure(f"status {status} of LoggedModel {model_id}", None, error,
+                       replay={"kind": "finalize", "model_id": model_id, "status": str(status).rpartition(".")[2]})

@@ -52,7 +52,8 @@ def snapshot_saved(dataset_name: str, data: Any) -> None:
     """Copy ``data`` into the current run if ``dataset_name`` is an artifact of its pipeline model.
 
     An outage is recorded like any other item that could not be logged (the run then ends
-    FAILED and names it); the model, which needs this copy, is not logged either.
+    FAILED and names it) and the copy is kept for ``kedro mlflow run replay``; the model,
+    which needs it, is not logged until then either.
     """
     raw = os.environ.get(ENV_PLAN)
     run_id = active_run_id()
@@ -66,12 +67,15 @@ def snapshot_saved(dataset_name: str, data: Any) -> None:
         spec = save_with_config(dataset_name, plan[dataset_name], data, folder / DATA_FOLDER)
         (folder / SPEC_FILE).write_text(json.dumps(spec), encoding="utf-8")
         client = current_client()
+        artifact_path = f"{RUN_FOLDER}/{folder.name}"
         try:
-            call_with_retry(lambda: client.log_artifacts(run_id, str(folder), f"{RUN_FOLDER}/{folder.name}"))
+            call_with_retry(lambda: client.log_artifacts(run_id, str(folder), artifact_path))
         except Exception as error:
             if not is_transient(error):
                 raise
-            record_failure(f"the pipeline model's copy of '{dataset_name}'", None, error)
+            # kept for `kedro mlflow run replay`, which logs it before it rebuilds the model
+            record_failure(f"the pipeline model's copy of '{dataset_name}'", str(folder), error,
+                           replay={"kind": "artifact", "artifact_path": artifact_path})
 
 
 def catalog_of_run_copies(pipeline_model: Any, catalog: Any, run_id: str, folder: Path,

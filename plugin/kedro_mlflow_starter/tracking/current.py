@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 ENV_RUN_ID = "KEDRO_MLFLOW_RUN_ID"
 ENV_TRACKING_DISABLED = "KEDRO_MLFLOW_TRACKING_DISABLED"
 ENV_FAILURE_LOG = "KEDRO_MLFLOW_FAILURE_LOG"
+ENV_PENDING_DIR = "KEDRO_MLFLOW_PENDING_DIR"
+"""Where what could not be logged is kept for ``kedro mlflow run replay`` (tracking/replay.py)."""
 
 
 def active_run_id() -> str | None:
@@ -197,10 +199,10 @@ class PublishedEnvironment:
         """Point MLflow (ours and the user's fluent calls) at this store."""
         self.set({"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": registry_uri})
 
-    def run(self, run_id: str, failure_log: str | None) -> None:
+    def run(self, run_id: str, failure_log: str | None, pending_dir: str | None = None) -> None:
         """Make ``run_id`` the run every dataset and fluent ``mlflow.log_*`` call logs into."""
         self.set({ENV_RUN_ID: run_id, "MLFLOW_RUN_ID": run_id, ENV_TRACKING_DISABLED: None,
-                  ENV_FAILURE_LOG: failure_log})
+                  ENV_FAILURE_LOG: failure_log, ENV_PENDING_DIR: pending_dir})
 
     def untracked(self) -> None:
         """Datasets save locally and log nothing."""

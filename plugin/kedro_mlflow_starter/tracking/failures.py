@@ -2,25 +2,34 @@
 
 When the tracking server goes away mid-run, the pipeline keeps going: datasets still
 write their local files, and each logging call that fails (after a short retry) is
-recorded here. The hook prints the list at the end so the user can re-log by hand.
+recorded here. The hook prints the list at the end; ``kedro mlflow run replay`` logs what
+was kept for it (see ``replay`` below).
 The ledger is a JSON-lines file named by an environment variable, so ParallelRunner's
 child processes append to the same list as the main process.
 
 Once one call has failed for good, the server is known to be down: later calls in the
-same ``kedro run`` (any process) make a single attempt instead of retrying again, so an
-outage costs seconds, not a retry cycle per dataset. Error texts are recorded with the
-credentials of any URI in them redacted.
+same ``kedro run`` (any process) make a single attempt, without MLflow's own HTTP retries
+(``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` is 0 for them), so an outage costs milliseconds per
+call, not a retry cycle per dataset. Error texts are recorded with the credentials of any
+URI in them redacted.
+
+An entry may carry ``replay``: what ``kedro mlflow run replay`` needs to log the item later
+(metric points, the artifact folder, the model's name and registration...); its local files
+are copied at once into the run's pending folder (``tracking/replay.py``), because the temp
+copies they come from are removed when the run ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from kedro_mlflow_starter.config.redaction import redact_uri
@@ -32,14 +41,31 @@ logger = logging.getLogger(__name__)
 RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
-def record_failure(what: str, local_path: str | None, error: BaseException) -> None:
-    """Append one failed logging call to the ledger (or log it when there is none)."""
-    entry = {"what": what, "local_path": local_path, "error": describe_error(error)}
+def record_failure(what: str, local_path: str | None, error: BaseException,
+                   replay: Mapping[str, Any] | None = None) -> None:
+    """Append one failed logging call to the ledger (or log it when there is none).
+
+    ``replay`` (JSON-able) says how ``kedro mlflow run replay`` logs the item later; it is
+    kept, with a copy of ``local_path``, in the run's pending folder.
+    """
+    entry: dict[str, Any] = {"what": what, "local_path": local_path, "error": describe_error(error)}
+    if replay is not None:
+        from kedro_mlflow_starter.tracking.replay import keep_for_replay
+
+        entry["pending"], copy = keep_for_replay(what, local_path, replay)
+        if copy and local_path and _in_temp_folder(local_path):
+            entry["local_path"] = copy  # the temp copy is removed when the run ends; this one stays
     path = os.environ.get(ENV_FAILURE_LOG)
     if path:
         with open(path, "a", encoding="utf-8") as ledger:
             ledger.write(json.dumps(entry) + "\n")
     logger.warning("Could not log %s to MLflow: %s", what, entry["error"])
+
+
+def _in_temp_folder(path: str) -> bool:
+    import tempfile
+
+    return os.path.abspath(path).startswith(os.path.abspath(tempfile.gettempdir()) + os.sep)
 
 
 _CONNECTION_FAILED = re.compile(r"Failed to establish a new connection: (?P<reason>[^\"')]+)")
@@ -109,8 +135,19 @@ def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, 
     for entry in failures:
         where = f" (local copy: {entry['local_path']})" if entry.get("local_path") else ""
         lines.append(f"  - {entry['what']}{where}: {entry['error']}")
-    lines.append("Your pipeline's outputs are on disk (nothing was deleted); re-log the items above once the "
-                 "tracking server is back.")
+    lines.append("Your pipeline's outputs are on disk (nothing was deleted).")
+    if all(entry.get("pending") for entry in failures if not entry.get("status_only")):
+        from kedro_mlflow_starter.tracking.replay import pending_folder_hint
+
+        lines.append(f"Each item is kept in {pending_folder_hint(run_id)}: once the tracking server is back, "
+                     f"`kedro mlflow run replay --run-id {run_id}` logs them into the run and ends it with the "
+                     "status it earned (FINISHED when the pipeline succeeded).")
+        if not status_recorded:
+            lines.append("Until then the run shows as RUNNING.")
+        elif status != "FINISHED":
+            lines.append(f"Until then the run is marked {status}.")
+        return "\n".join(lines)
+    lines.append("Re-log the items above once the tracking server is back.")
     if status_recorded:
         lines.append(f"The run is marked {status}.")
     else:
@@ -141,11 +178,44 @@ def retry_lost_insert_race(fn: Callable[[], T], delays: tuple[float, ...] = (0.0
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
     """Call ``fn``; on a transient error retry after each delay, then re-raise.
 
-    After an outage was recorded in this run, ``fn`` gets one attempt.
+    After an outage was recorded in this run (the server is known down), ``fn`` gets one
+    attempt, and MLflow's HTTP client makes no retries of its own for it.
     """
     if outage_recorded():
-        return fn()
+        with _no_http_retries():
+            return fn()
     return _retrying(fn, delays, is_transient)
+
+
+_HTTP_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+_retries_lock = threading.Lock()
+_retries_users = 0
+_retries_saved: str | None = None
+
+
+@contextlib.contextmanager
+def _no_http_retries() -> Iterator[None]:
+    """``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` while the call runs (MLflow reads it per request).
+
+    Counted, so that threads of one process (ThreadRunner) calling at once restore the
+    value the run set only when the last of them is done.
+    """
+    global _retries_users, _retries_saved
+    with _retries_lock:
+        if _retries_users == 0:
+            _retries_saved = os.environ.get(_HTTP_RETRIES)
+            os.environ[_HTTP_RETRIES] = "0"
+        _retries_users += 1
+    try:
+        yield
+    finally:
+        with _retries_lock:
+            _retries_users -= 1
+            if _retries_users == 0:
+                if _retries_saved is None:
+                    os.environ.pop(_HTTP_RETRIES, None)
+                else:
+                    os.environ[_HTTP_RETRIES] = _retries_saved
 
 
 def _retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callable[[BaseException], bool]) -> T:

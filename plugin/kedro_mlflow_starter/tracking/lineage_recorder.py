@@ -67,6 +67,8 @@ class LineageRecorder:
         # Events from another process (ParallelRunner's workers) are not ours to record: the
         # owner's ``finish`` describes unseen inputs from file metadata instead.
         self._pid = os.getpid()
+        # Replaying an outage: the ``kedro/`` files as the run wrote them, not as the project is now.
+        self.kept_kedro_files: dict[str, str] | None = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -133,6 +135,44 @@ class LineageRecorder:
         if inputs_error is not None:  # the timings, tags and kedro/ folder are in: report what is not
             raise inputs_error
 
+    # -- an outage: kept for `kedro mlflow run replay` (tracking/replay.py) ---------------------
+
+    def replay_state(self, *, one_task_of_many: bool = False) -> dict[str, Any]:
+        """What ``finish`` would have logged, as JSON, to log it later in a session of the project:
+        the dataset records, the node timings (measured now), the ``kedro/`` files as they are now."""
+        from dataclasses import asdict
+
+        if self.switches.datasets:
+            for name in self.roles.free_inputs:
+                if name not in self.records:
+                    self.records[name] = self._describe(name, None, self.roles.context_of(name) or "input")
+        timings = [[m.key, m.value, m.step, m.timestamp] for m in self.timer.metrics()] if self.timer else []
+        return {
+            "kind": "lineage",
+            "pipeline_names": sorted(self.run_params.get("pipeline_names") or ["__default__"]),
+            "env": self.run_params.get("env"),
+            "runtime_params": self.run_params.get("runtime_params") or {},
+            "run_params": {k: v for k, v in self.run_params.items() if isinstance(v, (str, int, float, bool, list,
+                                                                                     dict, type(None)))},
+            "records": [asdict(record) for record in self.records.values()],
+            "timings": timings,
+            "kedro_files": self._kedro_files() if not one_task_of_many else {},
+            "one_task_of_many": one_task_of_many,
+        }
+
+    @classmethod
+    def from_replay(cls, state: Mapping[str, Any], switches: LineageConfig, pipeline: Any, catalog: Any, *,
+                    project_path: Path | None = None, secret_patterns: list[str] | None = None) -> LineageRecorder:
+        """A recorder whose ``finish`` logs what ``replay_state`` kept (in a new session of the project)."""
+        from kedro_mlflow_starter.pipeline import PipelineML
+
+        recorder = cls(switches, pipeline, catalog, state.get("run_params") or {}, project_path=project_path,
+                       secret_patterns=secret_patterns, logs_pipeline_model=isinstance(pipeline, PipelineML))
+        recorder.records = {record["name"]: DatasetRecord(**record) for record in state.get("records") or []}
+        recorder.timer = _KeptTimings(state.get("timings") or []) if state.get("timings") else None
+        recorder.kept_kedro_files = dict(state.get("kedro_files") or {})
+        return recorder
+
     def log_kedro_folder(self, client: Any, run_id: str) -> None:
         """The run's ``kedro/`` folder: configuration and pipeline graph, as the switches say."""
         files = self._kedro_files()
@@ -160,6 +200,8 @@ class LineageRecorder:
         return keys
 
     def _kedro_files(self) -> dict[str, str]:
+        if self.kept_kedro_files is not None:
+            return dict(self.kept_kedro_files)
         parameters = catalog_run = None
         pipeline = svg = None
         if self.switches.config:
@@ -180,3 +222,15 @@ class LineageRecorder:
             run_params=self.run_params if self.switches.config else None,
             pipeline=pipeline, svg=svg, secret_patterns=self.secret_patterns,
         )
+
+
+class _KeptTimings:
+    """Node timings measured during a run that could not log them, replayed as they were."""
+
+    def __init__(self, points: list[list[Any]]) -> None:
+        self._points = points
+
+    def metrics(self) -> list[Any]:
+        from mlflow.entities import Metric
+
+        return [Metric(key, float(value), int(timestamp), int(step)) for key, value, step, timestamp in self._points]

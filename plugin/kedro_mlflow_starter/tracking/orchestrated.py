@@ -56,6 +56,28 @@ def task_label(run_params: Mapping[str, Any]) -> str:
     return "+".join(sorted(run_params.get("pipeline_names") or ["__default__"]))
 
 
+def check_same_env(run_id: str, run_tags: Mapping[str, str], run_params: Mapping[str, Any]) -> None:
+    """Refuse a task whose ``--env`` is not the one the run was opened with.
+
+    Another env reads another ``mlflow.yml``, catalog and parameters: the task's records would
+    not be those of the pipeline run it claims to be part of (``kedro.env`` is ``local`` for
+    ``kedro run`` without ``--env``, as ``open`` writes it).
+    """
+    from kedro_mlflow_starter.errors import OrchestratedRunError
+
+    opened = run_tags.get("kedro.env")
+    mine = str(run_params.get("env") or "local")
+    if opened is None or opened == mine:
+        return
+    label = task_label(run_params)
+    raise OrchestratedRunError(
+        f"This task ({label}) runs with --env {mine}, but MLflow run {run_id} (MLFLOW_RUN_ID) was opened by "
+        f"`kedro mlflow run open --env {opened}`: its records would not be those of that pipeline run, so the "
+        f"task does not join it. Run the task with `--env {opened}` (or open the run with `--env {mine}`), or "
+        "unset MLFLOW_RUN_ID to track the task as a run of its own."
+    )
+
+
 def task_tag_key(label: str, prefix: str = TASK_TAG_PREFIX) -> str:
     """A valid MLflow tag key for ``label``; a long label keeps a hash so keys stay distinct."""
     key = prefix + _UNSAFE.sub("_", label)

@@ -1,7 +1,7 @@
 """Turn the parameters a pipeline reads into MLflow params, as ``mlflow.yml`` says.
 
 Pure Python (no ``mlflow`` import): flattening per ``dict_params``, secret redaction by
-name, MLflow's key/value limits and ``long_params_strategy``.
+name and of the password of any URL in a value, MLflow's key/value limits and ``long_params_strategy``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kedro_mlflow_starter.config.mlflow_config import ParamsConfig
-from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_nested
+from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_nested, redact_uri
 from kedro_mlflow_starter.errors import LongParameterError
 
 MAX_PARAM_VALUE_LENGTH = 6000
@@ -99,7 +99,8 @@ def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedP
         if is_secret(key, config.secret_patterns):
             text = REDACTED
         else:
-            text = to_text(redact_nested(value, config.secret_patterns))
+            # A URL's password is as secret as a password key: https://user:pw@host -> https://***@host
+            text = redact_uri(to_text(redact_nested(value, config.secret_patterns)))
         if len(text) <= MAX_PARAM_VALUE_LENGTH:
             prepared.params[key] = text
         elif config.long_params_strategy == "fail":

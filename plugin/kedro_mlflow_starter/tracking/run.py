@@ -43,6 +43,7 @@ from kedro_mlflow_starter.tracking.failures import (
     read_failures,
 )
 from kedro_mlflow_starter.tracking.params import PreparedParams
+from kedro_mlflow_starter.tracking.replay import has_pending, pending_dir, seal
 from kedro_mlflow_starter.tracking.run_tags import ENV_RUN_NAME, run_tags
 from kedro_mlflow_starter.tracking.status_guard import StatusGuard
 from kedro_mlflow_starter.tracking.user_run import config_for_user_run
@@ -112,6 +113,8 @@ class TrackedRun:
         self._guard: StatusGuard | None = None
         self._heartbeat: Any = None  # tracking.orchestrated.Heartbeat while one task of a group run runs
         self._failure_log: str | None = None
+        self._pending: str | None = None  # tracking/replay.py: what an outage kept for `kedro mlflow run replay`
+        self._earned: str | None = None
         self._started = time.monotonic()
         self.is_open = True
         # Set when this process is one task of a run opened by `kedro mlflow run open`
@@ -232,8 +235,14 @@ class TrackedRun:
         """Join a run opened by `kedro mlflow run open` as one of its tasks (see tracking/orchestrated.py)."""
         from kedro_mlflow_starter.tracking import orchestrated
 
-        if not orchestrated.is_orchestrated(call_with_retry(lambda: self.client.get_run(self.run_id)).data.tags):
+        tags = call_with_retry(lambda: self.client.get_run(self.run_id)).data.tags
+        if not orchestrated.is_orchestrated(tags):
             return False
+        try:
+            orchestrated.check_same_env(self.run_id, tags, run_params)
+        except Exception:
+            self._environment.restore()
+            raise
         self.task = orchestrated.task_label(run_params)
         orchestrated.join(self.client, self.run_id, params.params, params.tags)
         return True
@@ -269,7 +278,8 @@ class TrackedRun:
         # kill -9 (nothing can clean up then) leaves no empty ledger in the temp folder.
         self._failure_log = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-failures-{uuid.uuid4().hex}.jsonl")
         self._environment.store(self.config.tracking_uri(), self.config.registry_uri())
-        self._environment.run(self.run_id, self._failure_log)
+        self._pending = str(pending_dir(self.config.project_path, self.run_id))  # created by the first failure
+        self._environment.run(self.run_id, self._failure_log, self._pending)
         if self.config.tracking.disable_tracking.disable_autologging and "mlflow" in sys.modules:
             import mlflow
 
@@ -299,9 +309,11 @@ class TrackedRun:
         """
         failures = self.failures()
         status = "FAILED" if failures else "FINISHED"
+        self._earned = "FINISHED"  # the pipeline succeeded: what `kedro mlflow run replay` sets once all is in
         unrecorded = self.close(status, model_uri=model_uri)
         if unrecorded:
-            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded})
+            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded,
+                             "status_only": True})
         if failures:
             raise TrackingIncompleteError(
                 describe_failures(failures, self.run_id, status, status_recorded=not unrecorded)
@@ -334,16 +346,16 @@ class TrackedRun:
             if not is_transient(error):
                 raise
             problem = describe_error(error)
-            logger.warning(
-                "MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run "
-                "`kedro mlflow stale-runs --mark-killed` once the tracking server is back.",
-                self.run_id, status, problem,
-            )
+            fix = (f"`kedro mlflow run replay --run-id {self.run_id}`" if has_pending(self._pending)
+                   else "`kedro mlflow stale-runs --mark-killed`")
+            logger.warning("MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run %s once the "
+                           "tracking server is back.", self.run_id, status, problem, fix)
             return problem
         finally:
             self._environment.restore()
             if self._failure_log:
                 Path(self._failure_log).unlink(missing_ok=True)
+            seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned)
         return None
 
     def _end(self, status: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kedro_mlflow_starter.config.redaction import REDACTED, is_secret
+from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_uri
 from kedro_mlflow_starter.tracking.params import flatten, to_text
 
 # The one channel through which `kedro mlflow sweep` (framework/cli_sweep.py) tells the run a trial
@@ -54,7 +54,7 @@ def kedro_command(run_params: Mapping[str, Any], secret_patterns: Iterable[str])
     runtime = run_params.get("runtime_params") or {}
     if runtime:
         pairs = [
-            f"{key}={REDACTED if is_secret(str(key), secret_patterns) else to_text(value)}"
+            f"{key}={REDACTED if is_secret(str(key), secret_patterns) else redact_uri(to_text(value))}"
             for key, value in flatten(runtime, ".", recursive=True).items()
         ]
         parts.append("--params=" + ",".join(pairs))
@@ -64,6 +64,23 @@ def kedro_command(run_params: Mapping[str, Any], secret_patterns: Iterable[str])
     if run_params.get("only_missing_outputs"):
         parts.append("--only-missing-outputs")
     return " ".join(parts[:2] + [shlex.quote(part) for part in parts[2:]])
+
+
+def open_command(run_params: Mapping[str, Any], secret_patterns: Iterable[str]) -> str:
+    """The ``kedro mlflow run open ...`` command that opens a run like this group run.
+
+    A group run's ``kedro.command``: no ``kedro run`` of the whole pipeline ever ran (its tasks
+    each ran a slice), so the tag names the step that made the run; the DAG template's setup
+    task calls its Python form, ``open_pipeline_run``, with the same arguments.
+    """
+    single = kedro_command(run_params, secret_patterns)
+    options = shlex.split(single)[2:]
+    renamed = []
+    for option in options:
+        if option.startswith("--pipelines="):
+            option = "--pipeline=" + option[len("--pipelines="):]
+        renamed.append(option)
+    return " ".join(["kedro", "mlflow", "run", "open"] + [shlex.quote(option) for option in renamed])
 
 
 def runner_name(runner: Any) -> str:

@@ -1,0 +1,327 @@
+"""What an outage kept from a run, and ``kedro mlflow run replay``, which logs it into the run.
+
+When the tracking server goes away mid-run, each logging call that fails is recorded by
+``failures.record_failure`` with what is needed to make it later (``replay``), and kept in
+the run's **pending folder** under the project, which outlives the run (the temp folder is
+cleaned when the run ends)::
+
+    <project>/.kedro-mlflow/pending/<run_id>/
+        items.jsonl     one line per item: what it is and how to log it
+        files/<item>/   the local copy of an artifact, a model folder
+        run.json        the status the run earned (written when the run ends)
+
+The kinds of items: ``metrics`` (points: key, value, step, timestamp), ``artifact`` (the copy
+and its folder in the run), ``model`` (a model of ``MlflowModelTrackingDataset``: its folder,
+name, step, params and registration), ``finalize`` and ``register`` (a logged model's status
+and registration), ``pipeline_model`` (rebuilt in a Kedro session of the project: the
+pipeline's name, ``--env`` and ``--params``), and ``lineage`` (dataset inputs, node timings,
+version tags and the ``kedro/`` folder's files, as collected during the run).
+
+``replay_run`` logs every item in the order it was recorded, removing each from
+``items.jsonl`` once it is logged (a replay stopped halfway, e.g. by a second outage, is
+resumed without logging anything twice), then ends the run with the status it earned:
+FINISHED when the pipeline succeeded and every item is now logged, else the recorded status
+(FAILED). The folder is removed once nothing is left in it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+
+logger = logging.getLogger("kedro_mlflow_starter")
+
+PENDING_ROOT = Path(".kedro-mlflow") / "pending"
+ITEMS = "items.jsonl"
+RUN_FILE = "run.json"
+FILES = "files"
+
+
+_kept_sources: set[str] = set()  # local paths this process copied into a pending folder
+
+
+def is_kept(local_path: str) -> bool:
+    """True when ``local_path`` was copied into the run's pending folder (its temp original may go)."""
+    return os.path.abspath(local_path) in _kept_sources
+
+
+def pending_dir(project_path: Path | str | None, run_id: str) -> Path:
+    """The pending folder of ``run_id`` in the project (the current folder when unknown)."""
+    return Path(project_path or Path.cwd()) / PENDING_ROOT / run_id
+
+
+def pending_folder_hint(run_id: str) -> str:
+    """The pending folder as the failure report names it."""
+    folder = os.environ.get(ENV_PENDING_DIR)
+    return folder if folder else str(PENDING_ROOT / run_id)
+
+
+def keep_for_replay(what: str, local_path: str | None, replay: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Keep one item (and a copy of ``local_path``) in the pending folder: (its item id, the
+    copy's path), or None for the id when this process has no run published."""
+    folder = os.environ.get(ENV_PENDING_DIR)
+    if not folder:
+        return None, None
+    item_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"  # ordered as recorded, unique across processes
+    item: dict[str, Any] = {"id": item_id, "what": what, "replay": dict(replay)}
+    root = Path(folder)
+    try:
+        if local_path and os.path.exists(local_path):
+            target = root / FILES / item_id / Path(local_path).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.isdir(local_path):
+                shutil.copytree(local_path, target)
+            else:
+                shutil.copy2(local_path, target)
+            item["copy"] = str(target.relative_to(root))
+            _kept_sources.add(os.path.abspath(local_path))
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ITEMS, "a", encoding="utf-8") as items:  # one short append per item: safe across processes
+            items.write(json.dumps(item, default=str) + "\n")
+    except OSError as error:
+        logger.warning("MLflow: %s cannot be kept for `kedro mlflow run replay` in %s: %s", what, folder, error)
+        return None, None
+    return item_id, str(root / item["copy"]) if "copy" in item else None
+
+
+def has_pending(folder: Path | str | None) -> bool:
+    """True when something is kept in ``folder`` for replay."""
+    return bool(folder) and (Path(folder) / ITEMS).is_file()
+
+
+def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True) -> None:
+    """Record, when the run ends, the status it earned (replay sets it) and the one it got.
+
+    ``owned`` False: one task of an orchestrated run; replaying its items leaves the run's
+    status to ``kedro mlflow run close``.
+    """
+    if not folder or not (Path(folder) / ITEMS).is_file():
+        return
+    (Path(folder) / RUN_FILE).write_text(json.dumps({
+        "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned,
+        "ended_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }, indent=2) + "\n", encoding="utf-8")
+
+
+def pending_runs(project_path: Path | str) -> list[str]:
+    """Ids of the runs with something kept for replay in this project, oldest first."""
+    root = Path(project_path) / PENDING_ROOT
+    if not root.is_dir():
+        return []
+    found = [path for path in root.iterdir() if (path / ITEMS).is_file()]
+    return [path.name for path in sorted(found, key=lambda path: path.stat().st_mtime)]
+
+
+def read_items(folder: Path) -> list[dict[str, Any]]:
+    try:
+        lines = (folder / ITEMS).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    return sorted((json.loads(line) for line in lines if line.strip()), key=lambda item: item["id"])
+
+
+def _write_items(folder: Path, items: list[dict[str, Any]]) -> None:
+    temporary = folder / (ITEMS + ".new")
+    temporary.write_text("".join(json.dumps(item, default=str) + "\n" for item in items), encoding="utf-8")
+    temporary.replace(folder / ITEMS)
+
+
+# -- replaying ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    run_id: str
+    replayed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # what -> why
+    status: str | None = None  # the status the run was ended with (None: left as it was)
+
+    def describe(self) -> str:
+        text = f"MLflow run {self.run_id}: {len(self.replayed)} item(s) replayed"
+        if self.failed:
+            text += "; not replayed: " + "; ".join(f"{what} ({why})" for what, why in self.failed.items())
+        if self.status:
+            text += f"; run {self.status}"
+        return text + "."
+
+
+class Session:
+    """What replaying a pipeline model or lineage needs: a Kedro session of the project in the
+    run's ``--env`` with its ``--params`` (opened lazily, once per env and params)."""
+
+    def __init__(self, open_session: Any) -> None:
+        self._open = open_session
+        self._sessions: dict[str, tuple[Any, Any, Any]] = {}
+        self._stack: list[Any] = []
+
+    def get(self, env: str | None, runtime_params: Mapping[str, Any] | None) -> tuple[Any, Any, Any]:
+        """(context, MlflowConfig, pipelines) of the project for ``env`` and ``runtime_params``."""
+        key = json.dumps([env, runtime_params or {}], sort_keys=True, default=str)
+        if key not in self._sessions:
+            manager = self._open(env, dict(runtime_params or {}))
+            self._sessions[key] = manager.__enter__()
+            self._stack.append(manager)
+        return self._sessions[key]
+
+    def close(self) -> None:
+        while self._stack:
+            self._stack.pop().__exit__(None, None, None)
+
+
+def replay_run(client: Any, folder: Path, run_id: str, session: Session) -> ReplayResult:
+    """Log every item kept in ``folder`` into ``run_id``, then end the run with the status it earned."""
+    from mlflow.exceptions import MlflowException
+
+    from kedro_mlflow_starter.tracking.failures import describe_error
+
+    result = ReplayResult(run_id)
+    client.get_run(run_id)  # a run that is gone fails here, before anything is logged
+    remaining = read_items(folder)
+    for item in list(remaining):
+        if result.failed and item["replay"].get("kind") in ("pipeline_model", "lineage"):
+            # built from what the run holds: not before the items it reads are in
+            result.failed[item["what"]] = "an earlier item was not replayed"
+            continue
+        try:
+            _replay_item(client, client.get_run(run_id), folder, item, session)
+        except (MlflowException, OSError, ValueError, KeyError, TypeError, LookupError) as error:
+            result.failed[item["what"]] = describe_error(error)
+            continue
+        result.replayed.append(item["what"])
+        remaining.remove(item)
+        _write_items(folder, remaining)  # a replay stopped here resumes without logging it twice
+    recorded = _read_run_file(folder)
+    if recorded.get("owned", True):
+        # No run.json: the run's process never ended it (killed with kill -9): it earned no FINISHED.
+        earned = recorded.get("earned_status") or "FAILED"
+        result.status = "FAILED" if remaining else earned
+        client.set_terminated(run_id, status=result.status)
+    if not remaining:
+        shutil.rmtree(folder, ignore_errors=True)
+        _remove_empty_parents(folder)
+    return result
+
+
+def _read_run_file(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _remove_empty_parents(folder: Path) -> None:
+    for parent in (folder.parent, folder.parent.parent):  # pending/, .kedro-mlflow/
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+
+
+def _replay_item(client: Any, run: Any, folder: Path, item: dict[str, Any], session: Session) -> None:
+    replay = item["replay"]
+    kind = replay.get("kind")
+    copy = folder / item["copy"] if item.get("copy") else None
+    run_id = run.info.run_id
+    if kind == "metrics":
+        _log_points(client, run_id, replay["points"])
+    elif kind == "artifact":
+        if copy is None:
+            raise FileNotFoundError(f"no local copy of {item['what']} was kept")
+        if copy.is_dir():
+            client.log_artifacts(run_id, str(copy), replay.get("artifact_path"))
+        else:
+            client.log_artifact(run_id, str(copy), replay.get("artifact_path"))
+    elif kind == "model":
+        if copy is None:
+            raise FileNotFoundError(f"no local copy of {item['what']} was kept")
+        _replay_model(client, run, copy, replay)
+    elif kind == "finalize":
+        from mlflow.entities import LoggedModelStatus
+
+        client.finalize_logged_model(replay["model_id"], getattr(LoggedModelStatus, replay["status"]))
+    elif kind == "register":
+        _register(replay["model_id"], replay["name"], replay.get("await_registration_for"))
+    elif kind == "pipeline_model":
+        _replay_pipeline_model(run_id, replay, session)
+    elif kind == "lineage":
+        _replay_lineage(client, run, replay, session)
+    else:
+        raise ValueError(f"unknown item kind {kind!r} (kept by a newer kedro-mlflow-starter?)")
+
+
+def _log_points(client: Any, run_id: str, points: list[list[Any]]) -> None:
+    from mlflow.entities import Metric
+
+    metrics = [Metric(key, float(value), int(timestamp), int(step)) for key, value, step, timestamp in points]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+
+
+def _replay_model(client: Any, run: Any, copy: Path, replay: Mapping[str, Any]) -> None:
+    """Log a model folder kept locally as the LoggedModel the run would have had."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    run_id = run.info.run_id
+    model_id = replay.get("model_id")
+    if model_id is None:  # the store was down before the LoggedModel could be created
+        params = {**run.data.params, **{k: str(v) for k, v in (replay.get("params") or {}).items()}}
+        logged = client.create_logged_model(
+            experiment_id=run.info.experiment_id, name=replay["name"], source_run_id=run_id,
+            params={k: str(v) for k, v in params.items()}, tags=replay.get("tags") or None,
+            model_type=replay.get("model_type"),
+        )
+        model_id = logged.model_id
+        mlmodel = Model.load(str(copy / "MLmodel"))  # the MLmodel names the LoggedModel it belongs to
+        mlmodel.model_id = model_id
+        mlmodel.model_uuid = model_id
+        mlmodel.run_id = run_id
+        mlmodel.artifact_path = logged.artifact_location
+        mlmodel.save(str(copy / "MLmodel"))
+    client.log_outputs(run_id, [LoggedModelOutput(model_id, step=int(replay.get("step", 0)))])
+    client.log_model_artifacts(model_id, str(copy))
+    client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+    if replay.get("registered_model_name"):
+        _register(model_id, replay["registered_model_name"], replay.get("await_registration_for"))
+
+
+def _register(model_id: str, name: str, await_for: Any = None) -> None:
+    import mlflow
+
+    mlflow.register_model(f"models:/{model_id}", name, await_registration_for=int(await_for or 0))
+
+
+def _replay_pipeline_model(run_id: str, replay: Mapping[str, Any], session: Session) -> None:
+    from kedro_mlflow_starter.models.logging import log_pipeline_model
+    from kedro_mlflow_starter.pipeline import PipelineML
+
+    context, _, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
+    pipeline = pipelines[replay["pipeline"]]
+    if not isinstance(pipeline, PipelineML):
+        raise ValueError(f"pipeline '{replay['pipeline']}' is no longer a pipeline_ml_factory pipeline")
+    log_pipeline_model(pipeline, context.catalog, run_id)
+
+
+def _replay_lineage(client: Any, run: Any, replay: Mapping[str, Any], session: Session) -> None:
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+
+    context, config, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
+    names = replay.get("pipeline_names") or ["__default__"]
+    pipeline = pipelines[names[0]]
+    for name in names[1:]:
+        pipeline = pipeline + pipelines[name]
+    recorder = LineageRecorder.from_replay(replay, config.tracking.lineage, pipeline, context.catalog,
+                                           project_path=config.project_path,
+                                           secret_patterns=config.tracking.params.secret_patterns)
+    recorder.finish(client, run.info.run_id, run.info.experiment_id,
+                    one_task_of_many=bool(replay.get("one_task_of_many")))

@@ -1,0 +1,237 @@
+"""An outage mid-run, then `kedro mlflow run replay`: the run ends up as if there had been none.
+
+A real `mlflow server` (SQLite store, proxied artifacts) is killed while the team project's
+`fit` node runs: its model, the predictions artifact, the r2 metric, the pipeline model and
+the run's lineage cannot be logged. The run keeps them in `.kedro-mlflow/pending/<run id>/`
+of the project. The server is restarted on the same store (another port, as after a
+redeploy), and `kedro mlflow run replay` logs everything into the run and ends it FINISHED.
+The replayed run is then compared with a run of the same project that had no outage:
+params, metrics with their steps, the artifacts, the logged and the registered models.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.project_factory import KEDRO, project_env
+from tests.server_fixtures import CATALOG, all_artifacts, make_team_project, start_server
+from tests.tracking_helpers import output
+
+REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from kedro_mlflow_starter import pipeline_ml_factory
+
+
+def register_pipelines():
+    from {package}.nodes import evaluate, fit, predict
+
+    training = Pipeline([
+        node(fit, ["raw", "params:factor"], ["regressor", "regressor_model"], name="fit"),
+        node(evaluate, ["regressor", "raw"], ["predictions", "r2"], name="evaluate"),
+    ])
+    inference = Pipeline([node(predict, ["instances", "regressor"], "served_predictions", name="predict")])
+    training_ml = pipeline_ml_factory(training, inference, input_name="instances",
+                                      log_model_kwargs={{"registered_model_name": "team_pipeline"}})
+    return {{"__default__": training_ml}}
+'''
+CATALOG_REGISTERED = {**CATALOG, "regressor_model": {**CATALOG["regressor_model"],
+                                                     "save_args": {"registered_model_name": "team_regressor"}}}
+URI_VARIABLE = "TEAM_TRACKING_URI"
+
+
+def _kedro(project: Any, uri: str, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([KEDRO, *args], cwd=project.path, env=project_env({URI_VARIABLE: uri, **(extra or {})}),
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def _run_with_outage_at_fit(project: Any, server: Any, pause: Path) -> tuple[subprocess.Popen, str, float]:
+    """`kedro run`, the server killed while `fit` runs; (process, its output, seconds from the kill to its end)."""
+    env = project_env({URI_VARIABLE: server.uri, "TEST_PAUSE_DIR": str(pause), "TEST_PAUSE_STEP": "fit"})
+    process = subprocess.Popen([KEDRO, "run"], cwd=project.path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (pause / "fit.started").exists():
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the run never reached the fit node"
+            time.sleep(0.2)
+        server.kill()  # params are logged; the model, artifact, metric, pipeline model and lineage are not
+        killed = time.monotonic()
+        (pause / "fit.go").write_text("")
+        text, _ = process.communicate(timeout=300)
+        return process, text, time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _layout(client: Any, run_id: str) -> dict[str, Any]:
+    """What a run holds, comparable between two runs (timings' values differ, their keys and steps not)."""
+    run = client.get_run(run_id)
+    metrics = {}
+    for key in run.data.metrics:
+        history = client.get_metric_history(run_id, key)
+        metrics[key] = sorted((m.step, "timing" if key.startswith("time.") else m.value) for m in history)
+    models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    registered = {}
+    for name in ("team_regressor", "team_pipeline"):
+        versions = [v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run_id]
+        registered[name] = len(versions)
+    return {
+        "status": run.info.status,
+        "params": run.data.params,
+        "metrics": metrics,
+        "artifacts": all_artifacts(client, run_id),
+        "models": sorted((m.name, str(m.status).rpartition(".")[2]) for m in models),
+        "registered": registered,
+        "inputs": sorted(d.dataset.name for d in run.inputs.dataset_inputs),
+    }
+
+
+def test_an_outage_is_replayed_into_the_run_which_then_equals_a_run_without_outage(tmp_path, migrated_db):
+    server_root = tmp_path / "server"
+    server_root.mkdir()
+    shutil.copy(migrated_db, server_root / "server.db")
+    server = start_server(server_root)
+    project = make_team_project(tmp_path, "${oc.env:" + URI_VARIABLE + "}", catalog=CATALOG_REGISTERED,
+                                registry=REGISTRY)
+    pending_root = project.path / ".kedro-mlflow" / "pending"
+    try:
+        normal = _kedro(project, server.uri, "run")
+        assert normal.returncode == 0, output(normal)
+        pause = tmp_path / "pause"
+        pause.mkdir()
+        process, text, after_kill = _run_with_outage_at_fit(project, server, pause)
+    finally:
+        server.stop()
+
+    assert process.returncode != 0, text
+    assert "Traceback" not in text
+    [run_dir] = list(pending_root.iterdir())
+    run_id = run_dir.name
+    assert f"kedro mlflow run replay --run-id {run_id}" in text, text
+    assert "kedro mlflow stale-runs --mark-killed" not in text
+    kept = (run_dir / "items.jsonl").read_text()
+    for what in ("model 'regressor_model'", "artifact of pandas.CSVDataset", "metric 'r2'", "the pipeline model",
+                 "the run's lineage"):
+        assert what in kept, f"{what} not kept for replay:\n{kept}"
+    assert list((run_dir / "files").rglob("MLmodel")), "the model folder was not kept"
+    assert list((run_dir / "files").rglob("predictions.csv")), "the artifact was not kept"
+    # The first failed call pays the retry cycle (~20 s); the later ones are one refused connection each
+    # (test_once_an_outage_is_recorded_a_call_costs_one_refused_connection): the run does not hang.
+    print(f"from the kill to the end of kedro run: {after_kill:.1f} s")
+    assert after_kill < 90, f"{after_kill:.0f} s from the kill to the end of the run:\n{text}"
+
+    server = start_server(server_root)  # the same store, on another port
+    try:
+        replayed = _kedro(project, server.uri, "mlflow", "run", "replay")
+        assert replayed.returncode == 0, output(replayed)
+        assert f"MLflow run {run_id}:" in replayed.stdout and f"run FINISHED" in replayed.stdout, replayed.stdout
+        assert not pending_root.exists() and not (project.path / ".kedro-mlflow").exists()
+
+        client = server.client
+        [normal_run, outage_run] = sorted(
+            client.search_runs([client.get_experiment_by_name("team_project").experiment_id]),
+            key=lambda run: run.info.start_time)
+        assert outage_run.info.run_id == run_id
+        expected = _layout(client, normal_run.info.run_id)
+        got = _layout(client, run_id)
+        print(f"the replayed run: {got}")
+        assert got == expected
+        assert got["status"] == "FINISHED"
+        assert got["models"] == [("model", "READY"), ("regressor_model", "READY")]
+        assert got["registered"] == {"team_regressor": 1, "team_pipeline": 1}
+        assert "r2" in got["metrics"] and "predictions.csv" in " ".join(got["artifacts"])
+
+        again = _kedro(project, server.uri, "mlflow", "run", "replay")  # nothing left: says so, changes nothing
+        assert again.returncode == 0 and "Nothing to replay" in again.stdout, output(again)
+        assert _layout(client, run_id) == got
+    finally:
+        server.stop()
+
+
+def test_once_an_outage_is_recorded_a_call_costs_one_refused_connection(tmp_path, monkeypatch):
+    """MLflow's own HTTP retries (2, backoff factor 1: seconds per call) are skipped while the
+    server is known down; the run's setting is back once the call is made."""
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.current import ENV_FAILURE_LOG
+    from kedro_mlflow_starter.tracking.failures import call_with_retry
+    from tests.project_factory import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    client = MlflowClient(tracking_uri=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    run_id = "0" * 32
+
+    start = time.monotonic()
+    try:
+        client.get_run(run_id)
+    except Exception as error:  # noqa: BLE001 - MLflow's error for a refused connection
+        assert "Connection refused" in str(error) or "Max retries" in str(error), error
+    with_mlflow_retries = time.monotonic() - start
+
+    ledger = tmp_path / "failures.jsonl"
+    ledger.write_text('{"what": "an earlier item", "local_path": null, "error": "refused"}\n')
+    monkeypatch.setenv(ENV_FAILURE_LOG, str(ledger))
+    start = time.monotonic()
+    try:
+        call_with_retry(lambda: client.get_run(run_id))
+    except Exception as error:  # noqa: BLE001
+        assert "Connection refused" in str(error) or "Max retries" in str(error), error
+    known_down = time.monotonic() - start
+
+    print(f"one call to a stopped server: {with_mlflow_retries:.2f} s with MLflow's retries, "
+          f"{known_down:.3f} s once the outage is known")
+    assert with_mlflow_retries >= 1.5
+    assert known_down < 0.5
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+
+
+def test_a_replay_cut_short_is_resumed_without_logging_anything_twice(tmp_path, migrated_db, monkeypatch):
+    """An item that cannot be replayed (here: its kept copy is gone) stays kept and the run is
+    FAILED; the next replay logs only what is left, then the run gets the status it earned."""
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+    from kedro_mlflow_starter.tracking.replay import Session, keep_for_replay, read_items, replay_run, seal
+
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("replayed", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    folder = tmp_path / "project" / ".kedro-mlflow" / "pending" / run_id
+    monkeypatch.setenv(ENV_PENDING_DIR, str(folder))
+    report = tmp_path / "report.txt"
+    report.write_text("kept while the server was down\n")
+    keep_for_replay("metric 'loss'", None, {"kind": "metrics", "points": [["loss", 0.5, 0, 1000], ["loss", 0.25, 1, 2000]]})
+    keep_for_replay("artifact report.txt", str(report), {"kind": "artifact", "artifact_path": "reports"})
+    keep_for_replay("metric 'acc'", None, {"kind": "metrics", "points": [["acc", 0.9, 0, 3000]]})
+    seal(folder, run_id, earned="FINISHED", closed_as="FAILED")
+    [kept_copy] = (folder / "files").rglob("report.txt")
+    moved = kept_copy.with_name("moved-away.txt")
+    kept_copy.rename(moved)
+    no_session = Session(lambda env, params: pytest.fail("no Kedro session is needed for metrics and artifacts"))
+
+    first = replay_run(client, folder, run_id, no_session)
+
+    assert first.replayed == ["metric 'loss'", "metric 'acc'"] and list(first.failed) == ["artifact report.txt"]
+    assert first.status == "FAILED" and client.get_run(run_id).info.status == "FAILED"
+    assert [item["what"] for item in read_items(folder)] == ["artifact report.txt"]
+
+    moved.rename(kept_copy)
+    second = replay_run(client, folder, run_id, no_session)
+
+    assert second.replayed == ["artifact report.txt"] and not second.failed and second.status == "FINISHED"
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [(0, 0.5), (1, 0.25)]
+    assert len(client.get_metric_history(run_id, "acc")) == 1
+    assert [a.path for a in client.list_artifacts(run_id, "reports")] == ["reports/report.txt"]
+    assert not (tmp_path / "project" / ".kedro-mlflow").exists()
