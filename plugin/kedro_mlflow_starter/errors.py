@@ -151,5 +151,9 @@ class KedroPipelineModelError(KedroMlflowPipelineMLError):
     """
 
 
+class PipelineModelArtifactMissingError(KedroMlflowPipelineMLError):
+    """A node of the run saved an artifact of the pipeline model but the run holds no copy of it."""
+
+
 class PipelineModelInputNotFoundError(KedroPipelineModelError, DatasetNotFoundError):
     """An input of the inference pipeline has no catalog entry: also Kedro's ``DatasetNotFoundError``."""

@@ -214,6 +214,7 @@ class MlflowHook:
 
         if not isinstance(pipeline, PipelineML) or run.task is not None:
             return None  # an orchestrator's task runs a slice: `kedro mlflow run close` logs the model
+        from kedro_mlflow_starter.errors import PipelineModelArtifactMissingError
         from kedro_mlflow_starter.framework.console import mlflow_prints_logged
         from kedro_mlflow_starter.models.logging import log_pipeline_model
         from kedro_mlflow_starter.tracking.failures import is_transient, record_failure
@@ -222,7 +223,9 @@ class MlflowHook:
             with mlflow_prints_logged():  # MLflow's bare "Successfully registered model" prints: one log line
                 return log_pipeline_model(pipeline, catalog, run.run_id, produced=pipeline.all_outputs())
         except Exception as error:
-            if not is_transient(error):
+            # a copy missing because an outage stopped it is kept for replay: so is the model
+            lost_copy = isinstance(error, PipelineModelArtifactMissingError) and run.failures()
+            if not (is_transient(error) or lost_copy):
                 raise
             names = sorted(run_params.get("pipeline_names") or ["__default__"])
             record_failure(

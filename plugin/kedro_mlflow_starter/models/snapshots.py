@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.errors import PipelineModelArtifactMissingError
 from kedro_mlflow_starter.models.artifacts import artifact_config, load_artifact, safe_dirname, save_with_config
 from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
 from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
@@ -95,7 +95,7 @@ def catalog_of_run_copies(pipeline_model: Any, catalog: Any, run_id: str, folder
         safe = safe_dirname(name)
         if safe not in copied:
             if name in set(required):
-                raise KedroMlflowPipelineMLError(
+                raise PipelineModelArtifactMissingError(
                     f"The pipeline model of run {run_id} needs '{name}', which a node of the run produced, but "
                     f"the run holds no copy of it ({RUN_FOLDER}/{safe} is missing): the task that saved it ran "
                     "without the kedro-mlflow-starter hook, with another MLFLOW_RUN_ID, or its upload failed. "
