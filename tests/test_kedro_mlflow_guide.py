@@ -168,9 +168,14 @@ def guide(tmp_path_factory: pytest.TempPathFactory) -> Guide:
 
 
 @pytest.fixture(autouse=True)
-def _file_store_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The guide's store is a folder (``mlflow_runs``); MLflow 3 reads it only when told so."""
+def _file_store_allowed(monkeypatch: pytest.MonkeyPatch, guide: Guide) -> None:
+    """The guide's store is a folder (``mlflow_runs``); MLflow 3 reads it only when told so.
+
+    MLflow's file model registry reads model versions through a client of the default store:
+    pointing that at the guide's store keeps it from creating ./mlflow.db where pytest runs.
+    """
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", guide.store)
 
 
 def test_1_easy_tracking_with_only_the_tracking_uri_in_mlflow_yml(guide: Guide) -> None:
