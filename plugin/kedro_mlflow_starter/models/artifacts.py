@@ -108,10 +108,10 @@ def hand_mapped_spec(dataset: Any) -> dict[str, Any] | None:
     same dataset type. None for a dataset that is not a file dataset (then the file is
     unpickled).
     """
-    config = _local_config(dataset, Path("."))
+    config = artifact_config(dataset)
     if config is None:
         return None
-    config["filepath"] = PurePosixPath(config["filepath"]).name
+    config["filepath"] = PurePosixPath(config["filepath"].rstrip("/")).name or "data"
     return {"kind": "dataset", "config": config}
 
 
