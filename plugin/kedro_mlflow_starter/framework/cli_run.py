@@ -258,9 +258,12 @@ def close_pipeline_run(  # noqa: PLR0913
             if isinstance(pipeline, PipelineML):
                 from kedro_mlflow_starter.models.logging import log_pipeline_model
 
+                from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+
                 try:
-                    model_uri = log_pipeline_model(pipeline, context.catalog, run_id,
-                                                   produced=pipeline.all_outputs())
+                    with mlflow_prints_logged():  # MLflow's bare registration prints: one log line
+                        model_uri = log_pipeline_model(pipeline, context.catalog, run_id,
+                                                       produced=pipeline.all_outputs())
                 except Exception as error:
                     from kedro_mlflow_starter.tracking.failures import describe_error
 

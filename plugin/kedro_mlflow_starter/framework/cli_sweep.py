@@ -418,10 +418,10 @@ class Coordinator:
             table.add_column(self.sweep.objective.metric, justify="right")
             for name in self.sweep.spaces:
                 table.add_column(name)
-            table.add_column("run id")
+            table.add_column("run id", no_wrap=True)
             for trial in top:
                 table.add_row(str(trial.number), f"{trial.value:.6g}",
-                              *[str(trial.params.get(name, "")) for name in self.sweep.spaces],
+                              *[_short(trial.params.get(name, "")) for name in self.sweep.spaces],
                               str(trial.user_attrs.get(RUN_ATTR, "")))
             console.print(table)
         counts = trial_counts(handle.study)
@@ -460,6 +460,11 @@ def _read_output(process: subprocess.Popen[bytes], tail: collections.deque[str])
     assert process.stdout is not None
     for line in process.stdout:
         tail.append(line.decode("utf-8", "replace").rstrip())
+
+
+def _short(value: Any) -> str:
+    """A parameter value for the table: floats to 4 significant digits, so the run ids fit 80 columns."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _install_sigterm() -> Any:

@@ -123,7 +123,8 @@ class MlflowHook:
         start_run_switches(config.tracking, run.run_id, run_params.get("runner"))  # active run, autolog, system metrics
         from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
 
-        warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once
+        if run.task is None:  # one task of a group run logs no model: `kedro mlflow run close` does
+            warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once
         self._lineage = _lineage_recorder(config, pipeline, catalog, run_params)
 
     # -- lineage (issue 14): Kedro's dataset and node events, forwarded to the recorder -----------

@@ -23,6 +23,7 @@ nothing relies on MLflow's thread-local active run.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import warnings
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 SAMPLE_ROWS = 5
 _NROWS_DATASETS = ("CSVDataset", "ExcelDataset")
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, produced: Iterable[str] = (),
@@ -66,7 +68,7 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, pr
     from kedro_mlflow_starter.models.snapshots import catalog_of_run_copies
 
     kwargs = {**pipeline_ml.log_model_kwargs, **overrides}
-    with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-copies-") as copies:
+    with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-copies-") as copies, _no_progress_bars():
         own = catalog_of_run_copies(pipeline_ml, catalog, run_id, Path(copies), required=produced)
         model = KedroPipelineModel(pipeline_ml.inference, own, pipeline_ml.input_name, **pipeline_ml.kpm_kwargs)
         return log_kedro_pipeline_model(model, own, run_id, **kwargs)
@@ -307,6 +309,21 @@ def _quiet_mlflow() -> Iterator[None]:
             yield
     finally:
         pyfunc_logger.removeFilter(notice_filter)
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    # MLflow draws a tqdm bar on stderr for each artifact it downloads or copies: the run's own
+    # copies fetched back, each artifact packed into the model. Packing is not the user's download.
+    saved = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = saved
 
 
 @contextmanager

@@ -175,7 +175,8 @@ class TrackedRun:
             tracked.log_params_and_tags(params.params, extra_tags)
         for notice in params.notices():
             logger.warning(notice)
-        logger.info("MLflow run '%s' (%s) started in experiment '%s' at %s.", tracked.run_name, tracked.run_id,
+        how = "started" if tracked.owned else "joined"  # a task of a group run, a run the user opened
+        logger.info("MLflow run '%s' (%s) %s in experiment '%s' at %s.", tracked.run_name, tracked.run_id, how,
                     tracked.experiment_name, redact_uri(uri))
         return tracked
 
@@ -378,7 +379,12 @@ class TrackedRun:
         uri = redact_uri(self.config.tracking_uri())
         remote = uri.startswith(("http://", "https://"))
         base = ui_base(uri, self.config.ui.host, self.config.ui.port)
-        state = status if self.owned else f"{status} (left open for its owner)"
+        if self.owned:
+            state = status
+        elif self.task is not None:
+            state = f"joined: task {status}, the run stays open for `kedro mlflow run close`"
+        else:
+            state = f"joined: pipeline {status}, the run stays open for whoever opened it"
         how = "" if remote else " (`kedro mlflow ui` serves it)"
         logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s:", self.run_name, self.run_id, state,
                     self.experiment_name, how)
