@@ -26,6 +26,26 @@ from tests.starter_fixtures import GeneratedProject, assert_ok, kedro_env, kedro
 PACKAGE = "sweep_demo"
 
 
+PAUSE_TRIAL = '''"""Test-only project hook: with SWEEP_PAUSE_MARKER set, the trial that trains with
+max_iter=300 writes that file after train_model and hangs, so the test signals a known trial."""
+
+import os
+import time
+from pathlib import Path
+
+from kedro.framework.hooks import hook_impl
+
+
+class PauseTrial:
+    @hook_impl
+    def after_node_run(self, node, outputs):
+        marker = os.environ.get("SWEEP_PAUSE_MARKER")
+        if marker and node.name == "train_model" and outputs["classifier"].max_iter == 300:
+            Path(marker).write_text(str(os.getpid()))
+            time.sleep(120)
+'''
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> GeneratedProject:
     out = tmp_path_factory.mktemp("sweep")
@@ -33,6 +53,10 @@ def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> Gen
                           output_dir=str(out))
     assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=starter_home), "kedro new")
     generated = GeneratedProject(out / "sweep-demo", starter_home)
+    package = generated.path / "src" / PACKAGE
+    (package / "pause_trial.py").write_text(PAUSE_TRIAL, encoding="utf-8")
+    with open(package / "settings.py", "a", encoding="utf-8") as settings:
+        settings.write("\nfrom .pause_trial import PauseTrial\n\nHOOKS = (PauseTrial(),)\n")
     (generated.path / "conf/local/sweeps.yml").write_text(yaml.safe_dump({
         # trial #1 fails (scikit-learn refuses max_iter=-1); the sweep is SIGTERMed after it
         "slow": {"objective": {"metric": "test.accuracy"}, "method": "grid",
@@ -139,20 +163,16 @@ def test_optuna_sweep_with_two_workers_runs_exactly_its_trials(project) -> None:
 def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) -> None:
     """A failing trial is FAILED and the sweep goes on; SIGTERM kills the running trial and the
     parent; --resume completes the rest under the same parent, the failure counted once."""
-    run_summary(project.tracking_uri, PACKAGE)  # the store exists before this test polls it during the sweep
-    process = subprocess.Popen([KEDRO, "mlflow", "sweep", "slow"], cwd=project.path, env=kedro_env(project.home),
+    marker = project.path / "data" / "paused-trial"  # trial #3 (max_iter=300) hangs once it has trained
+    process = subprocess.Popen([KEDRO, "mlflow", "sweep", "slow"], cwd=project.path,
+                               env=kedro_env(project.home, {"SWEEP_PAUSE_MARKER": str(marker)}),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            runs = run_summary(project.tracking_uri, PACKAGE)["runs"]
-            parents = {r["id"] for r in runs if r["tags"].get("kedro_mlflow.sweep") == "slow"}
-            children = [r for r in runs if r["tags"].get("mlflow.parentRunId") in parents]
-            states = {c["status"] for c in children}
-            if {"FINISHED", "FAILED", "RUNNING"} <= states:
-                break
+        deadline = time.monotonic() + 240
+        while not marker.exists():
             assert process.poll() is None, process.communicate()[0][-3000:]
-            time.sleep(0.3)
+            assert time.monotonic() < deadline, "the paused trial never started"
+            time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
     finally:
@@ -167,7 +187,9 @@ def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) ->
     assert "KILLED" in statuses and "RUNNING" not in statuses, statuses
     assert {c["params"]["model_options.max_iter"]: c["status"] for c in children}["-1"] == "FAILED"
     assert "trial #1 FAILED (model_options.max_iter=-1)" in output, output[-3000:]
+    assert {c["params"]["model_options.max_iter"]: c["status"] for c in children}["300"] == "KILLED"
     finished_before = {c["id"] for c in children if c["status"] == "FINISHED"}
+    marker.unlink()
 
     result = project.kedro("mlflow", "sweep", "slow", "--resume")
     assert_ok(result, "resume")

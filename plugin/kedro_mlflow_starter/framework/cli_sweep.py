@@ -421,7 +421,7 @@ class Coordinator:
             table.add_column("run id", no_wrap=True)
             for trial in top:
                 table.add_row(str(trial.number), f"{trial.value:.6g}",
-                              *[_short(trial.params.get(name, "")) for name in self.sweep.spaces],
+                              *[_cell(trial.params.get(name, "")) for name in self.sweep.spaces],
                               str(trial.user_attrs.get(RUN_ATTR, "")))
             console.print(table)
         counts = trial_counts(handle.study)
@@ -462,7 +462,7 @@ def _read_output(process: subprocess.Popen[bytes], tail: collections.deque[str])
         tail.append(line.decode("utf-8", "replace").rstrip())
 
 
-def _short(value: Any) -> str:
+def _cell(value: Any) -> str:
     """A parameter value for the table: floats to 4 significant digits, so the run ids fit 80 columns."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
