@@ -36,9 +36,7 @@ def register_mlflow_patterns(config_loader: Any) -> None:
 def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str | None) -> MlflowConfig:
     """Validated ``MlflowConfig`` of the project (all defaults when there is no file)."""
     register_mlflow_patterns(config_loader)
-    conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
-    env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
-    files = _candidate_files(conf_source, getattr(config_loader, "base_env", "base"), env)
+    files = config_files(config_loader, project_path, "mlflow")
     from kedro.config import MissingConfigException
 
     try:
@@ -59,7 +57,7 @@ def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str
         config.tracking_uri()
         config.registry_uri()
     except UnsupportedTrackingUriError as error:
-        where = _file_defining(files, ("server", "mlflow_tracking_uri")) or "MLFLOW_TRACKING_URI"
+        where = file_defining(files, ("server", "mlflow_tracking_uri")) or "MLFLOW_TRACKING_URI"
         raise MlflowConfigError(f"Invalid MLflow configuration in {where}: server.mlflow_tracking_uri: {error}") from error
     return config
 
@@ -81,15 +79,19 @@ def _environment_variables_allowed() -> Iterator[None]:
         OmegaConf.clear_resolver("oc.env")
 
 
-def _candidate_files(conf_source: Path, base_env: str, env: str | None) -> list[Path]:
+def config_files(config_loader: Any, project_path: Path, stem: str) -> list[Path]:
+    """The ``<stem>*.yml`` files the config loader reads, base environment first (the last one
+    wins the merge): error messages name the file that set a key."""
+    conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
+    env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
     files: list[Path] = []
-    for folder in dict.fromkeys([base_env, env or ""]):
+    for folder in dict.fromkeys([getattr(config_loader, "base_env", "base"), env or ""]):
         if folder and (conf_source / folder).is_dir():
-            files += sorted(p for p in (conf_source / folder).rglob("mlflow*") if p.suffix in (".yml", ".yaml"))
+            files += sorted(p for p in (conf_source / folder).rglob(f"{stem}*") if p.suffix in (".yml", ".yaml"))
     return files
 
 
-def _file_defining(files: list[Path], key_path: tuple[Any, ...]) -> str | None:
+def file_defining(files: list[Path], key_path: tuple[Any, ...]) -> str | None:
     """The last file (the one that wins the merge) that sets ``key_path``."""
     found = None
     for path in files:
@@ -122,7 +124,7 @@ def _describe_validation_error(error: ValidationError, raw: dict[str, Any], file
     for issue in error.errors():
         loc = tuple(issue["loc"])
         key = ".".join(str(part) for part in loc)
-        where = _file_defining(files, loc) or ", ".join(str(p) for p in files) or "mlflow.yml"
+        where = file_defining(files, loc) or ", ".join(str(p) for p in files) or "mlflow.yml"
         if issue["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
             allowed = ", ".join(parent.model_fields) if parent else "see the documented mlflow.yml"

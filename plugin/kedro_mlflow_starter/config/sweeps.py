@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kedro_mlflow_starter.config.loader import config_files, file_defining
 from kedro_mlflow_starter.errors import SweepConfigError
 
 CONFIG_KEY = "sweeps"
@@ -118,20 +118,10 @@ def register_sweeps_patterns(config_loader: Any) -> None:
         patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
 
 
-def sweep_files(conf_source: Path, base_env: str, env: str | None) -> list[Path]:
-    files: list[Path] = []
-    for folder in dict.fromkeys([base_env, env or ""]):
-        if folder and (conf_source / folder).is_dir():
-            files += sorted(p for p in (conf_source / folder).rglob("sweeps*") if p.suffix in (".yml", ".yaml"))
-    return files
-
-
 def load_sweeps(config_loader: Any, project_path: Path) -> dict[str, Sweep]:
     """Every sweep of the project's ``sweeps.yml`` files (empty when there is none)."""
     register_sweeps_patterns(config_loader)
-    conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
-    env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
-    files = sweep_files(conf_source, getattr(config_loader, "base_env", "base"), env)
+    files = config_files(config_loader, project_path, "sweeps")
     from kedro.config import MissingConfigException
 
     try:
@@ -148,7 +138,7 @@ def parse_sweeps(raw: Mapping[str, Any], files: list[Path] | None = None) -> dic
     files = files or []
     sweeps = {}
     for name, body in raw.items():
-        where = _file_defining(files, str(name)) or "conf/*/sweeps.yml"
+        where = file_defining(files, (str(name),)) or "conf/*/sweeps.yml"
         if not isinstance(body, Mapping):
             raise SweepConfigError(f"{where}: sweep '{name}' must be a mapping with the keys "
                                    f"{', '.join(k for k in Sweep.model_fields if k not in ('name', 'source', 'spaces'))}.")
@@ -227,18 +217,6 @@ def _describe(error: ValidationError, name: str, where: str) -> str:
             lines.append(f"{key} = {issue.get('input')!r} is invalid: {issue['msg']}."
                          + (f" Allowed: {expected}." if expected else ""))
     return f"Invalid sweep in {where}: " + " ".join(lines)
-
-
-def _file_defining(files: list[Path], name: str) -> str | None:
-    found = None
-    for path in files:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            continue
-        if isinstance(data, dict) and name in data:
-            found = str(path)
-    return found
 
 
 def nested(dotted: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,6 @@ nothing relies on MLflow's thread-local active run.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
 import warnings
@@ -315,15 +314,14 @@ def _quiet_mlflow() -> Iterator[None]:
 def _no_progress_bars() -> Iterator[None]:
     # MLflow draws a tqdm bar on stderr for each artifact it downloads or copies: the run's own
     # copies fetched back, each artifact packed into the model. Packing is not the user's download.
-    saved = os.environ.get(_PROGRESS_BAR)
-    os.environ[_PROGRESS_BAR] = "false"
+    from kedro_mlflow_starter.tracking.current import PublishedEnvironment
+
+    quiet = PublishedEnvironment()
+    quiet.set({_PROGRESS_BAR: "false"})
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = saved
+        quiet.restore()
 
 
 @contextmanager

@@ -88,13 +88,14 @@ def catalog_of_run_copies(pipeline_model: Any, catalog: Any, run_id: str, folder
     """
     from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
 
+    required = set(required)
     client = current_client()
     copied = {Path(item.path).name for item in call_with_retry(lambda: client.list_artifacts(run_id, RUN_FOLDER))}
     datasets: dict[str, Any] = {}
     for name in pipeline_model.artifact_names:
         safe = safe_dirname(name)
         if safe not in copied:
-            if name in set(required):
+            if name in required:
                 raise PipelineModelArtifactMissingError(
                     f"The pipeline model of run {run_id} needs '{name}', which a node of the run produced, but "
                     f"the run holds no copy of it ({RUN_FOLDER}/{safe} is missing): the task that saved it ran "
