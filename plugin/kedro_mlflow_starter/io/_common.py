@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kedro_mlflow_starter.tracking.current import active_run_id, tracking_disabled, user_run_id
-from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
+from kedro_mlflow_starter.tracking.failures import log_or_record  # noqa: F401 - the datasets' import
 
 T = TypeVar("T")
 
@@ -75,24 +75,6 @@ def warn_no_run(what: str) -> None:
         "(see \"Opting out\" in docs/configuration.md).",
         what,
     )
-
-
-def log_or_record(what: str, local_path: str | None, log: Callable[[], Any],
-                  replay: dict[str, Any] | None = None) -> bool:
-    """Run a store call with retries; record an outage instead of failing the pipeline.
-
-    Returns True when the call succeeded. Errors that a server outage does not explain
-    (a bad run id, a bad key...) are raised: they are the user's to fix, not to skip.
-    ``replay`` says how ``kedro mlflow run replay`` makes the call later (tracking/replay.py).
-    """
-    try:
-        call_with_retry(log)
-    except Exception as error:
-        if not is_transient(error):
-            raise
-        record_failure(what, local_path, error, replay=replay)
-        return False
-    return True
 
 
 def module_exists(dotted_name: str) -> bool:

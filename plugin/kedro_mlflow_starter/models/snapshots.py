@@ -27,7 +27,7 @@ from typing import Any
 from kedro_mlflow_starter.errors import PipelineModelArtifactMissingError
 from kedro_mlflow_starter.models.artifacts import artifact_config, load_artifact, safe_dirname, save_with_config
 from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
-from kedro_mlflow_starter.tracking.failures import call_with_retry, is_transient, record_failure
+from kedro_mlflow_starter.tracking.failures import call_with_retry, outage_policy
 
 ENV_PLAN = "KEDRO_MLFLOW_MODEL_ARTIFACTS"
 RUN_FOLDER = "kedro/model_artifacts"
@@ -68,14 +68,10 @@ def snapshot_saved(dataset_name: str, data: Any) -> None:
         (folder / SPEC_FILE).write_text(json.dumps(spec), encoding="utf-8")
         client = current_client()
         artifact_path = f"{RUN_FOLDER}/{folder.name}"
-        try:
+        # lost to an outage: kept for `kedro mlflow run replay`, which logs it before it rebuilds the model
+        with outage_policy(f"the pipeline model's copy of '{dataset_name}'", str(folder),
+                           replay={"kind": "artifact", "artifact_path": artifact_path}):
             call_with_retry(lambda: client.log_artifacts(run_id, str(folder), artifact_path))
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            # kept for `kedro mlflow run replay`, which logs it before it rebuilds the model
-            record_failure(f"the pipeline model's copy of '{dataset_name}'", str(folder), error,
-                           replay={"kind": "artifact", "artifact_path": artifact_path})
 
 
 def catalog_of_run_copies(pipeline_model: Any, catalog: Any, run_id: str, folder: Path,

@@ -229,3 +229,47 @@ def _retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callabl
                 raise
             time.sleep(delay)
     return fn()
+
+
+class Outage:
+    """What ``outage_policy`` yields: ``error`` is the outage that stopped the block, if any."""
+
+    error: BaseException | None = None
+
+    @property
+    def logged(self) -> bool:
+        return self.error is None
+
+
+@contextlib.contextmanager
+def outage_policy(what: str | None, local_path: str | None = None,
+                  replay: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+                  transient: Callable[[BaseException], bool] = is_transient) -> Iterator[Outage]:
+    """The one failure policy of a run: an outage of the tracking store (``transient``) does not
+    fail the pipeline, anything else does (a bad key or run id is the user's to fix).
+
+    An outage that stops the block is recorded in the run's ledger as ``what`` (with ``replay``,
+    a mapping or a function building one, kept for ``kedro mlflow run replay``); with ``what``
+    None it is only handed to the caller as ``outage.error``::
+
+        with outage_policy("metric 'loss'", replay={"kind": "metric", ...}) as outage:
+            call_with_retry(lambda: client.log_metric(run_id, "loss", 0.1))
+        return outage.logged
+    """
+    outage = Outage()
+    try:
+        yield outage
+    except Exception as error:
+        if not transient(error):
+            raise
+        outage.error = error
+        if what is not None:
+            record_failure(what, local_path, error, replay=replay() if callable(replay) else replay)
+
+
+def log_or_record(what: str, local_path: str | None, log: Callable[[], Any],
+                  replay: Mapping[str, Any] | None = None) -> bool:
+    """``log()`` with retries under ``outage_policy``: True when it reached the store."""
+    with outage_policy(what, local_path, replay) as outage:
+        call_with_retry(log)
+    return outage.logged
