@@ -12,7 +12,7 @@ from kedro_mlflow_starter.config.mlflow_config import ParamsConfig
 from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_nested, redact_uri
 from kedro_mlflow_starter.config.uris import resolve_registry_uri, resolve_tracking_uri
 from kedro_mlflow_starter.errors import LongParameterError, UnsupportedTrackingUriError
-from kedro_mlflow_starter.models.contract import is_param, strip_transcoding
+from kedro_mlflow_starter.kedro_names import is_parameter as is_param, strip_transcoding
 from kedro_mlflow_starter.tracking.failures import is_transient, lost_insert_race
 from kedro_mlflow_starter.tracking.params import flatten, prepare_params, to_text
 from kedro_mlflow_starter.tracking.run_tags import kedro_command, runner_name

@@ -12,19 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.kedro_names import is_parameter, strip_transcoding
 
-TRANSCODING_SEPARATOR = "@"
 _MEMORY_DATASETS = ("MemoryDataset", "SharedMemoryDataset")
-
-
-def is_param(name: str) -> bool:
-    """True for ``parameters`` and ``params:...`` inputs: values, not data."""
-    return name == "parameters" or name.startswith("params:")
-
-
-def strip_transcoding(name: str) -> str:
-    """``model@pickle`` -> ``model`` (Kedro's transcoding suffix removed)."""
-    return name.split(TRANSCODING_SEPARATOR, 1)[0]
 
 
 def is_memory_dataset(dataset: Any) -> bool:
@@ -63,7 +53,7 @@ def model_datasets(inference: Any, input_name: Any) -> ModelDatasets:
     if not isinstance(input_name, str) or strip_transcoding(input_name) not in {strip_transcoding(i) for i in inputs}:
         raise KedroMlflowPipelineMLError(
             f"input_name={input_name!r} is not an input of the inference pipeline. Its inputs are: "
-            f"{quoted(i for i in inputs if not is_param(i))}. Set input_name to the dataset that holds the "
+            f"{quoted(i for i in inputs if not is_parameter(i))}. Set input_name to the dataset that holds the "
             "data to predict on."
         )
     if input_name not in inputs:  # given without the transcoding suffix
@@ -71,8 +61,8 @@ def model_datasets(inference: Any, input_name: Any) -> ModelDatasets:
     return ModelDatasets(
         input_name=input_name,
         output_name=next(iter(outputs)),
-        artifact_names=sorted(i for i in inputs if i != input_name and not is_param(i)),
-        param_names=sorted(i for i in inputs if is_param(i)),
+        artifact_names=sorted(i for i in inputs if i != input_name and not is_parameter(i)),
+        param_names=sorted(i for i in inputs if is_parameter(i)),
     )
 
 
@@ -88,20 +78,20 @@ def check_model_inputs_in_catalog(names: Iterable[str], catalog: Any, *, after_r
         if dataset is None:
             fix = (
                 "Define the parameter in conf/<env>/parameters.yml."
-                if is_param(name)
+                if is_parameter(name)
                 else f"Declare '{name}' in conf/base/catalog.yml with a persisted dataset (e.g. type: "
                 f"pickle.PickleDataset, filepath: data/06_models/{name}.pkl) so the model can read what "
                 "training produced."
             )
             during_run = (
                 " (during the run it would be a MemoryDataset, released before the model is logged)"
-                if after_run and not is_param(name)
+                if after_run and not is_parameter(name)
                 else ""
             )
             raise KedroMlflowPipelineMLError(
                 f"The pipeline model needs '{name}' but the catalog has no such entry{during_run}. {fix}"
             )
-        if is_param(name) or not is_memory_dataset(dataset) or (not after_run and dataset.exists()):
+        if is_parameter(name) or not is_memory_dataset(dataset) or (not after_run and dataset.exists()):
             continue
         state = "a MemoryDataset" if after_run else "a MemoryDataset with no data"
         raise KedroMlflowPipelineMLError(

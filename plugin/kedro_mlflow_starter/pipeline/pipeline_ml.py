@@ -32,7 +32,8 @@ from typing import Any
 from kedro.pipeline import Pipeline
 
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
-from kedro_mlflow_starter.models.contract import model_datasets, quoted, strip_transcoding
+from kedro_mlflow_starter.kedro_names import strip_transcoding
+from kedro_mlflow_starter.models.contract import model_datasets, quoted
 
 logger = logging.getLogger(__name__)
 
