@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -223,9 +222,11 @@ def close_pipeline_run(  # noqa: PLR0913
     """
     from kedro_mlflow_starter.config.redaction import redact_uri
     from kedro_mlflow_starter.errors import RunNotFoundError
+    from kedro_mlflow_starter.framework.console import mlflow_prints_logged
     from kedro_mlflow_starter.pipeline import PipelineML
-    from kedro_mlflow_starter.tracking.orchestrated import derive_outcome, is_orchestrated, summary_tags
+    from kedro_mlflow_starter.tracking.orchestrated import derive_outcome, is_orchestrated
     from kedro_mlflow_starter.tracking.run import TrackedRun
+    from kedro_mlflow_starter.tracking.run_roles import GroupClose
 
     root = Path(project_path).resolve()
     with _project_session(root, env, conf_source) as (context, config, pipelines, _):
@@ -238,48 +239,34 @@ def close_pipeline_run(  # noqa: PLR0913
                 "`kedro mlflow run open` printed, and check that the tasks and this step read the same mlflow.yml "
                 "(--env, --conf-source)."
             ) from error
-        client = tracked.client
-        run = client.get_run(run_id)
-        tags = run.data.tags
+        tags = tracked.tags
         if not is_orchestrated(tags):
             raise OrchestratedRunError(
                 f"MLflow run '{run_id}' was not opened by `kedro mlflow run open` (it has no "
                 "kedro.orchestrated tag); a `kedro run` closes its own run.")
-        if run.info.status != "RUNNING":
-            return {"run_id": run_id, "status": run.info.status, "already_closed": True, "model_uri": None,
-                    "summary": f"already {run.info.status}"}
+        current = tracked.client.get_run(run_id).info.status
+        if current != "RUNNING":
+            return {"run_id": run_id, "status": current, "already_closed": True, "model_uri": None,
+                    "summary": f"already {current}"}
         name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
         pipeline = _filtered(_pipeline(pipelines, name), _tag_list(tags, FILTER_TAGS["tags"]),
                              _tag_list(tags, FILTER_TAGS["node_names"]))
         outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
                                  expected_nodes=sorted(node.name for node in pipeline.nodes))
-        model_uri = None
-        if outcome.status == "FINISHED":
-            if isinstance(pipeline, PipelineML):
-                from kedro_mlflow_starter.models.logging import log_pipeline_model
 
-                from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+        def log_model() -> str | None:
+            from kedro_mlflow_starter.models.logging import log_pipeline_model
 
-                try:
-                    with mlflow_prints_logged():  # MLflow's bare registration prints: one log line
-                        model_uri = log_pipeline_model(pipeline, context.catalog, run_id,
-                                                       produced=pipeline.all_outputs())
-                except Exception as error:
-                    from kedro_mlflow_starter.tracking.failures import describe_error
+            with mlflow_prints_logged():  # MLflow's bare registration prints: one log line
+                return log_pipeline_model(pipeline, context.catalog, run_id, produced=pipeline.all_outputs())
 
-                    outcome.status = "FAILED"
-                    outcome.failed.append("pipeline model")
-                    outcome.errors["pipeline model"] = describe_error(error)
-        from mlflow.entities import Metric, RunTag
-
-        from kedro_mlflow_starter.tracking.node_timings import PIPELINE_KEY
-
-        extra = summary_tags(outcome)
-        # The pipeline's time is the orchestrated run's: from `open` to now (the tasks log their nodes').
-        timing = [Metric(PIPELINE_KEY, round((time.time() * 1000 - run.info.start_time) / 1000, 6),
-                         int(time.time() * 1000), 0)] if config.tracking.lineage.node_timings else []
-        client.log_batch(run_id, metrics=timing, tags=[RunTag(k, v) for k, v in extra.items()])
-        client.set_terminated(run_id, status=outcome.status)
+        tracked.role = role = GroupClose(outcome, log_model if isinstance(pipeline, PipelineML) else None,
+                                         pipeline_time=config.tracking.lineage.node_timings)
+        problem = tracked.close(outcome.status, announce=False)
+        if problem:
+            raise OrchestratedRunError(f"MLflow run '{run_id}' could not be closed ({problem}): run "
+                                       "`kedro mlflow run close` again once the tracking server is back.")
+        model_uri = role.model_uri
         if model_uri and not str(model_uri).startswith("models:/"):
             model_uri = f"models:/{model_uri}"
         return {"run_id": run_id, "status": outcome.status, "already_closed": False, "model_uri": model_uri,
