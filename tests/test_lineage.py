@@ -28,7 +28,7 @@ from kedro_mlflow_starter.tracking.lineage import (
 )
 from kedro_mlflow_starter.tracking.node_timings import NodeTimer, metric_key
 from kedro_mlflow_starter.tracking.pipeline_graph import pipeline_svg
-from kedro_mlflow_starter.tracking.run_config import redact
+from kedro_mlflow_starter.config.redaction import redact_nested as redact
 from tests.project_factory import KedroProject, make_project
 from tests.tracking_helpers import output
 
