@@ -10,6 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,20 +148,17 @@ class Session:
     def __init__(self, open_session: Callable[[str | None, dict[str, Any]], AbstractContextManager[ProjectSession]]) -> None:
         self._open = open_session
         self._sessions: dict[str, ProjectSession] = {}
-        self._stack: list[AbstractContextManager[ProjectSession]] = []
+        self._stack = ExitStack()
 
     def get(self, env: str | None, runtime_params: Mapping[str, Any] | None) -> ProjectSession:
         """(context, MlflowConfig, pipelines) of the project for ``env`` and ``runtime_params``."""
         key = json.dumps([env, runtime_params or {}], sort_keys=True, default=str)
         if key not in self._sessions:
-            manager = self._open(env, dict(runtime_params or {}))
-            self._sessions[key] = manager.__enter__()
-            self._stack.append(manager)
+            self._sessions[key] = self._stack.enter_context(self._open(env, dict(runtime_params or {})))
         return self._sessions[key]
 
     def close(self) -> None:
-        while self._stack:
-            self._stack.pop().__exit__(None, None, None)
+        self._stack.close()
 
 
 def replay_run(client: MlflowClient, folder: Path, run_id: str, session: Session) -> ReplayResult:
