@@ -261,7 +261,7 @@ def _replay_model(client: MlflowClient, run: Run, copy: Path, replay: Mapping[st
         _register(model_id, replay["registered_model_name"], replay.get("await_registration_for"))
 
 
-def _register(model_id: str, name: str, await_for: Any = None) -> None:
+def _register(model_id: str, name: str, await_for: int | None = None) -> None:
     import mlflow
 
     mlflow.register_model(f"models:/{model_id}", name, await_registration_for=int(await_for or 0))

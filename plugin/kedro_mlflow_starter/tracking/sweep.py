@@ -153,10 +153,7 @@ def open_sweep(  # noqa: PLR0913
 
 def requeue(storage: BaseStorage, study: optuna.Study, sweep: Sweep, budget: int) -> int:
     """Queue the trials still owed to the budget; trials a killed sweep left RUNNING count as killed."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        trial_id = compat.optuna_trial_id(trial)
-        storage.set_trial_user_attr(trial_id, STATUS_ATTR, "KILLED")
-        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    _kill_running_trials(storage, study)
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE
             or (t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR) != "KILLED")]
@@ -237,12 +234,16 @@ def mark_interrupted(handle: SweepHandle, client: MlflowClient, storage: BaseSto
                                               "attributes.status = 'RUNNING'", max_results=1000))
     for run in runs:
         call_with_retry(lambda run=run: client.set_terminated(run.info.run_id, status="KILLED"))
-    for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    _kill_running_trials(storage, handle.study)
+
+
+def _kill_running_trials(storage: BaseStorage, study: optuna.Study) -> None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_id = compat.optuna_trial_id(trial)
         storage.set_trial_user_attr(trial_id, STATUS_ATTR, "KILLED")
         try:
             storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except optuna.exceptions.UpdateFinishedTrialError:  # its worker finished it meanwhile
             continue
 
 
