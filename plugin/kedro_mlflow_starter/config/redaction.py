@@ -45,12 +45,18 @@ def is_secret(key: str, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> bo
 
 
 def redact_nested(value: Any, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> Any:
-    """``value`` with every mapping entry under a secret-looking key replaced by ``***``."""
+    """``value`` with every mapping entry under a secret-looking key replaced by ``***`` (but
+    ``credentials: <name>``, a reference to credentials.yml) and the credentials of every URI removed."""
     patterns = tuple(patterns)
     if isinstance(value, Mapping):
-        return {
-            k: REDACTED if is_secret(str(k), patterns) else redact_nested(v, patterns) for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
+        return {k: REDACTED if _secret_entry(str(k), v, patterns) else redact_nested(v, patterns)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
         return type(value)(redact_nested(item, patterns) for item in value)
-    return value
+    return redact_uri(value) if isinstance(value, str) else value
+
+
+def _secret_entry(key: str, value: Any, patterns: Iterable[str]) -> bool:
+    if key == "credentials":  # a mapping is the secret itself; a name only points into credentials.yml
+        return isinstance(value, Mapping)
+    return is_secret(key, patterns)
