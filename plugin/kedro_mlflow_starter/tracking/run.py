@@ -66,9 +66,8 @@ def joinable_run_id(nested: bool) -> str | None:
 
 
 def refuse_to_reopen(run: Any) -> None:
-    """A run handed down to join (``MLFLOW_RUN_ID``, an orchestrator's task) must still be open:
-    logging into a FINISHED, FAILED or KILLED run would set it RUNNING again and mix a new
-    pipeline run into a closed record."""
+    """A run handed down to join must still be open: logging into a closed run would set it RUNNING
+    again and mix a new pipeline run into a closed record."""
     status = run.info.status
     if status == "RUNNING":
         return
@@ -399,13 +398,8 @@ def _print_lines(lines: Sequence[str]) -> None:
 
 
 def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: datetime | None = None) -> str:
-    """``tracking.run.name`` when set, else ``<pipelines> <HH:MM:SS>``.
-
-    The pipelines run (joined by '+', ``__default__`` shown as ``default``) say what ran; the
-    local start time tells runs of the same pipelines apart in the runs list, whose narrow
-    name column shows about 20 characters (its Created column gives the day):
-    ``default 15:32:08``, ``training 15:40:51``.
-    """
+    """A sweep trial's name, else ``tracking.run.name``, else ``<pipelines> <HH:MM:SS>`` (``default 15:32:08``:
+    the runs list's name column shows about 20 characters; its Created column gives the day)."""
     if os.environ.get(ENV_RUN_NAME):  # a sweep's trial (tracking/run_tags.py)
         return os.environ[ENV_RUN_NAME]
     if config.tracking.run.name:
