@@ -1,23 +1,22 @@
-"""What makes an inference pipeline a pipeline model: the one place it is checked.
-
-``pipeline_ml_factory`` (when a project declares the model), the hook (before the run) and
-``KedroPipelineModel`` (when the model is built) all ask these functions, so a rule and its
-message exist once. No ``mlflow`` import: every project's pipeline registry reaches here.
-"""
+"""What makes an inference pipeline a pipeline model: the one place it is checked (no mlflow import)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
 from kedro_mlflow_starter.kedro_names import is_parameter, strip_transcoding
 
+if TYPE_CHECKING:
+    from kedro.io import AbstractDataset, DataCatalog
+    from kedro.pipeline import Pipeline
+
 _MEMORY_DATASETS = ("MemoryDataset", "SharedMemoryDataset")
 
 
-def is_memory_dataset(dataset: Any) -> bool:
+def is_memory_dataset(dataset: AbstractDataset | None) -> bool:
     """True for Kedro's in-memory datasets, whose data is released after a run."""
     return type(dataset).__name__ in _MEMORY_DATASETS
 
@@ -36,12 +35,9 @@ class ModelDatasets:
     param_names: list[str]  # ``params:`` values embedded in the model
 
 
-def model_datasets(inference: Any, input_name: Any) -> ModelDatasets:
-    """Check that ``inference`` can be a model fed through ``input_name``, and name its datasets.
-
-    Raises ``KedroMlflowPipelineMLError`` unless the pipeline has exactly one output and
-    ``input_name`` is one of its inputs (with or without a transcoding suffix).
-    """
+def model_datasets(inference: Pipeline, input_name: Any) -> ModelDatasets:
+    """The datasets of ``inference`` fed through ``input_name``; raises unless it has exactly one output and
+    ``input_name`` is one of its inputs (with or without a transcoding suffix)."""
     outputs = inference.outputs()
     if len(outputs) != 1:
         raise KedroMlflowPipelineMLError(
@@ -66,13 +62,9 @@ def model_datasets(inference: Any, input_name: Any) -> ModelDatasets:
     )
 
 
-def check_model_inputs_in_catalog(names: Iterable[str], catalog: Any, *, after_run: bool) -> None:
-    """Every artifact and param the model reads must be in ``catalog``, with data that lasts.
-
-    ``after_run``: the check is made before a run whose end logs the model; a
-    ``MemoryDataset`` is then refused outright (it is released before the model is logged).
-    Otherwise only an empty ``MemoryDataset`` is refused.
-    """
+def check_model_inputs_in_catalog(names: Iterable[str], catalog: DataCatalog, *, after_run: bool) -> None:
+    """Every artifact and param the model reads must be in ``catalog`` with data that lasts: before a run whose
+    end logs the model (``after_run``) any ``MemoryDataset`` is refused, otherwise only an empty one."""
     for name in names:
         dataset = catalog.get(name) if hasattr(catalog, "get") else None
         if dataset is None:
