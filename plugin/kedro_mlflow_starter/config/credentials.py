@@ -25,8 +25,7 @@ def export_credentials(config_loader: AbstractConfigLoader, name: str) -> list[s
         raise MlflowConfigError(
             f"mlflow.yml: server.credentials = '{name}' names no entry of conf/*/credentials.yml "
             f"(entries found: {known}). Add a '{name}:' mapping with e.g. MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD to conf/local/credentials.yml, or set server.credentials: null."
-        )
+            "MLFLOW_TRACKING_PASSWORD to conf/local/credentials.yml, or set server.credentials: null.")
     for key, value in entry.items():
         if value is not None:
             os.environ[str(key)] = str(value)

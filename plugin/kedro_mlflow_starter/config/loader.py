@@ -48,7 +48,7 @@ def load_mlflow_config(config_loader: AbstractConfigLoader, project_path: Path, 
     try:
         config = MlflowConfig.model_validate(raw)
     except ValidationError as error:
-        raise MlflowConfigError(_describe_validation_error(error, raw, files)) from error
+        raise MlflowConfigError(_describe_validation_error(error, files)) from error
     config.project_path = Path(project_path)
     config.package_name = package_name
     try:
@@ -112,7 +112,7 @@ def _describe_load_error(error: Exception, files: list[Path]) -> str:
     return f"Could not read the MLflow configuration ({names}): {error}"
 
 
-def _describe_validation_error(error: ValidationError, raw: dict[str, Any], files: list[Path]) -> str:
+def _describe_validation_error(error: ValidationError, files: list[Path]) -> str:
     lines = []
     for issue in error.errors():
         loc = tuple(issue["loc"])

@@ -29,8 +29,7 @@ def mlflow_yml_schema() -> dict[str, Any]:
     schema["title"] = "mlflow.yml (kedro-mlflow-starter)"
     schema["description"] = (
         "MLflow configuration of a Kedro project, read by kedro-mlflow-starter from conf/<env>/mlflow.yml. "
-        "Every key is optional."
-    )
+        "Every key is optional.")
     for definition in [schema, *schema.get("$defs", {}).values()]:
         for name, prop in definition.get("properties", {}).items():
             definition["properties"][name] = _allow_interpolation(prop)

@@ -13,8 +13,7 @@ REMOTE_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 ALLOWED = (
     "sqlite:///<path>.db, postgresql://..., mysql://..., mssql://..., http(s)://host:port, "
-    "databricks, file:///<dir>, or a local path"
-)
+    "databricks, file:///<dir>, or a local path")
 
 
 def is_local_store(uri: str) -> bool:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, MemoryDataset
 
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.models.contract import is_memory_dataset
@@ -25,6 +25,10 @@ KEPT_FS_ARGS = ("open_args_load", "open_args_save")
 def safe_dirname(name: str) -> str:
     """A folder name for dataset ``name`` (namespaces and transcoding kept readable)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _file_name(filepath: str) -> str:
+    return PurePosixPath(filepath.rstrip("/")).name or "data"
 
 
 def artifact_config(dataset: AbstractDataset) -> dict[str, Any] | None:
@@ -51,7 +55,7 @@ def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target
     target.mkdir(parents=True, exist_ok=True)
     if config is not None:
         config = dict(config)
-        file_name = PurePosixPath(str(config["filepath"]).rstrip("/")).name or "data"
+        file_name = _file_name(str(config["filepath"]))
         config["filepath"] = (target / file_name).as_posix()
         try:
             AbstractDataset.from_config(name, config).save(data)
@@ -67,17 +71,19 @@ def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target
     return {"kind": "pickle", "file": PICKLE_FILE}
 
 
-def load_artifact(name: str, spec: dict[str, Any], folder: str | Path) -> Any:
-    """Read back what ``save_artifact`` wrote into ``folder``."""
-    folder = Path(folder)
+def artifact_dataset(name: str, spec: dict[str, Any], folder: str | Path) -> AbstractDataset:
+    """A dataset reading what ``save_artifact`` wrote into ``folder``."""
     if spec["kind"] == "dataset":
-        config = dict(spec["config"])
-        config["filepath"] = (folder / config["filepath"]).as_posix()
-        return AbstractDataset.from_config(name, config).load()
+        config = spec["config"]
+        return AbstractDataset.from_config(name, dict(config, filepath=(Path(folder) / config["filepath"]).as_posix()))
     import cloudpickle
 
-    with open(folder / spec["file"], "rb") as stream:
-        return cloudpickle.load(stream)
+    with open(Path(folder) / spec["file"], "rb") as stream:
+        return MemoryDataset(cloudpickle.load(stream), copy_mode="assign")
+
+
+def load_artifact(name: str, spec: dict[str, Any], folder: str | Path) -> Any:
+    return artifact_dataset(name, spec, folder).load()
 
 
 def dataset_type(spec: dict[str, Any]) -> str | None:
@@ -91,8 +97,7 @@ def hand_mapped_spec(dataset: AbstractDataset) -> dict[str, Any] | None:
     config = artifact_config(dataset)
     if config is None:
         return None
-    config["filepath"] = PurePosixPath(config["filepath"].rstrip("/")).name or "data"
-    return {"kind": "dataset", "config": config}
+    return {"kind": "dataset", "config": dict(config, filepath=_file_name(config["filepath"]))}
 
 
 def load_hand_mapped(name: str, spec: dict[str, Any] | None, path: str | Path) -> Any:
@@ -105,6 +110,5 @@ def load_hand_mapped(name: str, spec: dict[str, Any] | None, path: str | Path) -
         if (path / PICKLE_FILE).is_file():
             return load_artifact(name, {"kind": "pickle", "file": PICKLE_FILE}, path)
     if spec is not None:
-        config = dict(spec["config"], filepath=path.as_posix())
-        return AbstractDataset.from_config(name, config).load()
+        return load_artifact(name, {"kind": "dataset", "config": dict(spec["config"], filepath=path.name)}, path.parent)
     return load_artifact(name, {"kind": "pickle", "file": path.name}, path.parent)

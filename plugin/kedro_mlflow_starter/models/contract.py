@@ -43,15 +43,13 @@ def model_datasets(inference: Pipeline, input_name: Any) -> ModelDatasets:
         raise KedroMlflowPipelineMLError(
             f"A pipeline model needs exactly one output (the prediction), but the inference pipeline has "
             f"{len(outputs)}: {quoted(outputs)}. Make the other outputs intermediate (consumed by a later "
-            "inference node) or move them to the training pipeline."
-        )
+            "inference node) or move them to the training pipeline.")
     inputs = inference.inputs()
     if not isinstance(input_name, str) or strip_transcoding(input_name) not in {strip_transcoding(i) for i in inputs}:
         raise KedroMlflowPipelineMLError(
             f"input_name={input_name!r} is not an input of the inference pipeline. Its inputs are: "
             f"{quoted(i for i in inputs if not is_parameter(i))}. Set input_name to the dataset that holds the "
-            "data to predict on."
-        )
+            "data to predict on.")
     if input_name not in inputs:  # given without the transcoding suffix
         input_name = next(i for i in inputs if strip_transcoding(i) == input_name)
     return ModelDatasets(
@@ -73,21 +71,17 @@ def check_model_inputs_in_catalog(names: Iterable[str], catalog: DataCatalog, *,
                 if is_parameter(name)
                 else f"Declare '{name}' in conf/base/catalog.yml with a persisted dataset (e.g. type: "
                 f"pickle.PickleDataset, filepath: data/06_models/{name}.pkl) so the model can read what "
-                "training produced."
-            )
+                "training produced.")
             during_run = (
                 " (during the run it would be a MemoryDataset, released before the model is logged)"
                 if after_run and not is_parameter(name)
-                else ""
-            )
+                else "")
             raise KedroMlflowPipelineMLError(
-                f"The pipeline model needs '{name}' but the catalog has no such entry{during_run}. {fix}"
-            )
+                f"The pipeline model needs '{name}' but the catalog has no such entry{during_run}. {fix}")
         if is_parameter(name) or not is_memory_dataset(dataset) or (not after_run and dataset.exists()):
             continue
         state = "a MemoryDataset" if after_run else "a MemoryDataset with no data"
         raise KedroMlflowPipelineMLError(
             f"The pipeline model needs '{name}', which is {state} (it is released after the run, so it would "
             f"be gone when the model is logged). Declare '{name}' in conf/base/catalog.yml with a persisted "
-            f"dataset (e.g. type: pickle.PickleDataset, filepath: data/06_models/{name}.pkl)."
-        )
+            f"dataset (e.g. type: pickle.PickleDataset, filepath: data/06_models/{name}.pkl).")

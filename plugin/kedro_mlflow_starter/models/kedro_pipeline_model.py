@@ -100,14 +100,8 @@ class KedroPipelineModel(PythonModel):
             Only needed when a node mutates an artifact in place.
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        catalog: DataCatalog,
-        input_name: str,
-        runner: AbstractRunner | None = None,
-        copy_mode: str | Mapping[str, str] | None = None,
-    ):
+    def __init__(self, pipeline: Pipeline, catalog: DataCatalog, input_name: str,
+                 runner: AbstractRunner | None = None, copy_mode: str | Mapping[str, str] | None = None):
         inference = getattr(pipeline, "inference", pipeline)
         self.pipeline = Pipeline(inference.nodes)
         datasets = model_datasets(self.pipeline, input_name)
@@ -142,30 +136,26 @@ class KedroPipelineModel(PythonModel):
         if name not in free_inputs:
             raise KedroPipelineModelError(
                 f"KedroPipelineModel: input_name {name!r} is not an input of the inference pipeline "
-                f"(its inputs: {', '.join(free_inputs)}). Choose one of them."
-            )
+                f"(its inputs: {', '.join(free_inputs)}). Choose one of them.")
         self._input_name = name
 
     def _check_copy_mode(self, copy_mode: str | Mapping[str, str] | None) -> dict[str, str]:
         if copy_mode is not None and not isinstance(copy_mode, (str, Mapping)):
             raise TypeError(
                 f"KedroPipelineModel: copy_mode must be a string ({', '.join(COPY_MODES)}) or a dict "
-                f"{{artifact name: mode}}, got {type(copy_mode).__name__}."
-            )
+                f"{{artifact name: mode}}, got {type(copy_mode).__name__}.")
         modes = copy_mode if isinstance(copy_mode, Mapping) else dict.fromkeys(self.artifact_names, copy_mode)
         unknown = sorted(set(modes) - set(self.artifact_names))
         if unknown:
             raise KedroMlflowPipelineMLError(
                 f"copy_mode names {unknown}, which are not artifacts of the pipeline model "
-                f"(artifacts: {', '.join(self.artifact_names) or 'none'})."
-            )
+                f"(artifacts: {', '.join(self.artifact_names) or 'none'}).")
         checked = {}
         for name, mode in modes.items():
             mode = mode or "assign"
             if mode not in COPY_MODES:
                 raise KedroMlflowPipelineMLError(
-                    f"copy_mode {mode!r} for {name!r} is not valid. Allowed: {', '.join(COPY_MODES)}."
-                )
+                    f"copy_mode {mode!r} for {name!r} is not valid. Allowed: {', '.join(COPY_MODES)}.")
             checked[name] = mode
         return checked
 
@@ -205,8 +195,7 @@ class KedroPipelineModel(PythonModel):
             raise KedroPipelineModelError(
                 f"KedroPipelineModel: the model's artifacts mapping lacks {missing} (given: "
                 f"{sorted(paths) or 'none'}; the inference pipeline needs {sorted(self.artifact_names)}). "
-                "Log the model with artifacts=model.extract_pipeline_artifacts()."
-            )
+                "Log the model with artifacts=model.extract_pipeline_artifacts().")
         hand_mapped = getattr(self, "hand_mapped_specs", {})
         loaded = {
             name: load_artifact(name, self.artifact_specs[name], paths[name]) if name in self.artifact_specs
@@ -220,8 +209,7 @@ class KedroPipelineModel(PythonModel):
             if self._state is None:
                 if self._catalog is None:
                     raise KedroMlflowPipelineMLError(
-                        "The model has no artifacts loaded: load it with mlflow.pyfunc.load_model()."
-                    )
+                        "The model has no artifacts loaded: load it with mlflow.pyfunc.load_model().")
                 self._state = _State(self, {name: self._catalog.load(name) for name in self.artifact_names})
             return self._state
 
@@ -244,8 +232,7 @@ class KedroPipelineModel(PythonModel):
                 if name is None:
                     raise KedroMlflowPipelineMLError(
                         f"Unknown inference param {key!r}. This model accepts: "
-                        f"{', '.join(sorted(state.param_keys)) or 'no params'}."
-                    )
+                        f"{', '.join(sorted(state.param_keys)) or 'no params'}.")
                 values[name] = value
         for name, copier in state.copiers:
             values[name] = copier(values[name])

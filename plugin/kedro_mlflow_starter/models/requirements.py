@@ -15,17 +15,17 @@ from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 ALWAYS = ("kedro", "mlflow", "cloudpickle", "pandas")
 PLUGIN_PACKAGE = "kedro_mlflow_starter"
-_NOT_REQUIREMENTS = {"__main__", "builtins", "kedro_mlflow_starter"}
+_NOT_REQUIREMENTS = {"__main__", "builtins", PLUGIN_PACKAGE}
 # Cython's shared runtime ("_cython_3_2_9") on compiled extensions' functions: no distribution provides it
 _NOT_REQUIREMENT_PREFIXES = ("_cython_",)
 
 
 def _top(module_name: str | None) -> str | None:
-    if not module_name:
-        return None
-    return module_name.split(".", 1)[0]
+    return module_name.split(".", 1)[0] if module_name else None
 
 
 def module_imports(module: ModuleType) -> set[str]:
@@ -75,10 +75,6 @@ def _distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
-def _normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
 # Import names that differ from their distribution's name
 _DISTRIBUTION_OF = {
     "sklearn": "scikit-learn",
@@ -117,7 +113,7 @@ def distributions_for(module: str) -> list[str]:
     if named:
         return [named]
     dists = list(dict.fromkeys(_distributions().get(module, [])))
-    exact = [d for d in dists if _normalize(d) == _normalize(module)]
+    exact = [d for d in dists if canonicalize_name(d) == canonicalize_name(module)]
     return exact or dists
 
 
@@ -135,10 +131,10 @@ def requirements(modules: Iterable[str], exclude: Iterable[str] = ()) -> list[st
     for module in sorted(set(modules) - excluded):
         dists += distributions_for(module)
     # a Kedro project's distribution is named after its package (no half-second scan of every distribution)
-    excluded_dists = {_normalize(d) for m in excluded if (d := _named_distribution(m))}
+    excluded_dists = {canonicalize_name(d) for m in excluded if (d := _named_distribution(m))}
     result, seen = [], set()
     for dist in dists:
-        key = _normalize(dist)
+        key = canonicalize_name(dist)
         if key in seen or (key in excluded_dists and dist not in ALWAYS):
             continue
         seen.add(key)

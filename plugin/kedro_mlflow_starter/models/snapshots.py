@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kedro.io import AbstractDataset, DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 
 from kedro_mlflow_starter.errors import PipelineModelArtifactMissingError
-from kedro_mlflow_starter.models.artifacts import artifact_config, load_artifact, safe_dirname, save_with_config
+from kedro_mlflow_starter.models.artifacts import artifact_config, artifact_dataset, safe_dirname, save_with_config
 from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
 from kedro_mlflow_starter.tracking.failures import call_with_retry, outage_policy
 
@@ -81,19 +81,13 @@ def catalog_of_run_copies(pipeline_model: PipelineML, catalog: DataCatalog, run_
                     f"The pipeline model of run {run_id} needs '{name}', which a node of the run produced, but "
                     f"the run holds no copy of it ({RUN_FOLDER}/{safe} is missing): the task that saved it ran "
                     "without the kedro-mlflow-starter hook, with another MLFLOW_RUN_ID, or its upload failed. "
-                    "Give every task the hook and the group run's MLFLOW_RUN_ID, and run the pipeline again."
-                )
+                    "Give every task the hook and the group run's MLFLOW_RUN_ID, and run the pipeline again.")
             datasets[name] = catalog.get(name)
             continue
         local = Path(call_with_retry(lambda safe=safe: client.download_artifacts(run_id, f"{RUN_FOLDER}/{safe}",
                                                                                  str(folder))))
         spec = json.loads((local / SPEC_FILE).read_text(encoding="utf-8"))
-        if spec["kind"] == "dataset":
-            config = dict(spec["config"])
-            config["filepath"] = (local / DATA_FOLDER / config["filepath"]).as_posix()
-            datasets[name] = AbstractDataset.from_config(name, config)
-        else:
-            datasets[name] = MemoryDataset(load_artifact(name, spec, local / DATA_FOLDER), copy_mode="assign")
+        datasets[name] = artifact_dataset(name, spec, local / DATA_FOLDER)
     for name in [*pipeline_model.param_names, pipeline_model.input_name]:
         datasets[name] = catalog.get(name)
     return DataCatalog({name: dataset for name, dataset in datasets.items() if dataset is not None})

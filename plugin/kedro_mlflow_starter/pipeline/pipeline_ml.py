@@ -59,8 +59,7 @@ class PipelineML(Pipeline):
         if not isinstance(inference, Pipeline):
             raise KedroMlflowPipelineMLError(
                 f"pipeline_ml_factory: 'inference' must be a kedro Pipeline, got {type(inference).__name__}. "
-                "Build it with kedro.pipeline.pipeline([...])."
-            )
+                "Build it with kedro.pipeline.pipeline([...]).")
         self.inference = inference if type(inference) is Pipeline else Pipeline(inference.nodes)
         self.input_name = input_name
         self.kpm_kwargs = _checked_kwargs("kpm_kwargs", kpm_kwargs, KPM_KWARGS)
@@ -80,8 +79,7 @@ class PipelineML(Pipeline):
                 f"pipeline neither produces nor reads (training datasets: {quoted(self._stripped(self))}). "
                 "Every inference input other than input_name must come from training (e.g. a fitted "
                 "model or encoder) or be a 'params:' entry. Add the node that produces it to the "
-                "training pipeline, or make it the input_name."
-            )
+                "training pipeline, or make it the input_name.")
 
     @property
     def training(self) -> Pipeline:
@@ -192,8 +190,7 @@ def _renamed_artifact_path(kwargs: Mapping[str, Any] | None) -> Mapping[str, Any
     if "name" in renamed and renamed["name"] != value:
         raise KedroMlflowPipelineMLError(
             f"pipeline_ml_factory: log_model_kwargs gives both artifact_path {value!r} and name "
-            f"{renamed['name']!r}; keep only `name` (MLflow 3's spelling)."
-        )
+            f"{renamed['name']!r}; keep only `name` (MLflow 3's spelling).")
     warnings.warn(
         f"pipeline_ml_factory: log_model_kwargs 'artifact_path' is MLflow 2's name for the model; MLflow 3 "
         f"calls it 'name'. Write log_model_kwargs={{'name': {value!r}}} instead.",
@@ -211,8 +208,7 @@ def _checked_kwargs(what: str, given: Mapping[str, Any] | None, allowed: tuple[s
     if unknown:
         hint = " ('artifact_path' is deprecated in MLflow 3: use 'name')" if "artifact_path" in unknown else ""
         raise KedroMlflowPipelineMLError(
-            f"pipeline_ml_factory: unknown {what} key(s) {unknown}{hint}. Allowed: {', '.join(allowed)}."
-        )
+            f"pipeline_ml_factory: unknown {what} key(s) {unknown}{hint}. Allowed: {', '.join(allowed)}.")
     return dict(given)
 
 
@@ -235,8 +231,7 @@ def pipeline_ml_factory(training: Pipeline, inference: Pipeline, input_name: str
     """
     if not isinstance(training, Pipeline):
         raise KedroMlflowPipelineMLError(
-            f"pipeline_ml_factory: 'training' must be a kedro Pipeline, got {type(training).__name__}."
-        )
+            f"pipeline_ml_factory: 'training' must be a kedro Pipeline, got {type(training).__name__}.")
     if isinstance(training, PipelineML):
         raise KedroMlflowPipelineMLError("pipeline_ml_factory: 'training' is already a PipelineML; "
                                          "pass its plain training pipeline.")
