@@ -19,6 +19,7 @@ from kedro_mlflow_starter.errors import MlflowConfigError, UnsupportedTrackingUr
 
 if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
+    from pydantic_core import ErrorDetails
 
 CONFIG_KEY = "mlflow"
 
@@ -123,10 +124,14 @@ def _describe_validation_error(error: ValidationError, files: list[Path]) -> str
             allowed = ", ".join(parent.model_fields) if parent else "see the documented mlflow.yml"
             lines.append(f"{where}: unknown key '{key}'. Allowed keys here: {allowed}.")
         else:
-            expected = (issue.get("ctx") or {}).get("expected")
-            lines.append(f"{where}: {key} = {issue.get('input')!r} is invalid: {issue['msg']}."
-                         + (f" Allowed: {expected}." if expected else ""))
+            lines.append(f"{where}: {invalid_value(key, issue)}")
     return "Invalid MLflow configuration. " + " ".join(lines)
+
+
+def invalid_value(key: str, issue: ErrorDetails) -> str:
+    """One pydantic issue as ``key = value is invalid: why. Allowed: what.``"""
+    expected = (issue.get("ctx") or {}).get("expected")
+    return f"{key} = {issue.get('input')!r} is invalid: {issue['msg']}." + (f" Allowed: {expected}." if expected else "")
 
 
 def _model_at(loc: tuple[Any, ...]) -> type | None:

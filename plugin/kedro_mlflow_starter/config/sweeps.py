@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from kedro.config import MissingConfigException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kedro_mlflow_starter.config.loader import config_files, file_defining, register_config_key
+from kedro_mlflow_starter.config.loader import config_files, file_defining, invalid_value, register_config_key
 from kedro_mlflow_starter.errors import SweepConfigError
 
 if TYPE_CHECKING:
@@ -205,9 +205,7 @@ def _describe(error: ValidationError, name: str, where: str) -> str:
         elif issue["loc"] == ("params",):
             lines.append(f"{key}: give at least one parameter to search, e.g. `model_options.C: [0.1, 1.0]`.")
         else:
-            expected = (issue.get("ctx") or {}).get("expected")
-            lines.append(f"{key} = {issue.get('input')!r} is invalid: {issue['msg']}."
-                         + (f" Allowed: {expected}." if expected else ""))
+            lines.append(invalid_value(key, issue))
     return f"Invalid sweep in {where}: " + " ".join(lines)
 
 
