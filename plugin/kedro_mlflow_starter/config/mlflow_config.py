@@ -16,8 +16,6 @@ class _Strict(BaseModel):
 
 
 class RequestHeaderProviderConfig(_Strict):
-    """kedro-mlflow's key: a class adding headers (e.g. a refreshed token) to every request."""
-
     type: str | None = Field(
         default=None, description="Dotted path of a class derived from MLflow's RequestHeaderProvider.")
     pass_context: bool = Field(default=False, description="Pass the Kedro context to the class as `kedro_context=`.")
@@ -26,8 +24,6 @@ class RequestHeaderProviderConfig(_Strict):
 
 
 class ServerConfig(_Strict):
-    """Where runs and models are stored, and how to reach the store."""
-
     mlflow_tracking_uri: str | None = Field(
         default=None, description="Where runs are stored. Empty: $MLFLOW_TRACKING_URI, else the embedded store "
         "sqlite:///<project root>/mlflow.db (artifacts in <project root>/mlartifacts). Relative sqlite paths resolve "
@@ -51,8 +47,6 @@ class ServerConfig(_Strict):
 
 
 class DisableTrackingConfig(_Strict):
-    """Runs that are not tracked."""
-
     pipelines: list[str] = Field(
         default_factory=list, description="Pipelines that are never tracked: `kedro run --pipelines <name>` opens no "
         "run.")
@@ -62,8 +56,6 @@ class DisableTrackingConfig(_Strict):
 
 
 class CreateExperimentKwargs(_Strict):
-    """Arguments used when the experiment is created."""
-
     artifact_location: str | None = Field(
         default=None, description="Where the experiment stores artifacts. Empty: <project root>/mlartifacts for a "
         "local store, the server's default for a remote one.")
@@ -80,8 +72,6 @@ class CreateExperimentKwargs(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    """The experiment runs are logged to."""
-
     name: str | None = Field(
         default=None, description="The experiment runs are logged to (created when missing). Empty: the package name.")
     create_experiment_kwargs: CreateExperimentKwargs = Field(
@@ -91,8 +81,6 @@ class ExperimentConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    """The run each `kedro run` logs into."""
-
     id: str | None = Field(default=None, description="Log into this existing run instead of starting a new one.")
     name: str | None = Field(
         default=None, description="The run name. Empty: the pipeline names joined by '+' and the local time the run "
@@ -103,8 +91,6 @@ class RunConfig(_Strict):
 
 
 class DictParamsConfig(_Strict):
-    """How dict parameters are logged."""
-
     flatten: bool = Field(
         default=False, description="Log dict parameters as one entry per leaf key (\"model.alpha\") instead of one "
         "string.")
@@ -113,8 +99,6 @@ class DictParamsConfig(_Strict):
 
 
 class ParamsConfig(_Strict):
-    """How parameters are logged."""
-
     dict_params: DictParamsConfig = Field(default_factory=DictParamsConfig, description="How dict parameters are logged.")
     long_params_strategy: Literal["fail", "truncate", "tag"] = Field(
         default="fail", description="A parameter value longer than MLflow's 6000 characters: fail (stop before any "
@@ -125,8 +109,6 @@ class ParamsConfig(_Strict):
 
 
 class LineageConfig(_Strict):
-    """Ours: what a run records about what it was made from (each switch defaults to on)."""
-
     datasets: bool = Field(
         default=True, description="Log the datasets the pipeline reads from outside as MLflow dataset inputs (name, "
         "source, digest, schema, row count, load version) and link evaluation data to the metrics computed on it.")
@@ -141,8 +123,6 @@ class LineageConfig(_Strict):
 
 
 class AutologConfig(_Strict):
-    """Ours: MLflow autologging into the Kedro run (off by default; MLflow's own arguments)."""
-
     enabled: bool = Field(
         default=False, description="Turn on mlflow.autolog() for tracked runs: what the ML libraries' fit calls log "
         "(their params, metrics, training datasets) lands in the Kedro run, under every runner. Takes precedence over "
@@ -167,8 +147,6 @@ class AutologConfig(_Strict):
 
 
 class SystemMetricsConfig(_Strict):
-    """Ours: the machine's CPU, memory, disk and network use while the pipeline runs."""
-
     enabled: bool = Field(
         default=False, description="Log system metrics (system/cpu_utilization_percentage, "
         "system/system_memory_usage_megabytes, disk and network...) into the run while the pipeline runs, with "
@@ -179,8 +157,6 @@ class SystemMetricsConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
-    """What a tracked `kedro run` logs and where."""
-
     disable_tracking: DisableTrackingConfig = Field(default_factory=DisableTrackingConfig, description="Runs that are not tracked.")
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig, description="The experiment runs are logged to.")
     run: RunConfig = Field(default_factory=RunConfig, description="The run each `kedro run` logs into.")
@@ -194,15 +170,11 @@ class TrackingConfig(_Strict):
 
 
 class UiConfig(_Strict):
-    """Where `kedro mlflow ui` serves."""
-
     host: str = Field(default="127.0.0.1", description="Where `kedro mlflow ui` serves the MLflow UI.")
     port: int = Field(default=5000, ge=1, le=65535, description="The port `kedro mlflow ui` serves on.")
 
 
 class MlflowConfig(_Strict):
-    """The whole of ``mlflow.yml``; ``project_path`` is filled in by the loader."""
-
     server: ServerConfig = Field(default_factory=ServerConfig, description="Where runs and models are stored.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="What a tracked `kedro run` logs and where.")
     ui: UiConfig = Field(default_factory=UiConfig, description="Where `kedro mlflow ui` serves.")
