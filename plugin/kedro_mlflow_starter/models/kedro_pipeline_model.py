@@ -76,15 +76,6 @@ def _compile_node(node: Node) -> Callable[[dict[str, Any]], None]:
     return step
 
 
-def mlflow_param_value(value: Any) -> bool:
-    """True when MLflow can expose ``value`` as an inference param (scalar or flat list)."""
-    if isinstance(value, _PARAM_TYPES):
-        return True
-    return isinstance(value, list) and bool(value) and all(isinstance(v, _PARAM_TYPES) for v in value) and (
-        len({type(v) for v in value}) == 1
-    )
-
-
 class KedroPipelineModel(PythonModel):
     """An MLflow ``PythonModel`` that runs a Kedro inference pipeline in memory.
 
@@ -215,9 +206,12 @@ class KedroPipelineModel(PythonModel):
 
     @property
     def exposed_params(self) -> dict[str, Any]:
-        """Parameters callers may override per request, by name without ``params:``."""
+        """Parameters callers may override per request, by name without ``params:``: those MLflow takes as
+        inference params (a scalar, or a flat list of one scalar type)."""
         return {parameter_key(name): value for name, value in self.param_values.items()
-                if name.startswith(PARAMS_PREFIX) and mlflow_param_value(value)}
+                if name.startswith(PARAMS_PREFIX) and (isinstance(value, _PARAM_TYPES) or (
+                    isinstance(value, list) and value and isinstance(value[0], _PARAM_TYPES)
+                    and len({type(v) for v in value}) == 1))}
 
     # ``pd.DataFrame`` is a hint MLflow derives no schema from: the signature stays the one
     # inferred from the data (no hint at all, or ``Any``, makes MLflow warn).
