@@ -76,16 +76,8 @@ def _distributions() -> dict[str, list[str]]:
 
 
 # Import names that differ from their distribution's name
-_DISTRIBUTION_OF = {
-    "sklearn": "scikit-learn",
-    "yaml": "PyYAML",
-    "PIL": "Pillow",
-    "skimage": "scikit-image",
-    "dateutil": "python-dateutil",
-    "attr": "attrs",
-    "bs4": "beautifulsoup4",
-    "cv2": "opencv-python",
-}
+_DISTRIBUTION_OF = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "Pillow", "skimage": "scikit-image",
+                    "dateutil": "python-dateutil", "attr": "attrs", "bs4": "beautifulsoup4", "cv2": "opencv-python"}
 
 
 @lru_cache(maxsize=None)
@@ -182,11 +174,8 @@ def plugin_code(destination: Path) -> str:
 
     def ignored(folder: str, names: list[str]) -> set[str]:
         here = Path(folder)
-        return {
-            name for name in names
-            if not ((here / name).is_dir() and (here / name / "__init__.py").is_file())
-            and not (name.endswith(".py") and (here / name).is_file())
-        }
+        return {name for name in names if not ((here / name).is_dir() and (here / name / "__init__.py").is_file())
+                and not (name.endswith(".py") and (here / name).is_file())}
 
     target = destination / PLUGIN_PACKAGE
     shutil.copytree(source, target, ignore=ignored)
