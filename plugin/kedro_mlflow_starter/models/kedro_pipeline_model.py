@@ -215,8 +215,7 @@ class KedroPipelineModel(PythonModel):
 
     # ``pd.DataFrame`` is a hint MLflow derives no schema from: the signature stays the one
     # inferred from the data (no hint at all, or ``Any``, makes MLflow warn).
-    def predict(self, context: Any, model_input: pd.DataFrame,
-                params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         """Run the inference pipeline on ``model_input``; ``params`` override ``params:`` values."""
         state = self._state or self._ensure_state()
         values = dict(state.base)
@@ -231,18 +230,14 @@ class KedroPipelineModel(PythonModel):
         for name, copier in state.copiers:
             values[name] = copier(values[name])
         values[self.input_name] = model_input
-        if self.runner is not None:
-            return self._run_with_runner(values)
+        if self.runner is not None:  # a catalog per call, no hook manager
+            catalog = DataCatalog({name: MemoryDataset(value, copy_mode="assign") for name, value in values.items()})
+            catalog[self.output_name] = MemoryDataset(copy_mode="assign")
+            self.runner.run(self.pipeline, catalog)
+            return catalog.load(self.output_name)
         for step in state.steps:
             step(values)
         return values[self.output_name]
-
-    def _run_with_runner(self, values: dict[str, Any]) -> Any:
-        datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in values.items()}
-        datasets[self.output_name] = MemoryDataset(copy_mode="assign")
-        catalog = DataCatalog(datasets)
-        self.runner.run(self.pipeline, catalog)  # no hook manager: the runner runs without hooks
-        return catalog.load(self.output_name)
 
     def __getstate__(self) -> dict[str, Any]:
         # neither the project's catalog (credentials) nor loaded objects travel with the pickle: artifacts are files
