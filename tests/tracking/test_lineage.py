@@ -244,7 +244,7 @@ def test_redaction_of_config_removes_secret_keys_inline_credentials_and_uri_pass
               "load_args": {"storage_options": {"client_secret": "zzz", "account": "acc"}}},
         "b": {"credentials": "named_entry", "filepath": "s3://k:s@bucket/b.csv"},
     }
-    clean = redact_nested(config, ["secret", "password"])
+    clean = redact_nested(config, ["secret", "password"], credentials_by_name=True)
     assert clean["a"]["credentials"] == "***"
     assert clean["a"]["load_args"]["storage_options"] == {"client_secret": "***", "account": "acc"}
     assert clean["b"] == {"credentials": "named_entry", "filepath": "s3://***@bucket/b.csv"}

@@ -64,7 +64,7 @@ def kedro_folder_files(
     patterns = list(secret_patterns)
 
     def dump(data: Mapping[str, Any]) -> str:
-        plain = json.loads(json.dumps(redact_nested(dict(data), patterns), default=_plain))
+        plain = json.loads(json.dumps(redact_nested(dict(data), patterns, credentials_by_name=True), default=_plain))
         return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
     files: dict[str, str] = {}
