@@ -14,7 +14,9 @@ import pytest
 
 MODULES = [
     "kedro_mlflow_starter.io.artifact_dataset",
-    "kedro_mlflow_starter.io.metrics",
+    "kedro_mlflow_starter.io.metric_dataset",
+    "kedro_mlflow_starter.io.metric_history_dataset",
+    "kedro_mlflow_starter.io.metrics_history_dataset",
     "kedro_mlflow_starter.io.model_local_dataset",
     "kedro_mlflow_starter.io.model_registry_dataset",
     "kedro_mlflow_starter.io.model_tracking_dataset",

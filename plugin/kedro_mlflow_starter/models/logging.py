@@ -1,23 +1,6 @@
-"""Log a pipeline model into an MLflow run, addressed by id.
-
-The kedro-mlflow-starter hook calls ``log_pipeline_model`` after a successful tracked run
-of a ``PipelineML``; ``kedro mlflow modelify`` calls ``log_kedro_pipeline_model`` for any
-registered pipeline. What is logged (an MLflow 3 ``LoggedModel`` linked to the run):
-
-- the inference pipeline as a ``KedroPipelineModel`` (pyfunc), with the values of the
-  ``params:`` it reads embedded and exposed as MLflow inference params;
-- every artifact it needs, read through the catalog and stored with the same dataset type;
-- the project's source package and ``kedro_mlflow_starter`` itself (MLflow ``code_paths``),
-  so the model loads where neither is installed: its requirements.txt names only what a
-  package index serves;
-- a description of what it takes and returns (LoggedModel tag ``mlflow.note.content`` and
-  MLmodel ``metadata.description``);
-- pinned requirements computed from what the model touches (no slow inference);
-- a signature and an input example from the first rows of ``input_name``.
-
-The run is never started, resumed or ended here and its status is never changed: the
-``LoggedModel`` is created with the run's experiment and the run id explicitly, so
-nothing relies on MLflow's thread-local active run.
+"""Log a model into an MLflow run, addressed by id, with ``mlflow.models.Model.log``: any flavor
+(``log_model``, for ``MlflowModelTrackingDataset``) or a ``PipelineML``'s inference pipeline as a
+``KedroPipelineModel`` with its artifacts, code, requirements, signature and description.
 """
 
 from __future__ import annotations
@@ -29,6 +12,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter import compat
@@ -41,8 +25,13 @@ from kedro_mlflow_starter.models.requirements import (
     project_code_paths,
     requirements,
 )
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment, current_client, store_uris
+from kedro_mlflow_starter.tracking.failures import call_with_retry
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kedro.io import DataCatalog
+    from mlflow.entities import LoggedModel
+
     from kedro_mlflow_starter.models import KedroPipelineModel
     from kedro_mlflow_starter.pipeline.pipeline_ml import PipelineML
 
@@ -54,7 +43,7 @@ _NROWS_DATASETS = ("CSVDataset", "ExcelDataset")
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
-def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, produced: Iterable[str] = (),
+def log_pipeline_model(pipeline_ml: PipelineML, catalog: DataCatalog, run_id: str, *, produced: Iterable[str] = (),
                        **overrides: Any) -> str:
     """Log ``pipeline_ml``'s inference pipeline as a pyfunc model into run ``run_id``.
 
@@ -73,7 +62,7 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, pr
         return log_kedro_pipeline_model(model, own, run_id, **kwargs)
 
 
-def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: Any) -> None:
+def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: DataCatalog) -> None:
     """Fail before any node runs when the model could not be logged after the run.
 
     Every dataset the inference pipeline takes from training must be persisted in the
@@ -85,7 +74,7 @@ def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: Any) -> None:
 
 def log_kedro_pipeline_model(  # noqa: PLR0913
     model: KedroPipelineModel,
-    catalog: Any,
+    catalog: DataCatalog,
     run_id: str,
     *,
     name: str = "model",
@@ -103,13 +92,7 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
 ) -> str:
     """Log ``model`` (a ``KedroPipelineModel`` built on ``catalog``) into run ``run_id``."""
     import mlflow
-    from mlflow.entities import LoggedModelStatus
-    from mlflow.models import Model
 
-    from kedro_mlflow_starter.tracking.current import current_client
-
-    client = current_client()
-    run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-") as tmp:
         artifacts = model.save_artifacts(Path(tmp) / "artifacts")
         sample = None
@@ -127,43 +110,48 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
                 extra_pip_requirements = None
         shipped.append(plugin_code(Path(tmp) / "plugin"))
         description = describe_model(model, sample, signature)
-        tags = {"mlflow.note.content": description, **(tags or {})}
-        metadata = {"description": description, "kedro_input": model.input_name,
-                    "kedro_output": model.output_name, **(metadata or {})}
-
-        logged = client.create_logged_model(
-            experiment_id=run.info.experiment_id,
-            name=name,
-            source_run_id=run_id,
-            tags={k: str(v) for k, v in (tags or {}).items()} or None,
-            model_type=model_type,
+        registration = {} if await_registration_for is None else {"await_registration_for": await_registration_for}
+        logged = log_model(
+            run_id, mlflow.pyfunc, name=name, tags={"mlflow.note.content": description, **(tags or {})},
+            model_type=model_type, python_model=model, artifacts=artifacts, code_paths=shipped or None,
+            signature=signature, input_example=input_example, pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements, conda_env=conda_env,
+            metadata={"description": description, "kedro_input": model.input_name,
+                      "kedro_output": model.output_name, **(metadata or {})},
+            registered_model_name=registered_model_name, **registration,
         )
-        log_kwargs: dict[str, Any] = {
-            "artifact_path": None,
-            "name": name,
-            "flavor": mlflow.pyfunc,
-            "run_id": run_id,
-            "model_id": logged.model_id,
-            "python_model": model,
-            "artifacts": artifacts,
-            "code_paths": shipped or None,
-            "signature": signature,
-            "input_example": input_example,
-            "pip_requirements": pip_requirements,
-            "extra_pip_requirements": extra_pip_requirements,
-            "conda_env": conda_env,
-            "metadata": metadata,
-            "registered_model_name": registered_model_name,
-        }
-        if await_registration_for is not None:
-            log_kwargs["await_registration_for"] = await_registration_for
-        try:
-            with compat.fluent_store(*_resolved_uris()), _restored_sys_path(), _quiet_mlflow():
-                Model.log(**log_kwargs)
-        except BaseException:
-            _mark_failed(client, logged.model_id, LoggedModelStatus)
-            raise
     return f"models:/{logged.model_id}"
+
+
+def log_model(run_id: str, flavor: ModuleType, *, name: str, params: dict[str, Any] | None = None,
+              tags: dict[str, Any] | None = None, model_type: str | None = None, **log_kwargs: Any) -> LoggedModel:
+    """``Model.log(flavor, run_id=run_id, name=name, **log_kwargs)`` into the session's store; the
+    LoggedModel carries the run's params, then ``params``. Returns it, READY."""
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.models import Model
+
+    client = current_client()
+    run = call_with_retry(lambda: client.get_run(run_id))
+    # Created here rather than by Model.log: its params win over the run's, and a Ctrl-C or
+    # SIGTERM (not an Exception, which Model.log handles) still leaves the model FAILED.
+    logged = call_with_retry(lambda: client.create_logged_model(
+        experiment_id=run.info.experiment_id, name=name, source_run_id=run_id,
+        params={k: str(v) for k, v in {**run.data.params, **(params or {})}.items()},
+        tags={k: str(v) for k, v in (tags or {}).items()} or None, model_type=model_type,
+    ))
+    try:
+        with compat.fluent_store(*_resolved_uris()), _restored_sys_path(), _quiet_mlflow():
+            # One attempt: a retry would log into a model already marked FAILED.
+            call_with_retry(lambda: Model.log(artifact_path=None, flavor=flavor, run_id=run_id, name=name,
+                                              model_id=logged.model_id, **log_kwargs), delays=())
+    except BaseException:
+        try:
+            if client.get_logged_model(logged.model_id).status != LoggedModelStatus.READY:
+                client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        except Exception as error:  # noqa: BLE001 - the original error matters more
+            logger.debug("Could not mark logged model %s FAILED: %s", logged.model_id, error)
+        raise
+    return logged
 
 
 def _as_list(requirements: list[str] | str) -> list[str]:
@@ -194,15 +182,7 @@ def describe_model(model: KedroPipelineModel, sample: Any, signature: Any = None
     )
 
 
-def _mark_failed(client: Any, model_id: str, statuses: Any) -> None:
-    try:
-        if client.get_logged_model(model_id).status != statuses.READY:
-            client.finalize_logged_model(model_id, statuses.FAILED)
-    except Exception as error:  # noqa: BLE001 - the original error matters more
-        logger.debug("Could not mark logged model %s FAILED: %s", model_id, error)
-
-
-def load_sample(catalog: Any, name: str, rows: int = SAMPLE_ROWS) -> Any:
+def load_sample(catalog: DataCatalog, name: str, rows: int = SAMPLE_ROWS) -> Any:
     """The first ``rows`` rows of dataset ``name`` (None when it holds no data).
 
     CSV and Excel datasets read only those rows; others are read and cut.
@@ -295,16 +275,16 @@ class _DropCloudpickleNotice(logging.Filter):
 
 @contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    # MLflow suggests "models from code" to every PythonModel object; a pipeline model is
-    # a pickled object by design (its artifacts and code travel next to it), so the notice
-    # would only be noise in every `kedro run`. Same for pandas 3 deprecation noise raised
-    # by MLflow's own input-example code (``df.columns == range(...)``).
+    # MLflow suggests "models from code" to every PythonModel object: a pipeline model is a pickled
+    # object by design. pandas 3 warns on MLflow's input-example code; skops' module scan warns on
+    # every deprecated alias Airflow loads (about 1,100 lines per task).
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     notice_filter = _DropCloudpickleNotice()
     pyfunc_logger.addFilter(notice_filter)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
             yield
     finally:
         pyfunc_logger.removeFilter(notice_filter)
@@ -312,10 +292,7 @@ def _quiet_mlflow() -> Iterator[None]:
 
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
-    # MLflow draws a tqdm bar on stderr for each artifact it downloads or copies: the run's own
-    # copies fetched back, each artifact packed into the model. Packing is not the user's download.
-    from kedro_mlflow_starter.tracking.current import PublishedEnvironment
-
+    # MLflow draws a tqdm bar on stderr for each artifact it packs into the model.
     quiet = PublishedEnvironment()
     quiet.set({_PROGRESS_BAR: "false"})
     try:
@@ -338,8 +315,6 @@ def _restored_sys_path() -> Iterator[None]:
 def _resolved_uris() -> tuple[str, str | None]:
     """The store the model is logged to: the session's, else MLflow's own default."""
     import mlflow
-
-    from kedro_mlflow_starter.tracking.current import store_uris
 
     tracking_uri, registry_uri = store_uris()
     return tracking_uri or mlflow.get_tracking_uri(), registry_uri
