@@ -63,12 +63,8 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: DataCatalog, run_id: st
 
 
 def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: DataCatalog) -> None:
-    """Fail before any node runs when the model could not be logged after the run.
-
-    Every dataset the inference pipeline takes from training must be persisted in the
-    catalog (a ``MemoryDataset`` is released before the model is logged). Cheap and
-    mlflow-free: meant for ``before_pipeline_run``.
-    """
+    """Fail before any node runs when an artifact of the model is not persisted in the catalog
+    (a ``MemoryDataset`` is released before the model is logged)."""
     check_model_inputs_in_catalog(pipeline_ml.artifact_names, catalog, after_run=True)
 
 
@@ -127,6 +123,7 @@ def log_model(run_id: str, flavor: ModuleType, *, name: str, params: dict[str, A
               tags: dict[str, Any] | None = None, model_type: str | None = None, **log_kwargs: Any) -> LoggedModel:
     """``Model.log(flavor, run_id=run_id, name=name, **log_kwargs)`` into the session's store; the
     LoggedModel carries the run's params, then ``params``. Returns it, READY."""
+    import mlflow
     from mlflow.entities import LoggedModelStatus
     from mlflow.models import Model
 
@@ -139,8 +136,9 @@ def log_model(run_id: str, flavor: ModuleType, *, name: str, params: dict[str, A
         params={k: str(v) for k, v in {**run.data.params, **(params or {})}.items()},
         tags={k: str(v) for k, v in (tags or {}).items()} or None, model_type=model_type,
     ))
+    tracking_uri, registry_uri = store_uris()
     try:
-        with compat.fluent_store(*_resolved_uris()), _restored_sys_path(), _quiet_mlflow():
+        with compat.fluent_store(tracking_uri or mlflow.get_tracking_uri(), registry_uri), _quiet_mlflow():
             # One attempt: a retry would log into a model already marked FAILED.
             call_with_retry(lambda: Model.log(artifact_path=None, flavor=flavor, run_id=run_id, name=name,
                                               model_id=logged.model_id, **log_kwargs), delays=())
@@ -183,10 +181,8 @@ def describe_model(model: KedroPipelineModel, sample: Any, signature: Any = None
 
 
 def load_sample(catalog: DataCatalog, name: str, rows: int = SAMPLE_ROWS) -> Any:
-    """The first ``rows`` rows of dataset ``name`` (None when it holds no data).
-
-    CSV and Excel datasets read only those rows; others are read and cut.
-    """
+    """The first ``rows`` rows of dataset ``name`` (None when it holds no data); CSV and Excel
+    datasets read only those rows."""
     dataset = catalog.get(name) if hasattr(catalog, "get") else None
     if dataset is None:
         return None
@@ -206,9 +202,7 @@ def _load_head(dataset: Any, rows: int) -> Any:
     from kedro.io import AbstractDataset
 
     config = compat.dataset_init_config(dataset) if type(dataset).__name__ in _NROWS_DATASETS else None
-    if config is None:
-        return None
-    if config.get("versioned"):
+    if config is None or config.get("versioned"):
         return None
     config["load_args"] = {**(config.get("load_args") or {}), "nrows": rows}
     return AbstractDataset.from_config("sample", config).load()
@@ -268,26 +262,27 @@ def model_requirements(model: KedroPipelineModel, sample: Any, shipped: list[str
     return requirements(modules, exclude=shipped_modules)
 
 
-class _DropCloudpickleNotice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Passing a Python object as `python_model`")
+def _drop_cloudpickle_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Passing a Python object as `python_model`")
 
 
 @contextmanager
 def _quiet_mlflow() -> Iterator[None]:
     # MLflow suggests "models from code" to every PythonModel object: a pipeline model is a pickled
     # object by design. pandas 3 warns on MLflow's input-example code; skops' module scan warns on
-    # every deprecated alias Airflow loads (about 1,100 lines per task).
+    # every deprecated alias Airflow loads (about 1,100 lines per task). Validating the input
+    # example loads the model in-process, which prepends its code folder (a temp dir) to sys.path.
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
-    notice_filter = _DropCloudpickleNotice()
-    pyfunc_logger.addFilter(notice_filter)
+    pyfunc_logger.addFilter(_drop_cloudpickle_notice)
+    saved_path = list(sys.path)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Operation with range is deprecated")
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
             yield
     finally:
-        pyfunc_logger.removeFilter(notice_filter)
+        pyfunc_logger.removeFilter(_drop_cloudpickle_notice)
+        sys.path[:] = saved_path
 
 
 @contextmanager
@@ -299,22 +294,3 @@ def _no_progress_bars() -> Iterator[None]:
         yield
     finally:
         quiet.restore()
-
-
-@contextmanager
-def _restored_sys_path() -> Iterator[None]:
-    # MLflow validates the input example by loading the model in-process, which prepends
-    # the model's code folder (a temp dir) to sys.path for good.
-    saved = list(sys.path)
-    try:
-        yield
-    finally:
-        sys.path[:] = saved
-
-
-def _resolved_uris() -> tuple[str, str | None]:
-    """The store the model is logged to: the session's, else MLflow's own default."""
-    import mlflow
-
-    tracking_uri, registry_uri = store_uris()
-    return tracking_uri or mlflow.get_tracking_uri(), registry_uri
