@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
+from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
 from kedro_mlflow_starter.io import MlflowModelLocalFileSystemDataset
-from tests.io_fixtures import X, predict_in_fresh_interpreter, regressor
+from tests.io_fixtures import PKG, X, predict_in_fresh_interpreter, regressor
 
 
 def test_local_model_folder_round_trip_and_fresh_interpreter(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ a real SQLite store and fresh interpreters."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np

@@ -161,22 +161,15 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         load_args = {k: v for k, v in self._load_args.items() if k != "model_uri"}
         if model_uri is None and self._model_id is None and self._kept_model is not None:
             return self._kept_model  # saved in this run without logging (no run, or tracking disabled)
-        if model_uri is None:
-            model_uri = f"models:/{self._model_id or self._latest_model_id()}"
+        model_uri = model_uri or f"models:/{self._model_id or self._latest_model_id()}"
         return load_model(import_flavor(self._flavor).load_model, model_uri, load_args, self._model_name())
 
     def _exists(self) -> bool:
         return bool(self._load_args.get("model_uri") or self._model_id or self._kept_model is not None)
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "flavor": self._flavor,
-            "name": self._model_name(),
-            "run_id": self.run_id or "<current kedro run>",
-            "model_uri": self._load_args.get("model_uri")
-            or (f"models:/{self._model_id}" if self._model_id else None),
-            "pyfunc_workflow": self._pyfunc_workflow,
-        }
+        return {"flavor": self._flavor, "name": self._model_name(), "run_id": self.run_id or "<current kedro run>",
+                "model_uri": self.model_uri, "pyfunc_workflow": self._pyfunc_workflow}
 
     def _what(self) -> str:
         return describe_entry("MlflowModelTrackingDataset", self._entry, self._model_name())
