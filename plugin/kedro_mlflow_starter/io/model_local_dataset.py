@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -76,7 +77,7 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
             filepath=PurePosixPath(Path(path).absolute().as_posix()),
             version=version,
             exists_function=os.path.exists,
-            glob_function=_glob,
+            glob_function=glob.glob,
         )
 
     def save(self, model: Any) -> None:
@@ -127,9 +128,3 @@ def _swap_in(new: Path, target: Path) -> None:
     except BaseException:
         os.replace(backup, target)
         raise
-
-
-def _glob(pattern: str) -> list[str]:
-    import glob
-
-    return glob.glob(pattern)
