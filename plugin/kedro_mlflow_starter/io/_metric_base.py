@@ -100,15 +100,6 @@ class MetricDatasetBase(AbstractDataset[Any, Any]):
             )
         return self.name
 
-    def _read_run(self) -> str:
-        run_id = run_to_read(self.run_id)
-        if run_id is None:
-            raise DatasetError(
-                f"{self._what()} has no run to load from: set `run_id:` in "
-                "its catalog entry, or load it inside `kedro run`."
-            )
-        return run_id
-
     def _kept_or_fail(self) -> Any:
         """What this dataset saved in this process without logging it (no run was open)."""
         if self._kept is None:

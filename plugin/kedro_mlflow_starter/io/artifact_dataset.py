@@ -141,12 +141,12 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
             return
         for local_path, artifact_dir in self._written_files(data):
             self._log(run_id, local_path, artifact_dir, what)
-        figure_path = self._figure_png(data)
-        if figure_path is not None:
+        if self._needs_png(data):
+            folder = tempfile.mkdtemp(prefix="kedro-mlflow-figure-")
             try:
-                self._log(run_id, figure_path, self._artifact_path, what)
+                self._log_png(data, folder, run_id, what)
             finally:
-                shutil.rmtree(os.path.dirname(figure_path), ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
 
     def load(self) -> Any:
         if self._log_only and self.run_id is None:
@@ -177,10 +177,8 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         try:
             self._local_twin("filepath", os.path.join(folder, name)).save(data)
             logged = self._log(run_id, os.path.join(folder, name), self._artifact_path, what)
-            if logged and _is_figure(data) and PurePosixPath(name).suffix.lower() not in _IMAGE_SUFFIXES:
-                png = os.path.join(folder, f"{PurePosixPath(name).stem or 'figure'}.png")
-                data.savefig(png, format="png")
-                logged = self._log(run_id, png, self._artifact_path, what)
+            if logged and self._needs_png(data):
+                logged = self._log_png(data, folder, run_id, what)
         finally:
             if logged:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -203,11 +201,9 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
 
     def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> bool:
         client = current_client()
-        replay = {"kind": "artifact", "artifact_path": artifact_dir}
-        if os.path.isdir(local_path):
-            return log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir),
-                                 replay)
-        return log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir), replay)
+        log = client.log_artifacts if os.path.isdir(local_path) else client.log_artifact
+        return log_or_record(what, local_path, lambda: log(run_id, local_path, artifact_dir),
+                             {"kind": "artifact", "artifact_path": artifact_dir})
 
     def _local_twin(self, path_key: str, path: str) -> AbstractDataset:
         """The wrapped dataset's type, unversioned, reading or writing the local ``path``."""
@@ -240,17 +236,14 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         filesystem.get(path, target, recursive=True)
         return target
 
-    def _figure_png(self, data: Any) -> str | None:
-        """A PNG rendering of a matplotlib figure that the wrapped dataset stored as a non-image
-        (the UI shows images only)."""
-        if not _is_figure(data):
-            return None
-        if PurePosixPath(str(compat.saved_path(self._dataset))).suffix.lower() in _IMAGE_SUFFIXES:
-            return None
-        name = PurePosixPath(str(compat.file_target(self._dataset))).stem or "figure"
-        path = os.path.join(tempfile.mkdtemp(prefix="kedro-mlflow-figure-"), f"{name}.png")
-        data.savefig(path, format="png")
-        return path
+    def _needs_png(self, data: Any) -> bool:
+        """A matplotlib figure stored as a non-image file also gets a PNG (the UI shows images only)."""
+        return _is_figure(data) and PurePosixPath(self._describe_target()).suffix.lower() not in _IMAGE_SUFFIXES
+
+    def _log_png(self, figure: Any, folder: str, run_id: str, what: str) -> bool:
+        png = os.path.join(folder, f"{PurePosixPath(self._describe_target()).stem or 'figure'}.png")
+        figure.savefig(png, format="png")
+        return self._log(run_id, png, self._artifact_path, what)
 
     def _load_from_run(self, run_id: str) -> Any:
         dataset = self._dataset

@@ -83,13 +83,14 @@ class MlflowMetricDataset(MetricDatasetBase):
 
     def load(self) -> float:
         key = self._required_name()
-        if run_to_read(self.run_id) is None:
+        run_id = run_to_read(self.run_id)
+        if run_id is None:
             return self._kept_or_fail()
         # The value logged last (whatever its step), as kedro-mlflow returns it.
-        points = sorted(current_client().get_metric_history(self._read_run(), key), key=lambda m: m.timestamp)
+        points = sorted(current_client().get_metric_history(run_id, key), key=lambda m: m.timestamp)
         if "step" in self._load_args:
             points = [m for m in points if m.step == int(self._load_args["step"])]
         if not points:
             where = f" at step {self._load_args['step']}" if "step" in self._load_args else ""
-            raise DatasetError(f"MlflowMetricDataset: metric '{key}' was never logged{where} in run {self._read_run()}.")
+            raise DatasetError(f"MlflowMetricDataset: metric '{key}' was never logged{where} in run {run_id}.")
         return points[-1].value

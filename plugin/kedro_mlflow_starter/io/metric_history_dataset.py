@@ -77,10 +77,11 @@ class MlflowMetricHistoryDataset(MetricDatasetBase):
 
     def load(self) -> Any:
         key = self._required_name()
-        if run_to_read(self.run_id) is None:
+        run_id = run_to_read(self.run_id)
+        if run_id is None:
             triples = self._kept_or_fail()
         else:
-            triples = [(m.step, m.value, m.timestamp) for m in history(self._read_run(), key)]
+            triples = [(m.step, m.value, m.timestamp) for m in history(run_id, key)]
         mode = self._load_args["mode"]
         if mode == "list":
             return [value for _, value, _ in triples]

@@ -86,10 +86,10 @@ class MlflowMetricsHistoryDataset(MetricDatasetBase):
             log_points(f"metrics {where}", run_id, points)
 
     def load(self) -> dict[str, Any]:
-        if run_to_read(self.run_id) is None:
+        run_id = run_to_read(self.run_id)
+        if run_id is None:
             histories = self._kept_or_fail()
         else:
-            run_id = self._read_run()
             keys = sorted(key for key in current_client().get_run(run_id).data.metrics if self._owns(key))
             histories = {key: [{"value": m.value, "step": m.step} for m in history(run_id, key)] for key in keys}
         if self._load_args["mode"] == "value":

@@ -7,7 +7,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._downloads import load_model
-from kedro_mlflow_starter.io._flavors import PYFUNC, check_flavor, import_flavor
+from kedro_mlflow_starter.io._flavors import PYFUNC, PYFUNC_WORKFLOWS, check_flavor, import_flavor
 from kedro_mlflow_starter.tracking.current import current_client
 
 
@@ -68,7 +68,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         """``stage_or_version`` and ``pyfunc_workflow`` are kedro-mlflow's arguments (see above)."""
         if not model_name or not isinstance(model_name, str):
             raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
-        if pyfunc_workflow is not None and pyfunc_workflow not in ("python_model", "loader_module"):
+        if pyfunc_workflow is not None and pyfunc_workflow not in PYFUNC_WORKFLOWS:
             raise DatasetError(
                 f"MlflowModelRegistryDataset '{model_name}': `pyfunc_workflow` must be `python_model` or "
                 f"`loader_module`, got {pyfunc_workflow!r}."
