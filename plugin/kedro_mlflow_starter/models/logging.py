@@ -15,8 +15,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from kedro.io import AbstractDataset
+
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.models.artifacts import dataset_type
 from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, is_memory_dataset
 from kedro_mlflow_starter.models.requirements import (
     module_imports,
@@ -25,6 +28,7 @@ from kedro_mlflow_starter.models.requirements import (
     project_code_paths,
     requirements,
 )
+from kedro_mlflow_starter.models.snapshots import catalog_of_run_copies
 from kedro_mlflow_starter.tracking.current import PublishedEnvironment, current_client, store_uris
 from kedro_mlflow_starter.tracking.failures import call_with_retry
 
@@ -52,8 +56,7 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: DataCatalog, run_id: st
     training only read) are read through ``catalog``. ``overrides`` take precedence over the
     ``log_model_kwargs`` given to ``pipeline_ml_factory``. Returns ``models:/<model id>``.
     """
-    from kedro_mlflow_starter.models import KedroPipelineModel
-    from kedro_mlflow_starter.models.snapshots import catalog_of_run_copies
+    from kedro_mlflow_starter.models import KedroPipelineModel  # imports mlflow
 
     kwargs = {**pipeline_ml.log_model_kwargs, **overrides}
     with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-copies-") as copies, _no_progress_bars():
@@ -198,9 +201,7 @@ def load_sample(catalog: DataCatalog, name: str, rows: int = SAMPLE_ROWS) -> Any
     return _head(data, rows)
 
 
-def _load_head(dataset: Any, rows: int) -> Any:
-    from kedro.io import AbstractDataset
-
+def _load_head(dataset: AbstractDataset, rows: int) -> Any:
     config = compat.dataset_init_config(dataset) if type(dataset).__name__ in _NROWS_DATASETS else None
     if config is None or config.get("versioned"):
         return None
@@ -236,8 +237,6 @@ def infer_model_signature(model: KedroPipelineModel, sample: Any) -> Any:
 
 def model_requirements(model: KedroPipelineModel, sample: Any, shipped: list[str]) -> list[str]:
     """Pinned pip requirements of ``model`` (see ``model_requirements`` module)."""
-    from kedro_mlflow_starter.models.artifacts import dataset_type
-
     modules: set[str] = set()
     for node in model.pipeline.nodes:
         source = sys.modules.get(getattr(node.func, "__module__", "") or "")
