@@ -121,11 +121,6 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         self.metadata = metadata
         self._entry = catalog_entry_being_built()
 
-    @property
-    def wrapped(self) -> AbstractDataset:
-        """The Kedro dataset that reads and writes the local file."""
-        return self._dataset
-
     def save(self, data: Any) -> None:
         what = f"artifact of {_type_name(self._dataset_config['type'])}"
         run_id = run_to_log_into(
