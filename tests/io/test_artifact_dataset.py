@@ -11,12 +11,10 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.io import MlflowArtifactDataset
 from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from kedro_mlflow_starter.io import _common
-from tests.io_fixtures import Run, runs_in, start_run
+from kedro_mlflow_starter.io import MlflowArtifactDataset, _common
+from tests.io_fixtures import PKG, Run, runs_in, start_run
 
-PKG = "kedro_mlflow_starter.io."
 FRAME = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
 
 

@@ -17,9 +17,7 @@ from kedro.io.core import DatasetError  # noqa: E402
 
 from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets  # noqa: E402
 from kedro_mlflow_starter.io import MlflowArtifactDataset  # noqa: E402
-from tests.io_fixtures import Run, Store  # noqa: E402
-
-PKG = "kedro_mlflow_starter.io."
+from tests.io_fixtures import PKG, Run, Store  # noqa: E402
 FRAME = pd.DataFrame({"species": ["setosa", "virginica"]})
 
 
