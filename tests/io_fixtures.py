@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from kedro.io import DataCatalog
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from tests.project_factory import free_port, script_result
 
 PKG = "kedro_mlflow_starter.io."
@@ -132,7 +132,7 @@ def runs_in(store: Store) -> list[str]:
 def catalog_of(entries: dict) -> DataCatalog:
     """A catalog built from ``entries`` and checked as the hook checks it."""
     catalog = DataCatalog.from_config(entries)
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     return catalog
 
 

@@ -8,7 +8,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from kedro_mlflow_starter.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset, _common
 from tests.io_fixtures import PKG, Run, catalog_of, runs_in, start_run
 
@@ -64,7 +64,7 @@ def test_metric_value_that_is_not_a_number_is_refused_by_name(run: Run) -> None:
 def test_bad_metric_definitions_fail_at_catalog_creation(args: dict, message: str) -> None:
     catalog = DataCatalog.from_config({"score": {"type": PKG + "MlflowMetricDataset", **args}})
     with pytest.raises(DatasetError, match=rf"(?s)Catalog entry 'score'.*{message}"):
-        bind_mlflow_datasets(catalog)
+        build_mlflow_datasets(catalog)
 
 
 def test_metric_without_key_outside_a_session_says_how_to_name_it(run: Run) -> None:
@@ -163,7 +163,7 @@ def test_dataset_factory_entries_are_bound_when_their_names_are_given(run: Run) 
             "{name}_curve": {"type": PKG + "MlflowMetricHistoryDataset", "key": "curves/{name}"},
         }
     )
-    bind_mlflow_datasets(catalog, names=["val_score", "train_curve", "not_ours"])
+    build_mlflow_datasets(catalog, names=["val_score", "train_curve", "not_ours"])
     catalog.save("val_score", 0.5)
     catalog.save("train_curve", [1.0, 0.5])
 

@@ -10,7 +10,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from kedro_mlflow_starter.io import MlflowModelLocalFileSystemDataset
 from tests.io_fixtures import PKG, X, predict_in_fresh_interpreter, regressor
 
@@ -49,7 +49,7 @@ def test_local_model_versioned(tmp_path: Path) -> None:
         {"reg": {"type": PKG + "MlflowModelLocalFileSystemDataset", "flavor": "mlflow.sklearn",
                  "filepath": str(tmp_path / "reg"), "versioned": True}}
     )
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     catalog.save("reg", regressor(2.0))
     [version] = list((tmp_path / "reg").iterdir())
     assert (version / "reg" / "MLmodel").is_file()

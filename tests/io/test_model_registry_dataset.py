@@ -7,7 +7,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from kedro_mlflow_starter.io import MlflowModelRegistryDataset, MlflowModelTrackingDataset
 from tests.io_fixtures import PKG, X, Run, regressor
 
@@ -40,14 +40,14 @@ def test_registry_with_alias_and_version_fails_at_catalog_creation(version_key: 
         {"champion": {"type": PKG + "MlflowModelRegistryDataset", "model_name": "m", "alias": "a", version_key: 2}}
     )
     with pytest.raises(DatasetError, match=r"(?s)Catalog entry 'champion'.*either `alias:` or `model_version:`, not both"):
-        bind_mlflow_datasets(catalog)
+        build_mlflow_datasets(catalog)
 
 
 def test_registry_version_key_in_the_catalog_is_kept() -> None:
     catalog = DataCatalog.from_config(
         {"pinned": {"type": PKG + "MlflowModelRegistryDataset", "model_name": "m", "version": 4}}
     )
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     assert catalog["pinned"].model_uri == "models:/m/4"
 
 
@@ -61,7 +61,7 @@ def test_registry_dataset_accepts_kedro_mlflow_arguments() -> None:
             "staged": {"type": PKG + "MlflowModelRegistryDataset", "model_name": "m", "stage_or_version": "Production"},
         }
     )
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     assert [catalog[name].model_uri for name in ("by_number", "newest", "staged")] == [
         "models:/m/3", "models:/m/latest", "models:/m/Production"]
     with pytest.raises(DatasetError, match=r"either `alias:` or `stage_or_version:`"):

@@ -12,7 +12,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from kedro_mlflow_starter.io import (
     MlflowModelLocalFileSystemDataset,
     MlflowModelRegistryDataset,
@@ -29,7 +29,7 @@ def test_tracking_dataset_logs_a_logged_model_linked_to_the_run(run: Run) -> Non
     catalog = DataCatalog.from_config(
         {"regressor": {"type": PKG + "MlflowModelTrackingDataset", "flavor": "mlflow.sklearn"}}
     )
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     model = regressor()
     catalog.save("regressor", model)
 
@@ -98,7 +98,7 @@ def test_bad_model_definitions_fail_at_catalog_creation(dataset_type: str, entry
         entry = {**entry, "filepath": "data/06_models/m"}
     catalog = DataCatalog.from_config({"clf": {"type": PKG + dataset_type, **entry}})
     with pytest.raises(DatasetError, match=rf"(?s)Catalog entry 'clf'.*{message}"):
-        bind_mlflow_datasets(catalog)
+        build_mlflow_datasets(catalog)
     assert "mlflow.no_such_flavor" not in sys.modules
 
 

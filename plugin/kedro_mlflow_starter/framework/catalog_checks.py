@@ -1,5 +1,5 @@
 """The catalog checked before anything runs: our datasets built now (Kedro builds lazily, too late for
-a misspelt ``type:`` or a bad argument), named after their entry, and the pipeline model's inputs checked."""
+a misspelt ``type:`` or a bad argument) and the pipeline model's inputs checked."""
 
 from __future__ import annotations
 
@@ -45,17 +45,11 @@ def is_mlflow_dataset_type(dataset_type: Any) -> bool:
     return name in _OUR_CLASSES and (module == _OUR_PACKAGE or module.startswith(_OUR_PACKAGE + "."))
 
 
-def bind_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = None) -> None:
-    """Build every MLflow dataset of ``catalog`` now and fill in its name-based defaults.
+def build_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = None) -> None:
+    """Build every MLflow dataset of ``catalog`` now (each takes its entry's name as it is built).
 
-    Args:
-        catalog: The Kedro ``DataCatalog`` just created.
-        names: Extra dataset names to resolve through the catalog's dataset factories
-            (e.g. a pipeline's datasets); entries written out in the catalog are always
-            handled.
-
-    Raises:
-        DatasetError: naming the catalog entry, when one of our datasets cannot be built.
+    ``names``: more names to resolve through the catalog's dataset factories (a pipeline's datasets).
+    Raises ``CatalogEntryError`` naming the entry when one of our datasets cannot be built.
     """
     candidates = list(catalog.keys())
     candidates += [name for name in names or () if name not in candidates]
@@ -67,12 +61,9 @@ def bind_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = Non
             continue
         _keep_registry_version(catalog, name, dataset_type)
         try:
-            dataset = catalog.get(name)
+            catalog.get(name)
         except DatasetError as error:
             raise CatalogEntryError(_invalid_entry_message(name, dataset_type, error)) from error
-        bind = getattr(dataset, "_bind_catalog_name", None)
-        if bind is not None:
-            bind(name)
 
 
 def _names_our_package(dataset_type: Any) -> bool:
@@ -184,7 +175,7 @@ def check_catalog_before_run(pipeline: Pipeline, catalog: DataCatalog) -> None:
     a bad argument or an unpersisted model artifact before any node runs and before the
     MLflow run is opened.
     """
-    bind_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
+    build_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
     for name in sorted(pipeline.datasets()):
         if not is_parameter(name) and name in catalog:
             dataset_type = _declared_type_or_none(catalog, name)  # before get: a failed get drops the entry

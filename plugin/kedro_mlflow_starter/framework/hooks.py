@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro.framework.hooks import hook_impl
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from kedro_mlflow_starter.framework.session_tracking import SessionTracking
 from kedro_mlflow_starter.models.snapshots import snapshot_saved
 from kedro_mlflow_starter.tracking.current import enter_node_run, leave_node_run
@@ -43,7 +43,7 @@ class MlflowHook:
 
     @hook_impl
     def after_catalog_created(self, catalog: DataCatalog) -> None:
-        bind_mlflow_datasets(catalog)
+        build_mlflow_datasets(catalog)
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
