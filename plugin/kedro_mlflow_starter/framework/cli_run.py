@@ -108,9 +108,8 @@ def open_pipeline_run(  # noqa: PLR0913
         # No `kedro run` of the whole pipeline ever runs: the command is the step that opened the run.
         run_tag_values["kedro.command"] = open_command(run_params, secret_patterns)
         run_tag_values.update({ORCHESTRATED_TAG: "true", "kedro.runner": "orchestrated"})
-        for key, values in (("tags", filter_tags), ("node_names", filter_nodes)):
-            if values:
-                run_tag_values[FILTER_TAGS[key]] = ",".join(values)
+        run_tag_values.update({FILTER_TAGS[key]: ",".join(values) for key, values in
+                               (("tags", filter_tags), ("node_names", filter_nodes)) if values})
         # This process ends now while the run lives on: `kedro mlflow stale-runs` must not take
         # the run for one whose `kedro run` died (it judges such runs by age instead).
         run_tag_values.pop("kedro.pid", None)

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
     from kedro.framework.startup import ProjectMetadata
 
-    from kedro_mlflow_starter.config import MlflowConfig
-
 STARTUP_TIMEOUT = 120.0  # seconds: a first start migrates a new SQLite store, on a busy machine
 POLL_INTERVAL = 0.25
 # What a quiet UI leaves out: lines a user has no use for (whole lines, after stripping).
@@ -65,8 +63,14 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
     """
     config = project_config(project_metadata(metadata), env)
     uri = config.tracking_uri()
+    client = client_for(uri, config.registry_uri())
     if uri.startswith(("http://", "https://")):
-        url = experiment_url(ui_base(uri, "", 0), _experiment_id(config, create=False))
+        try:  # without an answer, the link opens on the experiments list
+            check_reachable(uri, config.server.connect_timeout)
+            experiment = client.get_experiment_by_name(config.experiment_name)
+        except Exception:  # noqa: BLE001
+            experiment = None
+        url = experiment_url(ui_base(uri, "", 0), experiment.experiment_id if experiment is not None else None)
         click.echo(f"This project tracks to a server; its experiment:\n{url}")
         if not no_browser:
             webbrowser.open(url)
@@ -75,7 +79,7 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
     check_port_free(host, port)
     os.environ.update(file_store_env(uri))
     base = ui_base(uri, host, port)
-    url = experiment_url(base, _experiment_id(config, create=True))
+    url = experiment_url(base, ensure_experiment(client, config))  # created, so that the link always works
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
                "--artifacts-destination", str(config.project_path / "mlartifacts"), "--workers", str(workers)]
     # MLflow's job runner (GenAI jobs) is of no use to a Kedro project's UI; it starts extra processes and leaves
@@ -95,20 +99,6 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
     finally:
         stop(process)
     sys.exit(code)
-
-
-def _experiment_id(config: MlflowConfig, create: bool) -> str | None:
-    """The project's experiment id (created for the embedded store, so the link always works);
-    None when a server cannot say (the UI then opens on the experiments list)."""
-    client = client_for(config.tracking_uri(), config.registry_uri())
-    if create:
-        return ensure_experiment(client, config)
-    try:
-        check_reachable(config.tracking_uri(), config.server.connect_timeout)
-        experiment = client.get_experiment_by_name(config.experiment_name)
-    except Exception:  # noqa: BLE001 - the link degrades to the experiments list
-        return None
-    return experiment.experiment_id if experiment is not None else None
 
 
 def check_port_free(host: str, port: int) -> None:
