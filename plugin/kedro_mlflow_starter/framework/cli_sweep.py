@@ -33,6 +33,7 @@ from kedro_mlflow_starter.tracking.store import check_reachable
 from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
 if TYPE_CHECKING:
+    from kedro.framework.context import KedroContext
     from kedro.framework.startup import ProjectMetadata
     from kedro.pipeline import Pipeline
     from mlflow import MlflowClient
@@ -65,31 +66,26 @@ def sweep(metadata: ProjectMetadata | None, name: str | None, list_sweeps: bool,
     metadata = project_metadata(metadata)
     with project_session(metadata, env, runtime_params=params) as (_, context, config):
         declared = load_sweeps(context.config_loader, metadata.project_path)
-        project_params = context.params
-        try:
-            catalog_config = dict(context.config_loader["catalog"])
-        except Exception:  # noqa: BLE001 - the metric check then only sees what it can
-            catalog_config = {}
-    if list_sweeps:
-        if not declared:
-            click.echo("No sweep is declared in conf/*/sweeps.yml.")
-        for each in declared.values():
-            space = ", ".join(f"{key}: {space.describe()}" for key, space in each.spaces.items())
-            click.echo(f"{each.name}: {each.method}, {each.trial_count()} trials of pipeline {each.pipeline}, "
-                       f"{each.objective.direction} {each.objective.metric}; {space}  ({each.source})")
-        return
-    if name not in declared:
-        choose = (f"Give one of the declared sweeps: {', '.join(sorted(declared))} (`kedro mlflow sweep --list`)."
-                  if declared else
-                  "No sweep is declared: add one to conf/base/sweeps.yml (see the docs' Sweeps page), e.g.\n"
-                  "c_search:\n  pipeline: training\n  objective: {metric: test.accuracy, direction: maximize}\n"
-                  "  method: grid\n  params:\n    model_options.C: [0.01, 0.1, 1.0]")
-        raise SweepConfigError(f"There is no sweep '{name}' in conf/*/sweeps.yml. {choose}" if name else choose)
-    check_sweep(declared[name], project_params, catalog_config)
+        if list_sweeps:
+            if not declared:
+                click.echo("No sweep is declared in conf/*/sweeps.yml.")
+            for each in declared.values():
+                space = ", ".join(f"{key}: {space.describe()}" for key, space in each.spaces.items())
+                click.echo(f"{each.name}: {each.method}, {each.trial_count()} trials of pipeline {each.pipeline}, "
+                           f"{each.objective.direction} {each.objective.metric}; {space}  ({each.source})")
+            return
+        if name not in declared:
+            choose = (f"Give one of the declared sweeps: {', '.join(sorted(declared))} (`kedro mlflow sweep --list`)."
+                      if declared else
+                      "No sweep is declared: add one to conf/base/sweeps.yml (see the docs' Sweeps page), e.g.\n"
+                      "c_search:\n  pipeline: training\n  objective: {metric: test.accuracy, direction: maximize}\n"
+                      "  method: grid\n  params:\n    model_options.C: [0.01, 0.1, 1.0]")
+            raise SweepConfigError(f"There is no sweep '{name}' in conf/*/sweeps.yml. {choose}" if name else choose)
+        check_sweep(declared[name], context)
     Coordinator(metadata.project_path, env, declared[name], params, config, jobs, trials, resume, storage).run()
 
 
-def check_sweep(sweep: Sweep, params: Mapping[str, Any], catalog: Mapping[str, Any]) -> None:
+def check_sweep(sweep: Sweep, context: KedroContext) -> None:
     """Unknown pipeline, parameter or objective metric: one error before any trial runs."""
     where = f"{sweep.source}: {sweep.name}"
     pipeline = pipelines.get(sweep.pipeline)
@@ -99,7 +95,7 @@ def check_sweep(sweep: Sweep, params: Mapping[str, Any], catalog: Mapping[str, A
     inputs = pipeline.inputs()
     read = {parameter_key(name) for name in inputs if is_parameter(name)}
     for dotted in sweep.spaces:
-        found, hint = lookup(params, dotted)
+        found, hint = lookup(context.params, dotted)
         if not found:
             raise SweepConfigError(
                 f"{where}.params.{dotted}: the project has no parameter '{dotted}' ({hint}). Name an existing "
@@ -110,6 +106,10 @@ def check_sweep(sweep: Sweep, params: Mapping[str, Any], catalog: Mapping[str, A
                 f"{', '.join(sorted(name for name in inputs if is_parameter(name))) or 'none'}): every trial "
                 "would be the same run.")
     if sweep.objective.check:
+        try:
+            catalog = dict(context.config_loader["catalog"])
+        except Exception:  # noqa: BLE001 - the metric check then only sees what it can
+            catalog = {}
         _check_metric(sweep, pipeline, catalog, where)
 
 

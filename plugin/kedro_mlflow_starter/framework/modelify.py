@@ -67,23 +67,11 @@ def _copy_mode(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="kedro-mlflow's name for --model-name (MLflow 3 calls it `name`).")
 @click.pass_obj
 def modelify(  # noqa: PLR0913
-    metadata: ProjectMetadata | None,
-    pipeline_name: str,
-    input_name: str | None,
-    env: str | None,
-    run_id: str | None,
-    run_name: str | None,
-    model_name: str,
-    registered_model_name: str | None,
-    infer_signature: bool,
-    infer_input_example: bool,
-    pip_requirements: tuple[str, ...],
-    extra_pip_requirements: tuple[str, ...],
-    conda_env: str | None,
-    code_paths: tuple[str, ...],
-    copy_mode: str | dict[str, str] | None,
-    await_registration_for: int | None,
-    artifact_path: str | None,
+    metadata: ProjectMetadata | None, pipeline_name: str, input_name: str | None, env: str | None, run_id: str | None,
+    run_name: str | None, model_name: str, registered_model_name: str | None, infer_signature: bool,
+    infer_input_example: bool, pip_requirements: tuple[str, ...], extra_pip_requirements: tuple[str, ...],
+    conda_env: str | None, code_paths: tuple[str, ...], copy_mode: str | dict[str, str] | None,
+    await_registration_for: int | None, artifact_path: str | None,
 ) -> None:
     """Log a registered pipeline as an MLflow pipeline model from the current artifacts."""
     if run_id and run_name:
