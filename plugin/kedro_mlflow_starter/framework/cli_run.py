@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from kedro_mlflow_starter.tracking.run_tags import open_command, run_tags
 from kedro_mlflow_starter.tracking.store import check_reachable
 
 if TYPE_CHECKING:
+    from kedro.framework.context import KedroContext
     from kedro.framework.startup import ProjectMetadata
     from kedro.pipeline import Pipeline
 
@@ -223,7 +224,8 @@ def replay_pending_runs(project_path: Project, run_id: str | None = None, env: s
         return []
 
     @contextmanager
-    def open_session(run_env: str | None, runtime_params: Mapping[str, Any]) -> Any:
+    def open_session(run_env: str | None, runtime_params: Mapping[str, Any],
+                     ) -> Iterator[tuple[KedroContext, MlflowConfig, Mapping[str, Pipeline]]]:
         with project_session(project_path, env or run_env, conf_source, runtime_params) as (_, context, config):
             yield context, config, pipelines
 
@@ -271,7 +273,7 @@ def run_group() -> None:
 @click.option("--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the --output text to this file (Kedro logs to stdout too; the file holds only it).")
 @click.pass_obj
-def open_command(metadata: ProjectMetadata | None, pipeline_name: str, env: str | None,  # noqa: PLR0913
+def open_cli(metadata: ProjectMetadata | None, pipeline_name: str, env: str | None,  # noqa: PLR0913
                  conf_source: str | None, run_name: str | None, tags: list[str], node_names: list[str],
                  params: dict[str, Any], output: str, output_file: str | None) -> None:
     """Create the run of the whole pipeline and print its id for the tasks (MLFLOW_RUN_ID).
@@ -308,7 +310,7 @@ def open_command(metadata: ProjectMetadata | None, pipeline_name: str, env: str 
 @CONF_SOURCE_OPTION
 @click.option("--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
-def close_command(metadata: ProjectMetadata | None, run_id: str | None, status: str,  # noqa: PLR0913
+def close_cli(metadata: ProjectMetadata | None, run_id: str | None, status: str,  # noqa: PLR0913
                   failed_tasks: tuple[str, ...], killed_tasks: tuple[str, ...], pipeline_name: str | None,
                   env: str | None, conf_source: str | None, output: str) -> None:
     """End the run with its honest status (and log the pipeline model of a PipelineML)."""
@@ -331,7 +333,7 @@ def close_command(metadata: ProjectMetadata | None, run_id: str | None, status: 
 @ENV_OPTION
 @CONF_SOURCE_OPTION
 @click.pass_obj
-def replay_command(metadata: ProjectMetadata | None, run_id: str | None, env: str | None,
+def replay_cli(metadata: ProjectMetadata | None, run_id: str | None, env: str | None,
                    conf_source: str | None) -> None:
     """Log what could not be logged during an outage into its run, and end the run with the status it earned.
 
