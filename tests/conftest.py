@@ -26,7 +26,7 @@ TEMP_LEFTOVERS_ALLOWED: tuple[str, ...] = ()
 # --no-loadscope-reorder` in the Makefile): starting the long ones first keeps both cores busy
 # to the end, instead of one core finishing a long module alone while the other idles.
 SLOWEST_MODULES_FIRST = (
-    "test_sweep.py", "test_run_isolation.py", "test_orchestrated_fanout.py", "test_migration.py",
+    "test_cli_sweep.py", "test_run_isolation.py", "test_orchestrated_fanout.py", "test_migration.py",
     "test_tracking_run.py", "test_first_hour.py", "test_status.py", "test_io_e2e.py", "test_mlflow_switches.py",
     "test_kedro_mlflow_guide.py", "test_first_hour_venv.py", "test_concurrency.py", "test_modelify.py",
     "test_orchestrated_airflow.py", "test_outage_replay.py", "test_reliability_server.py", "test_readme_quickstart.py",
