@@ -100,13 +100,15 @@ def waves(project: GeneratedProject, pipeline: str = "__default__") -> list[list
 
 
 def open_run(project: GeneratedProject, *args: str) -> str:
-    result = project.kedro("mlflow", "run", "open", *args)
+    """``kedro mlflow run open`` (in the test process: the orchestrator's step, no state of its own)."""
+    result = project.kedro_in_process("mlflow", "run", "open", *args)
     assert_ok(result, "kedro mlflow run open")
     return result.stdout.strip().splitlines()[-1]
 
 
 def close_run(project: GeneratedProject, run_id: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = project.kedro("mlflow", "run", "close", "--run-id", run_id, *args)
+    """``kedro mlflow run close`` (in the test process, as ``open_run``)."""
+    result = project.kedro_in_process("mlflow", "run", "close", "--run-id", run_id, *args)
     assert_ok(result, "kedro mlflow run close")
     return result
 

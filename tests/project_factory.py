@@ -16,6 +16,7 @@ printed on its last line.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -23,9 +24,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -158,8 +160,9 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
     saved_env, saved_path, saved_cwd, saved_hook = dict(os.environ), list(sys.path), os.getcwd(), sys.excepthook
     saved_uris = tracking_utils._tracking_uri, registry_utils._registry_uri
     saved_package, console = kedro_project.PACKAGE_NAME, rich.get_console()
-    saved_width, saved_mlflow_hook = console._width, hooks.mlflow_hook
+    saved_width, saved_mlflow_hook, saved_stack = console._width, hooks.mlflow_hook, inspect.stack
     hooks.mlflow_hook = hooks.MlflowHook()
+    inspect.stack = _stack_without_source
     forget_package(package)
     importlib.invalidate_caches()
     fresh_env = project_env(env)
@@ -168,7 +171,9 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
     console.width = int(os.environ["COLUMNS"])  # rich wraps log lines at the terminal width
     os.chdir(cwd)
     try:
-        yield
+        with warnings.catch_warnings():
+            _python_default_warning_filters()
+            yield
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
@@ -178,9 +183,36 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
         tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
         console._width = saved_width
         hooks.mlflow_hook = saved_mlflow_hook
+        inspect.stack = saved_stack
         kedro_project.PACKAGE_NAME = saved_package
         kedro_project.pipelines.configure(None)
         forget_package(package)
+
+
+def _python_default_warning_filters() -> None:
+    """The warning filters of a ``python`` started without ``-W`` (not pytest's), shown on stderr."""
+    warnings.resetwarnings()
+    for category in (ResourceWarning, ImportWarning, PendingDeprecationWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    warnings.showwarning = _warning_to_stderr  # pytest records them otherwise
+
+
+def _warning_to_stderr(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                       file: Any = None, line: str | None = None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _stack_without_source(context: int = 1) -> list[inspect.FrameInfo]:
+    """``inspect.stack()`` without each frame's source lines. Kedro's settings loader (dynaconf)
+    calls ``inspect.stack()`` for file names only; under pytest's deep stack the real one
+    looks up the module of every frozen import frame (~1 s a ``kedro`` command)."""
+    frames, frame = [], sys._getframe(1)
+    while frame is not None:
+        frames.append(inspect.FrameInfo(frame, frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, None,
+                                        None))
+        frame = frame.f_back
+    return frames
 
 
 def run_kedro_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.project_factory import project_env
+from tests.project_factory import project_env, run_kedro_in_process
 
 REPO = Path(__file__).resolve().parent.parent
 STARTER = REPO / "starter"
@@ -106,6 +106,11 @@ class GeneratedProject:
 
     def kedro(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
         return run([KEDRO, *args], cwd=self.path, env=kedro_env(self.home, env), timeout=timeout)
+
+    def kedro_in_process(self, *args: str, env: dict[str, str] | None = None,
+                         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """``kedro <args>`` in the test process (``run_kedro_in_process``): where a fresh process is not the point."""
+        return run_kedro_in_process(*args, cwd=cwd or self.path, env=env)
 
 
 @pytest.fixture(scope="session")
