@@ -58,8 +58,14 @@ def create_pipeline(**kwargs) -> Pipeline:
 '''
 
 
-def new_iris_project(root: Path, home: Path) -> GeneratedProject:
-    """``kedro new --starter=mlflow-iris`` into ``root`` (embedded SQLite store)."""
+def new_iris_project(root: Path, home: Path, generated_tree: dict[str, bytes] | None = None) -> GeneratedProject:
+    """``kedro new --starter=mlflow-iris`` into ``root`` (embedded SQLite store); given the
+    session's ``generated_tree`` (the same command and answers), a copy of its files instead."""
+    if generated_tree is not None:
+        for relative, content in generated_tree.items():
+            (root / REPO_NAME / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / REPO_NAME / relative).write_bytes(content)
+        return GeneratedProject(root / REPO_NAME, home)
     root.mkdir(parents=True, exist_ok=True)
     config = write_config(root / "answers.yml", project_name=PROJECT_NAME, mlflow_tracking_uri="sqlite:///mlflow.db",
                           output_dir=str(root))

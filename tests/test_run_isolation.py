@@ -103,9 +103,9 @@ def add_interleave_hooks(project: GeneratedProject) -> None:
 
 
 @pytest.fixture(scope="module")
-def iris(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
+def iris(tmp_path_factory: pytest.TempPathFactory, generated_tree: dict[str, bytes]) -> GeneratedProject:
     root = tmp_path_factory.mktemp("isolation")
-    project = new_iris_project(root / "work", root / "home")
+    project = new_iris_project(root / "work", root / "home", generated_tree)
     add_interleave_hooks(project)
     return project
 
