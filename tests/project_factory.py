@@ -244,15 +244,17 @@ def run_kedro_in_process(*args: str, cwd: Path, env: dict[str, str] | None = Non
     return result
 
 
-def run_session_in_process(project: KedroProject, env: dict[str, str] | None = None, **run: Any) -> Any:
+def run_session_in_process(project: Any, env: dict[str, str] | None = None,
+                           runtime_params: dict[str, Any] | None = None, **run: Any) -> Any:
     """``bootstrap_project`` then ``KedroSession.create(...).run(**run)`` in this process, as a
-    script or a notebook would (``kedro_process_state`` around it); returns what ``run`` returned."""
+    script or a notebook would (``kedro_process_state`` around it), for a project with a
+    ``path`` (``KedroProject``, ``GeneratedProject``); returns what ``run`` returned."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    with kedro_process_state(project.package, project.path, env):
+    with kedro_process_state(_package_of(project.path), project.path, env):
         bootstrap_project(project.path)
-        with KedroSession.create(project_path=project.path) as session:
+        with KedroSession.create(project_path=project.path, runtime_params=runtime_params) as session:
             return session.run(**run)
 
 
