@@ -7,12 +7,22 @@ fixtures do the same by hand, so datasets are tested exactly as they run inside
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from kedro.io import DataCatalog
+
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
+from tests.project_factory import free_port, script_result
+
+PKG = "kedro_mlflow_starter.io."
+X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 5.0]])
+Y = np.array([1.0, 2.0, 4.0, 9.0])
 
 
 @dataclass
@@ -107,8 +117,6 @@ def tracking_off(monkeypatch: pytest.MonkeyPatch, io_store: Store) -> Store:
 @pytest.fixture
 def tracking_server_down(monkeypatch: pytest.MonkeyPatch) -> str:
     """The current run's tracking server does not answer (nothing listens on its port)."""
-    from tests.project_factory import free_port
-
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -119,3 +127,27 @@ def tracking_server_down(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def runs_in(store: Store) -> list[str]:
     return [r.info.run_id for r in store.client.search_runs([store.experiment_id], max_results=5000)]
+
+
+def catalog_of(entries: dict) -> DataCatalog:
+    """A catalog built from ``entries`` and checked as the hook checks it."""
+    catalog = DataCatalog.from_config(entries)
+    build_mlflow_datasets(catalog)
+    return catalog
+
+
+def regressor(scale: float = 1.0):  # noqa: ANN201
+    from sklearn.linear_model import LinearRegression
+
+    return LinearRegression().fit(X, Y * scale)
+
+
+def predict_in_fresh_interpreter(model_uri: str, tracking_uri: str | None = None) -> list[float]:
+    """Load ``model_uri`` with pyfunc in a new Python process, as a serving user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_MLFLOW_"))}
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    result = script_result("predict_with_model", {"input": {"array": X.tolist()},
+                                                  "predictions": {"y": {"model_uri": model_uri}}},
+                           env=env, timeout=120)
+    return [float(v) for v in result["predictions"]["y"]["values"]]

@@ -151,11 +151,11 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
     import importlib
 
     import kedro.framework.project as kedro_project
-
-    from kedro_mlflow_starter.framework import hooks
     import rich
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from kedro_mlflow_starter.framework import hooks
 
     saved_env, saved_path, saved_cwd, saved_hook = dict(os.environ), list(sys.path), os.getcwd(), sys.excepthook
     saved_uris = tracking_utils._tracking_uri, registry_utils._registry_uri

@@ -201,3 +201,13 @@ def test_optuna_trial_id_is_the_storage_id_of_a_trial() -> None:
     second = study.get_trials(deepcopy=False)[1]
     trial_id = compat.optuna_trial_id(second)
     assert storage.get_trial(trial_id).number == 1, "optuna FrozenTrial._trial_id"
+
+
+def test_split_params_reads_params_as_kedro_run_does() -> None:
+    import click
+
+    option = click.Option(["--params"])
+    context = click.Context(click.Command("run"))
+    assert compat.split_params(context, option, "a=1, b.c=x,d.e=true") == {"a": 1, "b": {"c": "x"}, "d": {"e": True}}
+    with pytest.raises(click.UsageError, match="Item `a` must contain a key and a value"):
+        compat.split_params(context, option, "a")

@@ -1,8 +1,4 @@
-"""kedro-mlflow-starter: MLflow tracking and pipeline-as-a-model for Kedro projects.
-
-Public names are resolved lazily so that importing the package (which Kedro does for
-every ``kedro`` command through the entry points) never imports ``mlflow``.
-"""
+"""kedro-mlflow-starter: MLflow tracking and pipeline-as-a-model for Kedro projects (public names load lazily)."""
 
 from __future__ import annotations
 

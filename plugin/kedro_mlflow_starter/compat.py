@@ -247,3 +247,14 @@ def register_request_header_provider(provider: Any) -> None:
 def optuna_trial_id(frozen_trial: Any) -> int:
     """The storage id of an Optuna ``FrozenTrial`` (``FrozenTrial._trial_id``)."""
     return _attribute(frozen_trial, "_trial_id", "optuna FrozenTrial._trial_id")
+
+
+# -- Kedro: the command line ---------------------------------------------------------------------
+# `kedro mlflow run open --params` and `kedro mlflow sweep --params` read their values exactly as
+# `kedro run --params` does; Kedro's click callback for that has no public name.
+
+def split_params(ctx: Any, param: Any, value: str) -> dict[str, Any]:
+    """``a=1,b.c=x`` -> ``{"a": 1, "b": {"c": "x"}}`` (``kedro.framework.cli.utils._split_params``), a click callback."""
+    from kedro.framework.cli import utils
+
+    return _attribute(utils, "_split_params", "kedro.framework.cli.utils._split_params")(ctx, param, value)

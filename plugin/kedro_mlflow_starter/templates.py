@@ -1,9 +1,4 @@
-"""Where the starter template lives, in a source checkout and in an installed wheel.
-
-The wheel carries the repository's root ``cookiecutter.json``, ``prompts.yml`` and
-``starter/`` inside the package as ``_starter/``; an editable install or a checkout uses
-the repository root itself. Either way there is one copy of every template file.
-"""
+"""Where the starter template lives: ``_starter/`` inside an installed wheel, the repository root in a checkout."""
 
 from __future__ import annotations
 
@@ -38,7 +33,7 @@ def mlflow_schema_template() -> Path:
 
 def render_mlflow_yml(python_package: str, tracking_uri: str | None = None) -> str:
     """The documented ``mlflow.yml`` as the starter ships it, for ``kedro mlflow init``."""
-    from jinja2 import Environment, StrictUndefined
+    from jinja2 import Environment, StrictUndefined  # only `kedro mlflow init` needs it
 
     context: dict[str, Any] = {
         "python_package": python_package,

@@ -16,7 +16,7 @@ from typing import Any
 
 def main(args: dict[str, Any]) -> dict[str, Any]:
     from kedro.io import DataCatalog
-    from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
+    from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 
     folder = Path(args["folder"])
     p = "kedro_mlflow_starter.io."
@@ -31,7 +31,7 @@ def main(args: dict[str, Any]) -> dict[str, Any]:
         "h": {"type": p + "MlflowMetricHistoryDataset"},
         "hs": {"type": p + "MlflowMetricsHistoryDataset"},
     })
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     return {"types": sorted(type(catalog[name]).__name__ for name in catalog), "modules": sorted(sys.modules)}
 
 

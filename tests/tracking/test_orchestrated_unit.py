@@ -77,20 +77,6 @@ def test_a_finished_run_gets_no_failure_tags() -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "parsed"),
-    [
-        (("model_options.C=0.5",), {"model_options": {"C": 0.5}}),
-        (("a=1,b=x", "c.d=true"), {"a": 1, "b": "x", "c": {"d": True}}),
-        ((), {}),
-    ],
-)
-def test_open_reads_params_as_kedro_run_does(given: tuple[str, ...], parsed: dict) -> None:
-    from kedro_mlflow_starter.framework.cli_run import _split_params
-
-    assert _split_params(given) == parsed
-
-
-@pytest.mark.parametrize(
     ("tags", "status", "missing"),
     [
         ({"kedro.task.a": "FINISHED", "kedro.node.a": "FINISHED", "kedro.node.b": "FINISHED"}, "FINISHED", []),

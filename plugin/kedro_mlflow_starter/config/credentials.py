@@ -1,22 +1,20 @@
-"""Export the credentials.yml entry named by ``server.credentials`` for MLflow.
-
-MLflow reads its credentials from environment variables (``MLFLOW_TRACKING_USERNAME``,
-``MLFLOW_TRACKING_PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, ``AWS_ACCESS_KEY_ID``, ...).
-The values are never logged.
-"""
+"""Export the credentials.yml entry named by ``server.credentials`` as the environment variables MLflow reads."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+from kedro.config import MissingConfigException
 
 from kedro_mlflow_starter.errors import MlflowConfigError
 
+if TYPE_CHECKING:
+    from kedro.config import AbstractConfigLoader
 
-def export_credentials(config_loader: Any, name: str) -> list[str]:
+
+def export_credentials(config_loader: AbstractConfigLoader, name: str) -> list[str]:
     """Set each key of credentials entry ``name`` as an environment variable; return the keys."""
-    from kedro.config import MissingConfigException
-
     try:
         credentials = config_loader["credentials"]
     except (KeyError, MissingConfigException):
@@ -27,8 +25,7 @@ def export_credentials(config_loader: Any, name: str) -> list[str]:
         raise MlflowConfigError(
             f"mlflow.yml: server.credentials = '{name}' names no entry of conf/*/credentials.yml "
             f"(entries found: {known}). Add a '{name}:' mapping with e.g. MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD to conf/local/credentials.yml, or set server.credentials: null."
-        )
+            "MLFLOW_TRACKING_PASSWORD to conf/local/credentials.yml, or set server.credentials: null.")
     for key, value in entry.items():
         if value is not None:
             os.environ[str(key)] = str(value)

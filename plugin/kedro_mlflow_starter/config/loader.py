@@ -1,44 +1,43 @@
-"""Read ``mlflow.yml`` through the project's config loader and validate it.
-
-The file is optional. ``conf/<env>/mlflow.yml`` overrides ``conf/base/mlflow.yml`` key by
-key (soft merge), and OmegaConf interpolation (``${oc.env:...}``, ``${globals:...}``)
-works as in any Kedro config file. Every problem becomes one ``MlflowConfigError`` that
-names the file, the key path, the bad value and what is allowed.
-"""
+"""Read ``mlflow.yml`` (optional; ``conf/<env>`` soft-merged over ``conf/base``) through the project's
+config loader; every problem is one ``MlflowConfigError`` naming the file, the key and what is allowed."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+from kedro.config import MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.resolvers import oc
 from pydantic import ValidationError
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.errors import MlflowConfigError, UnsupportedTrackingUriError
 
+if TYPE_CHECKING:
+    from kedro.config import AbstractConfigLoader
+    from pydantic_core import ErrorDetails
+
 CONFIG_KEY = "mlflow"
-CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
 
-def register_mlflow_patterns(config_loader: Any) -> None:
-    """Teach the project's config loader where ``mlflow.yml`` lives and how to merge it."""
+def register_config_key(config_loader: AbstractConfigLoader, key: str, merge_strategy: str | None = None) -> None:
+    """Teach the project's config loader where ``<key>*.yml`` lives (and how to merge it)."""
     patterns = getattr(config_loader, "config_patterns", None)
-    if patterns is not None and CONFIG_KEY not in patterns:
-        patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
-    merge_strategy = getattr(config_loader, "merge_strategy", None)
-    if merge_strategy is not None:
-        merge_strategy.setdefault(CONFIG_KEY, "soft")
+    if patterns is not None and key not in patterns:
+        patterns[key] = [f"{key}*", f"{key}*/**", f"**/{key}*"]
+    strategies = getattr(config_loader, "merge_strategy", None)
+    if merge_strategy and strategies is not None:
+        strategies.setdefault(key, merge_strategy)
 
 
-def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str | None) -> MlflowConfig:
+def load_mlflow_config(config_loader: AbstractConfigLoader, project_path: Path, package_name: str | None) -> MlflowConfig:
     """Validated ``MlflowConfig`` of the project (all defaults when there is no file)."""
-    register_mlflow_patterns(config_loader)
-    files = config_files(config_loader, project_path, "mlflow")
-    from kedro.config import MissingConfigException
-
+    register_config_key(config_loader, CONFIG_KEY, "soft")
+    files = config_files(config_loader, project_path, CONFIG_KEY)
     try:
         with _environment_variables_allowed():
             raw = config_loader[CONFIG_KEY]
@@ -50,7 +49,7 @@ def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str
     try:
         config = MlflowConfig.model_validate(raw)
     except ValidationError as error:
-        raise MlflowConfigError(_describe_validation_error(error, raw, files)) from error
+        raise MlflowConfigError(_describe_validation_error(error, files)) from error
     config.project_path = Path(project_path)
     config.package_name = package_name
     try:
@@ -64,11 +63,7 @@ def load_mlflow_config(config_loader: Any, project_path: Path, package_name: str
 
 @contextlib.contextmanager
 def _environment_variables_allowed() -> Iterator[None]:
-    """Kedro enables ``${oc.env:...}`` only for credentials; mlflow.yml needs it too
-    (tracking URIs and experiment names commonly come from the environment)."""
-    from omegaconf import OmegaConf
-    from omegaconf.resolvers import oc
-
+    """Kedro enables ``${oc.env:...}`` only for credentials; mlflow.yml needs it too."""
     if OmegaConf.has_resolver("oc.env"):
         yield
         return
@@ -79,9 +74,8 @@ def _environment_variables_allowed() -> Iterator[None]:
         OmegaConf.clear_resolver("oc.env")
 
 
-def config_files(config_loader: Any, project_path: Path, stem: str) -> list[Path]:
-    """The ``<stem>*.yml`` files the config loader reads, base environment first (the last one
-    wins the merge): error messages name the file that set a key."""
+def config_files(config_loader: AbstractConfigLoader, project_path: Path, stem: str) -> list[Path]:
+    """The ``<stem>*.yml`` files the config loader reads, base environment first (the last one wins)."""
     conf_source = Path(getattr(config_loader, "conf_source", project_path / "conf"))
     env = getattr(config_loader, "env", None) or getattr(config_loader, "default_run_env", "local")
     files: list[Path] = []
@@ -119,7 +113,7 @@ def _describe_load_error(error: Exception, files: list[Path]) -> str:
     return f"Could not read the MLflow configuration ({names}): {error}"
 
 
-def _describe_validation_error(error: ValidationError, raw: dict[str, Any], files: list[Path]) -> str:
+def _describe_validation_error(error: ValidationError, files: list[Path]) -> str:
     lines = []
     for issue in error.errors():
         loc = tuple(issue["loc"])
@@ -130,16 +124,14 @@ def _describe_validation_error(error: ValidationError, raw: dict[str, Any], file
             allowed = ", ".join(parent.model_fields) if parent else "see the documented mlflow.yml"
             lines.append(f"{where}: unknown key '{key}'. Allowed keys here: {allowed}.")
         else:
-            allowed = _allowed_for(issue)
-            lines.append(f"{where}: {key} = {issue.get('input')!r} is invalid: {issue['msg']}.{allowed}")
+            lines.append(f"{where}: {invalid_value(key, issue)}")
     return "Invalid MLflow configuration. " + " ".join(lines)
 
 
-def _allowed_for(issue: dict[str, Any]) -> str:
-    ctx = issue.get("ctx") or {}
-    if "expected" in ctx:
-        return f" Allowed: {ctx['expected']}."
-    return ""
+def invalid_value(key: str, issue: ErrorDetails) -> str:
+    """One pydantic issue as ``key = value is invalid: why. Allowed: what.``"""
+    expected = (issue.get("ctx") or {}).get("expected")
+    return f"{key} = {issue.get('input')!r} is invalid: {issue['msg']}." + (f" Allowed: {expected}." if expected else "")
 
 
 def _model_at(loc: tuple[Any, ...]) -> type | None:

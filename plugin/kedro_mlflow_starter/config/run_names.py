@@ -1,8 +1,4 @@
-"""Random run names in MLflow's style ("bold-heron-42"), for ``${km.random_name:}``.
-
-Written here rather than borrowed from MLflow so that resolving ``mlflow.yml`` does not
-import ``mlflow``.
-"""
+"""Random run names in MLflow's style ("bold-heron-42") for ``${km.random_name:}``, without importing mlflow."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""The JSON Schema of ``mlflow.yml`` for editors, generated from the pydantic model.
-
-The starter ships the result as ``conf/mlflow.schema.json`` and the first line of the
-generated ``mlflow.yml`` points YAML editors at it (``# yaml-language-server: $schema=...``,
-read by VS Code's YAML extension and JetBrains IDEs), so a typo key or a wrong type is
-underlined before any ``kedro run``. Regenerate the shipped file after changing the model::
+"""The JSON Schema of ``mlflow.yml`` for editors, generated from the pydantic model. Regenerate the shipped
+file (in ``conf/``: Kedro reads every ``mlflow*`` file of an environment folder) after changing the model::
 
     python -m kedro_mlflow_starter.config.schema > "starter/{{ cookiecutter.repo_name }}/conf/mlflow.schema.json"
-
-The file sits in ``conf/`` and not in ``conf/base/``: Kedro's config loader reads every
-``mlflow*`` file of an environment folder, JSON included, as part of the MLflow config.
 """
 
 from __future__ import annotations
@@ -18,15 +11,8 @@ from typing import Any
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 
-SCHEMA_FILE_NAME = "mlflow.schema.json"
-# Relative to the mlflow.yml of any environment folder (conf/base, conf/local, ...).
-SCHEMA_REFERENCE = f"../{SCHEMA_FILE_NAME}"
-SCHEMA_LINE = f"# yaml-language-server: $schema={SCHEMA_REFERENCE}"
-
-# Filled in by the loader, never read from the file.
-_INTERNAL_FIELDS = ("project_path", "package_name")
-# An OmegaConf interpolation such as ${oc.env:PORT} or ${globals:uri}: any key may hold one,
-# whatever its type once resolved, so the schema accepts it everywhere.
+SCHEMA_LINE = "# yaml-language-server: $schema=../mlflow.schema.json"  # from conf/<env>/mlflow.yml
+# Any key may hold an OmegaConf interpolation (${oc.env:PORT}), whatever its type once resolved.
 _INTERPOLATION = {
     "type": "string",
     "pattern": r"^\$\{.+\}$",
@@ -37,13 +23,13 @@ _INTERPOLATION = {
 def mlflow_yml_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) that ``mlflow.yml`` must satisfy."""
     schema = MlflowConfig.model_json_schema(mode="validation")
-    for name in _INTERNAL_FIELDS:
-        schema["properties"].pop(name, None)
+    for name, field in MlflowConfig.model_fields.items():
+        if field.exclude:  # filled in by the loader
+            schema["properties"].pop(name, None)
     schema["title"] = "mlflow.yml (kedro-mlflow-starter)"
     schema["description"] = (
         "MLflow configuration of a Kedro project, read by kedro-mlflow-starter from conf/<env>/mlflow.yml. "
-        "Every key is optional."
-    )
+        "Every key is optional.")
     for definition in [schema, *schema.get("$defs", {}).values()]:
         for name, prop in definition.get("properties", {}).items():
             definition["properties"][name] = _allow_interpolation(prop)

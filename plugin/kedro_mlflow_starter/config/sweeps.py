@@ -14,11 +14,8 @@ One top-level key per sweep::
         model_options.solver: [lbfgs, liblinear]
         model_options.max_iter: {low: 100, high: 500, step: 100}
 
-A parameter's search space is a list of values (categorical) or a range ``{low, high}`` with
-optional ``log: true`` or ``step``; a range whose bounds (and step) are integers is an integer
-range. A grid needs a finite set for each parameter: a list, or a range with a ``step``.
-``conf/<env>/sweeps.yml`` overrides ``conf/base/sweeps.yml`` sweep by sweep. Every problem is
-one ``SweepConfigError`` naming the file, the key and what is allowed. Pure: no mlflow, no optuna.
+A search space is a list of values or a range ``{low, high}`` with optional ``log: true`` or ``step``
+(integer bounds and step: an integer range); a grid needs a list or a ``step`` for each parameter.
 """
 
 from __future__ import annotations
@@ -27,15 +24,18 @@ import itertools
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from kedro.config import MissingConfigException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kedro_mlflow_starter.config.loader import config_files, file_defining
+from kedro_mlflow_starter.config.loader import config_files, file_defining, invalid_value, register_config_key
 from kedro_mlflow_starter.errors import SweepConfigError
 
+if TYPE_CHECKING:
+    from kedro.config import AbstractConfigLoader
+
 CONFIG_KEY = "sweeps"
-CONFIG_PATTERNS = ["sweeps*", "sweeps*/**", "**/sweeps*"]
 METHODS = ("grid", "random", "optuna")
 RANGE_KEYS = ("low", "high", "log", "step")
 ALLOWED_SPACES = ("a list of values, e.g. [lbfgs, liblinear]; or a range {low: 0.001, high: 10.0} with optional "
@@ -90,7 +90,7 @@ class Sweep(BaseModel):
                                    description="Registry alias given to the best trial's registered model version.")
     params: dict[str, Any] = Field(min_length=1)
 
-    # filled by parse_sweeps: the validated spaces, and the file that declares the sweep
+    # filled by parse_sweeps
     name: str = ""
     source: str = ""
     spaces: dict[str, Space] = Field(default_factory=dict)
@@ -112,18 +112,10 @@ def _number(value: float | None) -> str:
     return "" if value is None else (str(int(value)) if float(value).is_integer() else str(value))
 
 
-def register_sweeps_patterns(config_loader: Any) -> None:
-    patterns = getattr(config_loader, "config_patterns", None)
-    if patterns is not None and CONFIG_KEY not in patterns:
-        patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
-
-
-def load_sweeps(config_loader: Any, project_path: Path) -> dict[str, Sweep]:
+def load_sweeps(config_loader: AbstractConfigLoader, project_path: Path) -> dict[str, Sweep]:
     """Every sweep of the project's ``sweeps.yml`` files (empty when there is none)."""
-    register_sweeps_patterns(config_loader)
-    files = config_files(config_loader, project_path, "sweeps")
-    from kedro.config import MissingConfigException
-
+    register_config_key(config_loader, CONFIG_KEY)
+    files = config_files(config_loader, project_path, CONFIG_KEY)
     try:
         raw = config_loader[CONFIG_KEY]
     except (KeyError, MissingConfigException):
@@ -213,9 +205,7 @@ def _describe(error: ValidationError, name: str, where: str) -> str:
         elif issue["loc"] == ("params",):
             lines.append(f"{key}: give at least one parameter to search, e.g. `model_options.C: [0.1, 1.0]`.")
         else:
-            expected = (issue.get("ctx") or {}).get("expected")
-            lines.append(f"{key} = {issue.get('input')!r} is invalid: {issue['msg']}."
-                         + (f" Allowed: {expected}." if expected else ""))
+            lines.append(invalid_value(key, issue))
     return f"Invalid sweep in {where}: " + " ".join(lines)
 
 

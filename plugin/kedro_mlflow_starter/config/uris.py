@@ -1,9 +1,5 @@
-"""Tracking and registry URI resolution against the project root.
-
-Order: the ``mlflow.yml`` value, else ``MLFLOW_TRACKING_URI``, else the embedded store
-``sqlite:///<project root>/mlflow.db``. Relative sqlite paths and relative local paths
-resolve against the project root, never the shell's current directory.
-"""
+"""Tracking and registry URIs: ``mlflow.yml``'s, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<project
+root>/mlflow.db``; relative paths resolve against the project root, never the current directory."""
 
 from __future__ import annotations
 
@@ -17,12 +13,7 @@ REMOTE_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 ALLOWED = (
     "sqlite:///<path>.db, postgresql://..., mysql://..., mssql://..., http(s)://host:port, "
-    "databricks, file:///<dir>, or a local path"
-)
-
-
-def default_tracking_uri(project_path: Path) -> str:
-    return f"sqlite:///{(project_path / 'mlflow.db').as_posix()}"
+    "databricks, file:///<dir>, or a local path")
 
 
 def is_local_store(uri: str) -> bool:
@@ -31,7 +22,7 @@ def is_local_store(uri: str) -> bool:
 
 def resolve_tracking_uri(configured: str | None, project_path: Path | None) -> str:
     root = Path(project_path) if project_path else Path.cwd()
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').as_posix()}"
     return _resolve(uri, root)
 
 

@@ -1,24 +1,24 @@
-"""Check and prepare the catalog's MLflow datasets before anything runs.
-
-Kedro 1.x builds datasets lazily, on first use. For our datasets that would be too late:
-a bad entry (unknown flavor, wrapped type that does not exist...) must fail before any
-node runs, and defaults that depend on the entry name (a metric's ``key``, a model's
-``name``) must be set where the name is known. So the hook calls
-``bind_mlflow_datasets`` from ``after_catalog_created``: it builds our datasets, and only
-ours, and gives them their entry name.
-"""
+"""The catalog checked before anything runs: our datasets built now (Kedro builds lazily, too late for
+a misspelt ``type:`` or a bad argument) and the pipeline model's inputs checked."""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro.io.core import DatasetError
 
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.errors import CatalogEntryError
+from kedro_mlflow_starter.kedro_names import is_parameter
+from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog
+from kedro_mlflow_starter.pipeline import PipelineML
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Pipeline
 
 _OUR_PACKAGE = "kedro_mlflow_starter.io"
 _OUR_CLASSES = frozenset(
@@ -45,17 +45,11 @@ def is_mlflow_dataset_type(dataset_type: Any) -> bool:
     return name in _OUR_CLASSES and (module == _OUR_PACKAGE or module.startswith(_OUR_PACKAGE + "."))
 
 
-def bind_mlflow_datasets(catalog: Any, names: Iterable[str] | None = None) -> None:
-    """Build every MLflow dataset of ``catalog`` now and fill in its name-based defaults.
+def build_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = None) -> None:
+    """Build every MLflow dataset of ``catalog`` now (each takes its entry's name as it is built).
 
-    Args:
-        catalog: The Kedro ``DataCatalog`` just created.
-        names: Extra dataset names to resolve through the catalog's dataset factories
-            (e.g. a pipeline's datasets); entries written out in the catalog are always
-            handled.
-
-    Raises:
-        DatasetError: naming the catalog entry, when one of our datasets cannot be built.
+    ``names``: more names to resolve through the catalog's dataset factories (a pipeline's datasets).
+    Raises ``CatalogEntryError`` naming the entry when one of our datasets cannot be built.
     """
     candidates = list(catalog.keys())
     candidates += [name for name in names or () if name not in candidates]
@@ -67,12 +61,9 @@ def bind_mlflow_datasets(catalog: Any, names: Iterable[str] | None = None) -> No
             continue
         _keep_registry_version(catalog, name, dataset_type)
         try:
-            dataset = catalog.get(name)
+            catalog.get(name)
         except DatasetError as error:
             raise CatalogEntryError(_invalid_entry_message(name, dataset_type, error)) from error
-        bind = getattr(dataset, "_bind_catalog_name", None)
-        if bind is not None:
-            bind(name)
 
 
 def _names_our_package(dataset_type: Any) -> bool:
@@ -134,7 +125,7 @@ def _arguments_of(short_type: str) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
 
 
-def _keep_registry_version(catalog: Any, name: str, dataset_type: Any) -> None:
+def _keep_registry_version(catalog: DataCatalog, name: str, dataset_type: Any) -> None:
     """Pass a registry entry's ``version:`` on as ``model_version:``.
 
     Kedro reserves ``version:`` and drops it (with a warning) when it builds a dataset,
@@ -156,7 +147,7 @@ def _keep_registry_version(catalog: Any, name: str, dataset_type: Any) -> None:
     compat.replace_lazy_dataset_config(catalog, name, config)
 
 
-def _declared_type(catalog: Any, name: str) -> Any:
+def _declared_type(catalog: DataCatalog, name: str) -> Any:
     """The ``type:`` of an entry as written, read without building or importing anything:
     other entries may name datasets whose dependencies are not installed."""
     config = compat.lazy_dataset_config(catalog, name)
@@ -177,19 +168,16 @@ def _short_type(dataset_type: Any) -> str:
     return str(dataset_type).rpartition(".")[2]
 
 
-def check_catalog_before_run(pipeline: Any, catalog: Any) -> None:
+def check_catalog_before_run(pipeline: Pipeline, catalog: DataCatalog) -> None:
     """Build every catalog entry the pipeline uses and check the pipeline model's inputs.
 
     The runner would build them a moment later; doing it first reports a misspelt ``type:``,
     a bad argument or an unpersisted model artifact before any node runs and before the
     MLflow run is opened.
     """
-    from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog
-    from kedro_mlflow_starter.pipeline import PipelineML
-
-    bind_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
+    build_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
     for name in sorted(pipeline.datasets()):
-        if name != "parameters" and not name.startswith("params:") and name in catalog:
+        if not is_parameter(name) and name in catalog:
             dataset_type = _declared_type_or_none(catalog, name)  # before get: a failed get drops the entry
             try:
                 catalog.get(name)
@@ -202,7 +190,7 @@ def check_catalog_before_run(pipeline: Any, catalog: Any) -> None:
         check_model_inputs_in_catalog(pipeline.artifact_names, catalog, after_run=True)
 
 
-def _declared_type_or_none(catalog: Any, name: str) -> Any:
+def _declared_type_or_none(catalog: DataCatalog, name: str) -> Any:
     try:
         return _declared_type(catalog, name)
     except Exception:  # noqa: BLE001 - only used to improve a message

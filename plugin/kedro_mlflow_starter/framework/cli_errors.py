@@ -1,27 +1,28 @@
-"""How our errors look on the command line: one ``Error: <message>`` line, no traceback.
+"""Our errors on the command line: one ``Error: <message>`` paragraph, no traceback (its cause is in the message).
 
-``KedroMlflowUserError`` messages already say what is wrong, where and the fix; a
-traceback into the plugin would only hide that. The exceptions themselves know nothing of
-the command line (``errors.py``); the formatting happens here, at the two edges where our
-errors reach a terminal:
-
-- our own ``kedro mlflow ...`` commands, whose group turns them into ``click`` errors;
-- Kedro's ``kedro run``, where an error raised by the hook or a dataset ends the process
-  uncaught: the hook installs an ``excepthook`` that prints our errors as one line
-  and leaves every other exception to the handler that was there (Kedro's rich traceback).
-  The traceback of our errors too is shown when ``traceback_wanted()``: a ``--verbose``
-  Kedro command, or the ``kedro_mlflow_starter`` logger at DEBUG (``KEDRO_LOGGING_CONFIG``).
+``kedro mlflow ...`` commands turn them into click errors (``UserErrorsAsClickErrors``); for ``kedro run``,
+a Kedro CLI hook (``kedro.cli_hooks``) installs an ``excepthook`` before the command runs. The traceback
+still shows with ``--verbose`` or the ``kedro_mlflow_starter`` logger at DEBUG.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from kedro.framework.cli.hooks import cli_hook_impl
+from kedro.framework.cli.utils import KedroCliError
 
 from kedro_mlflow_starter.errors import KedroMlflowUserError
+
+if TYPE_CHECKING:
+    from kedro.framework.startup import ProjectMetadata
+
+ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
 
 
 def user_error_in(error: BaseException | None) -> KedroMlflowUserError | None:
@@ -46,29 +47,33 @@ class UserErrorsAsClickErrors(click.Group):
 
 
 def traceback_wanted() -> bool:
-    """The traceback too: ``kedro <command> --verbose`` (where Kedro offers it), or our logger at
-    DEBUG in the project's logging configuration (``KEDRO_LOGGING_CONFIG``)."""
-    import logging
-
-    from kedro.framework.cli.utils import KedroCliError
-
+    """``kedro <command> --verbose``, or our logger at DEBUG (``KEDRO_LOGGING_CONFIG``)."""
     return bool(KedroCliError.VERBOSE_ERROR) or logging.getLogger("kedro_mlflow_starter").isEnabledFor(logging.DEBUG)
 
 
-def _print_user_errors(previous: Any) -> Any:
+def install_cli_error_format() -> None:
+    """Print an uncaught ``KedroMlflowUserError`` as ``Error: <message>`` (idempotent)."""
+    previous: ExceptHook = sys.excepthook
+    if getattr(previous, "kedro_mlflow_starter", False):
+        return
+
     def excepthook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
         error = user_error_in(value)
         if error is None or traceback_wanted():
             previous(kind, value, traceback)
-            return
-        click.echo(f"Error: {error}", err=True)
+        else:
+            click.echo(f"Error: {error}", err=True)
 
     excepthook.kedro_mlflow_starter = True  # type: ignore[attr-defined]
-    return excepthook
+    sys.excepthook = excepthook
 
 
-def install_cli_error_format() -> None:
-    """Print an uncaught ``KedroMlflowUserError`` as ``Error: <message>`` (once installed, idempotent)."""
-    if getattr(sys.excepthook, "kedro_mlflow_starter", False):
-        return
-    sys.excepthook = _print_user_errors(sys.excepthook)
+class CliErrorFormat:
+    """The ``kedro.cli_hooks`` entry point: every ``kedro`` command prints our errors as one paragraph."""
+
+    @cli_hook_impl
+    def before_command_run(self, project_metadata: ProjectMetadata | None, command_args: list[str]) -> None:
+        install_cli_error_format()
+
+
+cli_hooks = CliErrorFormat()

@@ -1,11 +1,7 @@
-"""``kedro mlflow`` outside a Kedro project: say where to run it instead of "No such command".
+"""``kedro mlflow`` outside a project: say where to run it instead of "No such command".
 
-Kedro loads project commands only inside a project, and global commands take precedence
-over project ones, so this group only carries ``mlflow`` when no project is found.
-
-Inside a project the group is empty, and Kedro's ``--help`` would still print its title
-("Global commands from kedro-mlflow-starter") over nothing: there it takes Kedro's own group
-name, ``kedro``, so that Kedro merges it into its own section, and no help text.
+Kedro's global commands win over project ones, so this group carries ``mlflow`` only outside a project; inside
+one it is named ``kedro``, without help text, so that Kedro merges it into its own (empty) section.
 """
 
 from __future__ import annotations
@@ -13,15 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from kedro.utils import find_kedro_project
 
-
-def _outside_project() -> bool:
-    from kedro.utils import find_kedro_project
-
-    return find_kedro_project(Path.cwd()) is None
-
-
-_OUTSIDE_PROJECT = _outside_project()
+_OUTSIDE_PROJECT = find_kedro_project(Path.cwd()) is None
 
 
 @click.group(name="kedro-mlflow-starter" if _OUTSIDE_PROJECT else "kedro",

@@ -1,74 +1,51 @@
-"""``kedro mlflow run open | close``: one MLflow run for a pipeline that an orchestrator runs
-as many tasks (Airflow, Argo, Kubeflow, AWS Batch, a shell fan-out)::
+"""``kedro mlflow run open | close | replay``: one MLflow run for a pipeline an orchestrator runs as many tasks.
 
-    export MLFLOW_RUN_ID=$(kedro mlflow run open --pipeline __default__)
-    kedro run --nodes split_data            # every task, anywhere, with MLFLOW_RUN_ID set
-    kedro run --nodes fit_preprocessor
-    ...
-    kedro mlflow run close --status auto    # FAILED if a task failed, KILLED if one was cancelled
-
-``open_pipeline_run`` and ``close_pipeline_run`` are the same steps for Python callers
-(the Airflow DAG template calls them in its first and last task). ``mlflow`` is imported
-only when a step runs. See ``tracking/orchestrated.py`` for what each task records.
+``open_pipeline_run``, ``close_pipeline_run`` and ``replay_pending_runs`` are the same steps for Python callers
+(the Airflow DAG template); see docs/orchestrators.md.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from kedro.framework.cli.utils import split_node_names, split_string
+from kedro.framework.project import pipelines
 
-from kedro_mlflow_starter.errors import OrchestratedRunError
-from kedro_mlflow_starter.framework.project_root import find_project_root
+from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.config.redaction import redact_uri
+from kedro_mlflow_starter.errors import OrchestratedRunError, RunNotFoundError
+from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+from kedro_mlflow_starter.framework.project_session import Project, project_metadata, project_session
+from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog, log_pipeline_model
+from kedro_mlflow_starter.pipeline import PipelineML
+from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG, derive_outcome, is_orchestrated
+from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params, read_quietly
+from kedro_mlflow_starter.tracking.replay import PENDING_ROOT, Session, pending_dir, pending_runs, replay_run
+from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
+from kedro_mlflow_starter.tracking.run_roles import GroupClose
+from kedro_mlflow_starter.tracking.run_tags import open_command, run_tags
+from kedro_mlflow_starter.tracking.store import check_reachable
 
+if TYPE_CHECKING:
+    from kedro.framework.context import KedroContext
+    from kedro.framework.startup import ProjectMetadata
+    from kedro.pipeline import Pipeline
 
-@contextmanager
-def _project_session(project_path: Path, env: str | None, conf_source: str | None,
-                     runtime_params: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, Any, Any, str]]:
-    """(context, MlflowConfig, pipelines, session id) of the project, with the tracking env in place."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+    from kedro_mlflow_starter.config import MlflowConfig
+    from kedro_mlflow_starter.tracking.replay import ReplayResult
 
-    from kedro_mlflow_starter.config import load_mlflow_config
-    from kedro_mlflow_starter.tracking.store import file_store_env, http_retry_env
-
-    metadata = bootstrap_project(project_path)
-    with KedroSession.create(project_path=project_path, env=env, conf_source=conf_source or None,
-                             runtime_params=dict(runtime_params or {})) as session:
-        context = session.load_context()
-        config = getattr(context, "mlflow", None) or load_mlflow_config(
-            context.config_loader, project_path, metadata.package_name)
-        from kedro.framework.project import pipelines
-
-        env_values = {**http_retry_env(), **file_store_env(config.tracking_uri()),
-                      "MLFLOW_TRACKING_URI": config.tracking_uri()}
-        if config.registry_uri():
-            env_values["MLFLOW_REGISTRY_URI"] = config.registry_uri()
-        with _environ(env_values):
-            yield context, config, pipelines, session.session_id
-
-
-@contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+# The run tags where `open --tags/--nodes` writes its filter, so that `close` expects those nodes only.
+FILTER_TAGS = {"tags": "kedro.filter.tags", "node_names": "kedro.filter.nodes"}
 
 
-def _pipeline(pipelines: Any, name: str) -> Any:
+def _pipeline(pipelines: Mapping[str, Pipeline], name: str) -> Pipeline:
     try:
         return pipelines[name]
     except KeyError:
@@ -77,46 +54,13 @@ def _pipeline(pipelines: Any, name: str) -> Any:
             f"No pipeline named '{name}' is registered. Registered pipelines: {available}.") from None
 
 
-def _log_whole_pipeline_lineage(config: Any, pipeline: Any, catalog: Any, run_params: Mapping[str, Any],
-                                run: Any) -> None:
-    """The run's ``kedro/`` folder (configuration, pipeline graph) for the whole pipeline: the
-    tasks each see a slice and leave it to this step."""
-    switches = config.tracking.lineage
-    if not (switches.config or switches.pipeline_graph):
-        return
-    from kedro_mlflow_starter.pipeline import PipelineML
-    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
-
-    recorder = LineageRecorder(switches, pipeline, catalog, run_params, project_path=config.project_path,
-                               secret_patterns=config.tracking.params.secret_patterns,
-                               logs_pipeline_model=isinstance(pipeline, PipelineML))
-    recorder.log_kedro_folder(run.client, run.run_id)
-
-
-def _params_loader(params: Mapping[str, Any]) -> Any:
-    """``params:a.b`` / ``parameters`` read from ``context.params`` (no catalog load, no log line)."""
-    def load(name: str) -> Any:
-        if name == "parameters":
-            return dict(params)
-        value: Any = params
-        for part in name[len("params:"):].split("."):
-            value = value[part]
-        return value
-
-    return load
-
-
-FILTER_TAGS = {"tags": "kedro.filter.tags", "node_names": "kedro.filter.nodes"}
-"""The run tags where ``open --tags/--nodes`` writes its filter, so that ``close`` expects those nodes only."""
-
-
-def _filtered(pipeline: Any, tags: Iterable[str], node_names: Iterable[str]) -> Any:
+def _filtered(pipeline: Pipeline, tags: Iterable[str], node_names: Iterable[str]) -> Pipeline:
     """``pipeline`` narrowed as ``kedro run --tags ... --nodes ...`` narrows it (both: nodes with both)."""
     tags, node_names = list(tags), list(node_names)
     if not tags and not node_names:
         return pipeline
     try:
-        narrowed = pipeline.filter(tags=tags or None, node_names=node_names or None)
+        return pipeline.filter(tags=tags or None, node_names=node_names or None)
     except ValueError as error:  # Kedro: "Pipeline does not contain nodes named ...", "... no nodes after ..."
         if tags and "no nodes" in str(error):
             raise OrchestratedRunError(
@@ -124,17 +68,18 @@ def _filtered(pipeline: Any, tags: Iterable[str], node_names: Iterable[str]) -> 
                 + (f" among the nodes {', '.join(node_names)}" if node_names else "")
                 + ": check --tags (the tags given to node(...) in the pipeline).") from None
         raise OrchestratedRunError(f"--tags/--nodes: {error}") from None
-    return narrowed
 
 
-def _check_reachable(config: Any) -> None:
-    from kedro_mlflow_starter.tracking.store import check_reachable
-
+def _check_reachable(config: MlflowConfig) -> None:
     check_reachable(config.tracking_uri(), config.server.connect_timeout)
 
 
+def _tag_list(tags: Mapping[str, str], key: str) -> list[str]:
+    return [value for value in tags.get(key, "").split(",") if value]
+
+
 def open_pipeline_run(  # noqa: PLR0913
-    project_path: str | os.PathLike[str],
+    project_path: Project,
     pipeline_name: str = "__default__",
     env: str | None = None,
     conf_source: str | None = None,
@@ -143,23 +88,11 @@ def open_pipeline_run(  # noqa: PLR0913
     tags: Iterable[str] = (),
     node_names: Iterable[str] = (),
 ) -> dict[str, str]:
-    """Create the MLflow run of a whole pipeline run; returns its ids (``run_id``...).
-
-    The run holds the experiment of ``mlflow.yml``, the tags a ``kedro run`` of the pipeline
-    would log, and the params of every node of the pipeline. It stays RUNNING for the tasks.
-    ``tags``/``node_names`` narrow the pipeline as ``kedro run --tags/--nodes`` does: the run
-    then expects (and ``close`` checks) only those nodes. Named like a ``kedro run``
-    (``default 15:32:08``) unless ``run_name`` or ``tracking.run.name`` says otherwise.
-    """
-    from kedro_mlflow_starter.config.redaction import redact_uri
-    from kedro_mlflow_starter.pipeline import PipelineML
-    from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG
-    from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params
-    from kedro_mlflow_starter.tracking.run_tags import open_command, run_tags
-
-    root = Path(project_path).resolve()
+    """Create the RUNNING MLflow run of a whole pipeline run (experiment, tags and params a ``kedro run``
+    would log) and return its ids. ``tags``/``node_names`` narrow the pipeline as ``kedro run`` does:
+    ``close`` then expects only those nodes."""
     filter_tags, filter_nodes = sorted(set(tags)), sorted(set(node_names))
-    with _project_session(root, env, conf_source, params) as (context, config, pipelines, session_id):
+    with project_session(project_path, env, conf_source, params) as (session, context, config):
         if pipeline_name in config.tracking.disable_tracking.pipelines:
             raise OrchestratedRunError(
                 f"Tracking is disabled for pipeline '{pipeline_name}' in mlflow.yml "
@@ -168,44 +101,37 @@ def open_pipeline_run(  # noqa: PLR0913
         pipeline = _filtered(_pipeline(pipelines, pipeline_name), filter_tags, filter_nodes)
         catalog = context.catalog
         if isinstance(pipeline, PipelineML):  # fail now, not in the last task
-            from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
-
             check_pipeline_ml_catalog(pipeline, catalog)
-        prepared = prepare_params(pipeline_parameters(pipeline.inputs(), _params_loader(context.params)),
-                                  config.tracking.params)
+        prepared = prepare_params(pipeline_parameters(pipeline.inputs(), read_quietly(catalog)), config.tracking.params)
         run_params = {"pipeline_names": [pipeline_name], "env": env, "runtime_params": dict(params or {}),
-                      "run_id": session_id, "tags": filter_tags, "node_names": filter_nodes}
+                      "run_id": session.session_id, "tags": filter_tags, "node_names": filter_nodes}
         secret_patterns = config.tracking.params.secret_patterns
-        run_tag_values = run_tags(run_params, root, config.package_name, secret_patterns)
+        run_tag_values = run_tags(run_params, Path(config.project_path), config.package_name, secret_patterns)
         # No `kedro run` of the whole pipeline ever runs: the command is the step that opened the run.
         run_tag_values["kedro.command"] = open_command(run_params, secret_patterns)
         run_tag_values.update({ORCHESTRATED_TAG: "true", "kedro.runner": "orchestrated"})
-        for key, values in (("tags", filter_tags), ("node_names", filter_nodes)):
-            if values:
-                run_tag_values[FILTER_TAGS[key]] = ",".join(values)
+        run_tag_values.update({FILTER_TAGS[key]: ",".join(values) for key, values in
+                               (("tags", filter_tags), ("node_names", filter_nodes)) if values})
         # This process ends now while the run lives on: `kedro mlflow stale-runs` must not take
         # the run for one whose `kedro run` died (it judges such runs by age instead).
         run_tag_values.pop("kedro.pid", None)
         for notice in prepared.notices():
             click.echo(notice, err=True)
-        from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
-
         _check_reachable(config)
         run = TrackedRun.create(config, run_name or default_run_name(config, [pipeline_name]), run_tag_values)
         run.log_params_and_tags(prepared.params, prepared.tags)
-        _log_whole_pipeline_lineage(config, pipeline, catalog, run_params, run)
-        return {
-            "run_id": run.run_id,
-            "run_name": run.run_name,
-            "experiment_id": run.experiment_id,
-            "experiment_name": run.experiment_name,
-            "tracking_uri": redact_uri(config.tracking_uri()),
-            "pipeline": pipeline_name,
-        }
+        switches = config.tracking.lineage  # the run's kedro/ folder for the whole pipeline: the tasks see slices
+        if switches.config or switches.pipeline_graph:
+            LineageRecorder(switches, pipeline, catalog, run_params, project_path=config.project_path,
+                            secret_patterns=secret_patterns, logs_pipeline_model=isinstance(pipeline, PipelineML),
+                            ).log_kedro_folder(run.client, run.run_id)
+        return {"run_id": run.run_id, "run_name": run.run_name, "experiment_id": run.experiment_id,
+                "experiment_name": run.experiment_name, "tracking_uri": redact_uri(config.tracking_uri()),
+                "pipeline": pipeline_name}
 
 
 def close_pipeline_run(  # noqa: PLR0913
-    project_path: str | os.PathLike[str],
+    project_path: Project,
     run_id: str,
     status: str = "auto",
     env: str | None = None,
@@ -221,14 +147,7 @@ def close_pipeline_run(  # noqa: PLR0913
     ``pipeline_ml_factory`` pipeline gets its pipeline model, built from the artifacts the
     tasks persisted. Closing a run that is already closed changes nothing (retries are safe).
     """
-    from kedro_mlflow_starter.config.redaction import redact_uri
-    from kedro_mlflow_starter.errors import RunNotFoundError
-    from kedro_mlflow_starter.pipeline import PipelineML
-    from kedro_mlflow_starter.tracking.orchestrated import derive_outcome, is_orchestrated, summary_tags
-    from kedro_mlflow_starter.tracking.run import TrackedRun
-
-    root = Path(project_path).resolve()
-    with _project_session(root, env, conf_source) as (context, config, pipelines, _):
+    with project_session(project_path, env, conf_source) as (_, context, config):
         _check_reachable(config)
         try:
             tracked = TrackedRun.attach(config, run_id)
@@ -238,76 +157,56 @@ def close_pipeline_run(  # noqa: PLR0913
                 "`kedro mlflow run open` printed, and check that the tasks and this step read the same mlflow.yml "
                 "(--env, --conf-source)."
             ) from error
-        client = tracked.client
-        run = client.get_run(run_id)
-        tags = run.data.tags
+        tags = tracked.tags
         if not is_orchestrated(tags):
             raise OrchestratedRunError(
                 f"MLflow run '{run_id}' was not opened by `kedro mlflow run open` (it has no "
                 "kedro.orchestrated tag); a `kedro run` closes its own run.")
-        if run.info.status != "RUNNING":
-            return {"run_id": run_id, "status": run.info.status, "already_closed": True, "model_uri": None,
-                    "summary": f"already {run.info.status}"}
+        current = tracked.client.get_run(run_id).info.status
+        if current != "RUNNING":
+            return {"run_id": run_id, "status": current, "already_closed": True, "model_uri": None,
+                    "summary": f"already {current}"}
         name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
         pipeline = _filtered(_pipeline(pipelines, name), _tag_list(tags, FILTER_TAGS["tags"]),
                              _tag_list(tags, FILTER_TAGS["node_names"]))
         outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
                                  expected_nodes=sorted(node.name for node in pipeline.nodes))
-        model_uri = None
-        if outcome.status == "FINISHED":
-            if isinstance(pipeline, PipelineML):
-                from kedro_mlflow_starter.models.logging import log_pipeline_model
 
-                from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+        def log_model() -> str | None:
+            with mlflow_prints_logged():  # MLflow's bare registration prints: one log line
+                return log_pipeline_model(pipeline, context.catalog, run_id, produced=pipeline.all_outputs())
 
-                try:
-                    with mlflow_prints_logged():  # MLflow's bare registration prints: one log line
-                        model_uri = log_pipeline_model(pipeline, context.catalog, run_id,
-                                                       produced=pipeline.all_outputs())
-                except Exception as error:
-                    from kedro_mlflow_starter.tracking.failures import describe_error
-
-                    outcome.status = "FAILED"
-                    outcome.failed.append("pipeline model")
-                    outcome.errors["pipeline model"] = describe_error(error)
-        from mlflow.entities import Metric, RunTag
-
-        from kedro_mlflow_starter.tracking.node_timings import PIPELINE_KEY
-
-        extra = summary_tags(outcome)
-        # The pipeline's time is the orchestrated run's: from `open` to now (the tasks log their nodes').
-        timing = [Metric(PIPELINE_KEY, round((time.time() * 1000 - run.info.start_time) / 1000, 6),
-                         int(time.time() * 1000), 0)] if config.tracking.lineage.node_timings else []
-        client.log_batch(run_id, metrics=timing, tags=[RunTag(k, v) for k, v in extra.items()])
-        client.set_terminated(run_id, status=outcome.status)
+        tracked.role = role = GroupClose(outcome, log_model if isinstance(pipeline, PipelineML) else None,
+                                         pipeline_time=config.tracking.lineage.node_timings)
+        problem = tracked.close(outcome.status, announce=False)
+        if problem:
+            raise OrchestratedRunError(f"MLflow run '{run_id}' could not be closed ({problem}): run "
+                                       "`kedro mlflow run close` again once the tracking server is back.")
+        model_uri = role.model_uri
         if model_uri and not str(model_uri).startswith("models:/"):
             model_uri = f"models:/{model_uri}"
         return {"run_id": run_id, "status": outcome.status, "already_closed": False, "model_uri": model_uri,
                 "summary": outcome.describe(), "failed_tasks": outcome.failed, "killed_tasks": outcome.killed}
 
 
-def replay_pending_runs(project_path: str | os.PathLike[str], run_id: str | None = None, env: str | None = None,
-                        conf_source: str | None = None) -> list[Any]:
+def replay_pending_runs(project_path: Project, run_id: str | None = None, env: str | None = None,
+                        conf_source: str | None = None) -> list[ReplayResult]:
     """Log what outages kept in the project's pending folder into each run (``run_id``: that one
     only), and end each run with the status it earned. See ``tracking/replay.py``."""
-    from kedro_mlflow_starter.tracking.client import client_for
-    from kedro_mlflow_starter.tracking.replay import PENDING_ROOT, Session, pending_dir, pending_runs, replay_run
-
-    root = Path(project_path).resolve()
+    root = Path(getattr(project_path, "project_path", project_path)).resolve()
     run_ids = [run_id] if run_id else pending_runs(root)
-    if run_id and not (pending_dir(root, run_id)).is_dir():
+    if run_id and not pending_dir(root, run_id).is_dir():
         raise OrchestratedRunError(
             f"Nothing is kept for MLflow run '{run_id}' in {root / PENDING_ROOT}: check the id (the failure "
             "report of the run names it), or leave out --run-id to replay every run kept there.")
     if not run_ids:
         return []
 
-    def open_session(run_env: str | None, runtime_params: Mapping[str, Any]) -> Any:
-        @contextmanager
-        def session() -> Iterator[tuple[Any, Any, Any]]:
-            with _project_session(root, env or run_env, conf_source, runtime_params) as (context, config, pipelines, _):
-                yield context, config, pipelines
-        return session()
+    @contextmanager
+    def open_session(run_env: str | None, runtime_params: Mapping[str, Any],
+                     ) -> Iterator[tuple[KedroContext, MlflowConfig, Mapping[str, Pipeline]]]:
+        with project_session(project_path, env or run_env, conf_source, runtime_params) as (_, context, config):
+            yield context, config, pipelines
 
     session = Session(open_session)
     try:
@@ -319,35 +218,15 @@ def replay_pending_runs(project_path: str | os.PathLike[str], run_id: str | None
         session.close()
 
 
-def _tag_list(tags: Mapping[str, str], key: str) -> list[str]:
-    return [value for value in tags.get(key, "").split(",") if value]
+def _joined(split: Callable[[click.Context, click.Parameter, str], Any]) -> Callable[..., Any]:
+    """A repeatable option read as one comma-separated value by Kedro's own ``kedro run`` callback."""
+    return lambda ctx, param, values: split(ctx, param, ",".join(values))
 
 
-# -- the click commands -------------------------------------------------------------------------
-
-
-def _split_params(values: tuple[str, ...]) -> dict[str, Any]:
-    """``--params a=1,b.c=x`` as ``kedro run`` reads it (values parsed as YAML scalars)."""
-    import yaml
-
-    params: dict[str, Any] = {}
-    for item in ",".join(values).split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"'{item}' is not key=value.", param_hint="--params")
-        *parents, leaf = key.strip().split(".")  # a.b=1 -> {"a": {"b": 1}}, as Kedro nests it
-        target = params
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = yaml.safe_load(value.strip()) if value.strip() else ""
-    return params
-
-
-def _split_names(values: tuple[str, ...]) -> list[str]:
-    """``--nodes a,b --nodes c`` as ``kedro run`` reads it: ``["a", "b", "c"]``."""
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+_split_params = _joined(compat.split_params)
+ENV_OPTION = click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
+CONF_SOURCE_OPTION = click.option("--conf-source", default=None,
+                                  help="Path of the configuration folder (as in `kedro run`).")
 
 
 @click.group(name="run")
@@ -358,35 +237,31 @@ def run_group() -> None:
 @run_group.command(name="open")
 @click.option("--pipeline", "-p", "pipeline_name", default="__default__", show_default=True,
               help="The registered pipeline the tasks run (its params are logged now).")
-@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
-@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
+@ENV_OPTION
+@CONF_SOURCE_OPTION
 @click.option("--run-name", default=None,
               help="Name of the run (default: tracking.run.name, else like a kedro run: 'default 15:32:08').")
-@click.option("--tags", "-t", "tags", multiple=True,
+@click.option("--tags", "-t", "tags", multiple=True, callback=_joined(split_string),
               help="Only the nodes with these tags (`a,b` or repeated), as `kedro run --tags`: close expects those.")
-@click.option("--nodes", "-n", "node_names", multiple=True,
+@click.option("--nodes", "-n", "node_names", multiple=True, callback=_joined(split_node_names),
               help="Only these nodes (`a,b` or repeated), as `kedro run --nodes`: close expects those.")
-@click.option("--params", "params", multiple=True,
+@click.option("--params", "params", multiple=True, callback=_split_params,
               help="Runtime parameters `key=value,...`, as given to `kedro run --params` (give the tasks the same).")
 @click.option("--output", "-o", "output", type=click.Choice(["id", "env", "json"]), default="id", show_default=True,
               help="id: the run id alone; env: MLFLOW_RUN_ID=<id> (for `export`); json: ids, names, store.")
 @click.option("--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the --output text to this file (Kedro logs to stdout too; the file holds only it).")
-def open_command(pipeline_name: str, env: str | None, conf_source: str | None, run_name: str | None,  # noqa: PLR0913
-                 tags: tuple[str, ...], node_names: tuple[str, ...], params: tuple[str, ...], output: str,
-                 output_file: str | None) -> None:
+@click.pass_obj
+def open_cli(metadata: ProjectMetadata | None, pipeline_name: str, env: str | None,  # noqa: PLR0913
+                 conf_source: str | None, run_name: str | None, tags: list[str], node_names: list[str],
+                 params: dict[str, Any], output: str, output_file: str | None) -> None:
     """Create the run of the whole pipeline and print its id for the tasks (MLFLOW_RUN_ID).
 
     The id (or --output text) is always the last line of stdout: RUN_ID=$(kedro mlflow run open | tail -n 1).
     """
-    opened = open_pipeline_run(find_project_root(), pipeline_name, env, conf_source, run_name, _split_params(params),
-                               _split_names(tags), _split_names(node_names))
-    if output == "json":
-        text = json.dumps(opened)
-    elif output == "env":
-        text = f"MLFLOW_RUN_ID={opened['run_id']}"
-    else:
-        text = opened["run_id"]
+    opened = open_pipeline_run(project_metadata(metadata), pipeline_name, env, conf_source, run_name, params,
+                               tags, node_names)
+    text = {"json": json.dumps(opened), "env": f"MLFLOW_RUN_ID={opened['run_id']}"}.get(output, opened["run_id"])
     if output_file:
         Path(output_file).write_text(text + "\n", encoding="utf-8")
     click.echo(
@@ -410,39 +285,42 @@ def open_command(pipeline_name: str, env: str | None, conf_source: str | None, r
 @click.option("--killed-task", "killed_tasks", multiple=True, help="A task the orchestrator cancelled (repeatable).")
 @click.option("--pipeline", "-p", "pipeline_name", default=None,
               help="The pipeline whose model to log (default: the one given to `open`).")
-@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
-@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
+@ENV_OPTION
+@CONF_SOURCE_OPTION
 @click.option("--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def close_command(run_id: str | None, status: str, failed_tasks: tuple[str, ...], killed_tasks: tuple[str, ...],
-                  pipeline_name: str | None, env: str | None, conf_source: str | None, output: str) -> None:
+@click.pass_obj
+def close_cli(metadata: ProjectMetadata | None, run_id: str | None, status: str,  # noqa: PLR0913
+                  failed_tasks: tuple[str, ...], killed_tasks: tuple[str, ...], pipeline_name: str | None,
+                  env: str | None, conf_source: str | None, output: str) -> None:
     """End the run with its honest status (and log the pipeline model of a PipelineML)."""
     if not run_id:
         raise click.UsageError("Give --run-id (the id `kedro mlflow run open` printed) or set MLFLOW_RUN_ID.")
-    closed = close_pipeline_run(find_project_root(), run_id, status, env, conf_source, failed_tasks, killed_tasks,
-                                pipeline_name)
+    closed = close_pipeline_run(project_metadata(metadata), run_id, status, env, conf_source, failed_tasks,
+                                killed_tasks, pipeline_name)
     if output == "json":
         click.echo(json.dumps(closed))
-        return
-    if closed["already_closed"]:
+    elif closed["already_closed"]:
         click.echo(f"MLflow run {run_id} is already {closed['status']}; nothing changed.")
-        return
-    model = f", pipeline model {closed['model_uri']}" if closed["model_uri"] else ""
-    click.echo(f"MLflow run {run_id} {closed['status']}: {closed['summary']}{model}.")
+    else:
+        model = f", pipeline model {closed['model_uri']}" if closed["model_uri"] else ""
+        click.echo(f"MLflow run {run_id} {closed['status']}: {closed['summary']}{model}.")
 
 
 @run_group.command(name="replay")
 @click.option("--run-id", "-r", default=None,
               help="The run to replay (default: every run kept in .kedro-mlflow/pending/ of the project).")
-@click.option("--env", "-e", default=None, help="Kedro configuration environment (as in `kedro run --env`).")
-@click.option("--conf-source", default=None, help="Path of the configuration folder (as in `kedro run`).")
-def replay_command(run_id: str | None, env: str | None, conf_source: str | None) -> None:
+@ENV_OPTION
+@CONF_SOURCE_OPTION
+@click.pass_obj
+def replay_cli(metadata: ProjectMetadata | None, run_id: str | None, env: str | None,
+                   conf_source: str | None) -> None:
     """Log what could not be logged during an outage into its run, and end the run with the status it earned.
 
     What is replayed was kept in .kedro-mlflow/pending/<run id>/ of the project (metric values and
     steps, copies of artifacts and models, the pipeline model, the run's lineage); each item is removed
     once it is logged, and the folder when all are.
     """
-    results = replay_pending_runs(find_project_root(), run_id, env, conf_source)
+    results = replay_pending_runs(project_metadata(metadata), run_id, env, conf_source)
     if not results:
         click.echo("Nothing to replay: no run is kept in .kedro-mlflow/pending/.")
         return

@@ -1,18 +1,6 @@
-"""What MLflow prints on its own during a ``kedro run``, turned into our log lines.
-
-MLflow announces a model registration with bare prints to stderr ("Successfully registered
-model 'x'." or "Registered model 'x' already exists...", then "Created version '1' of model
-'x'."), which land unformatted between
-Kedro's log lines. While the hook logs the pipeline model, ``mlflow_prints_logged`` catches
-those two messages and logs one line instead::
+"""MLflow's bare model-registration prints to stderr during a ``kedro run``, turned into one log line per version::
 
     INFO  MLflow: registered version 1 of model 'iris_mlflow' (a new registered model).
-
-Every other line written to stderr meanwhile (warnings, a traceback) goes through unchanged.
-Kedro's "Loading data from classifier (PickleDataset)..." lines for the artifacts packed into
-the model are left out too (the catalog's INFO log, for the duration of the block): the
-pipeline has ended, and those loads are the model's packing, not the user's pipeline.
-No ``mlflow`` import here.
 """
 
 from __future__ import annotations
@@ -77,7 +65,8 @@ class _RegistrationLines:
 
 @contextlib.contextmanager
 def mlflow_prints_logged() -> Iterator[None]:
-    """Within the block, MLflow's model registration notices become one log line per version."""
+    """Within the block, MLflow's registration notices become log lines; every other stderr line passes unchanged,
+    and Kedro's "Loading data from ..." lines of the model's packing are left out (the catalog's INFO log)."""
     real = sys.stderr
     lines = _RegistrationLines(real)
     catalog_log = logging.getLogger("kedro.io.data_catalog")

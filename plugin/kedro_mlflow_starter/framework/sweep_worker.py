@@ -1,16 +1,8 @@
-"""One worker process of ``kedro mlflow sweep``: runs queued trials until none is left.
+"""One worker process of ``kedro mlflow sweep`` (``python -m ...sweep_worker '<json>'``): runs queued trials, each as
+one run of a ``KedroServiceSession`` with the trial's values as runtime parameters, until none is left.
 
-Started by ``framework/cli_sweep.py`` as ``python -m kedro_mlflow_starter.framework.sweep_worker
-'<json>'``. It pays Kedro's, MLflow's and the project's imports once, then runs each trial as
-one run of a ``KedroServiceSession`` (Kedro's session made for many runs in one process), with
-the trial's values as runtime parameters: exactly what ``kedro run --params ...`` runs, tracked
-by the project's own hook. The only difference is the channel of ``tracking/run_tags.py``: the
-run the hook opens is named ``<sweep> #<trial>`` and tagged as a child of the parent run.
-
-Events go to the coordinator as JSON lines on the file descriptor it passes (``events_fd``);
-everything Kedro prints goes to stdout/stderr, which the coordinator keeps for error reports.
-SIGTERM while a trial runs ends it KILLED (the run's own status guard); between trials it
-stops the worker once the current bookkeeping is done.
+Events go to the coordinator as JSON lines on ``events_fd``. SIGTERM during a trial ends it KILLED; between
+trials it stops the worker once the bookkeeping is done.
 """
 
 from __future__ import annotations
@@ -20,16 +12,30 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from kedro.framework.session import KedroServiceSession
+from kedro.framework.startup import bootstrap_project
+
+from kedro_mlflow_starter.config.sweeps import Sweep, merge, nested
+from kedro_mlflow_starter.tracking import sweep as sweeps
+from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.failures import call_with_retry, describe_error
+from kedro_mlflow_starter.tracking.run_tags import ENV_PARENT_RUN_ID, ENV_RUN_NAME
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 _stop = {"requested": False}
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:  # between trials: finish the bookkeeping, then stop
+def _on_sigterm(signum: int, frame: object) -> None:  # between trials: finish the bookkeeping, then stop
     _stop["requested"] = True
 
 
 def main(argv: list[str]) -> int:
+    import optuna
+
     spec = json.loads(argv[1])
     events = os.fdopen(spec["events_fd"], "w", buffering=1, encoding="utf-8")
 
@@ -41,16 +47,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, _on_sigterm)
     project_path = Path(spec["project_path"])
     os.chdir(project_path)
-    from kedro.framework.session import KedroServiceSession
-    from kedro.framework.startup import bootstrap_project
-
     bootstrap_project(project_path)
-    import optuna
-
-    from kedro_mlflow_starter.config.sweeps import Sweep, merge, nested
-    from kedro_mlflow_starter.tracking import sweep as sweeps
-    from kedro_mlflow_starter.tracking.client import client_for
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = Sweep.model_validate(spec["sweep"])
     storage, _ = sweeps.open_storage(spec["storage"], project_path)
@@ -81,34 +78,32 @@ def main(argv: list[str]) -> int:
     return 130 if _stop["requested"] else 0
 
 
-def run_trial(session: Any, client: Any, spec: dict[str, Any], sweep: Any, number: int,
-              runtime_params: dict[str, Any]) -> dict[str, Any]:
+def run_trial(session: KedroServiceSession, client: MlflowClient, spec: dict[str, Any], sweep: Sweep,  # noqa: PLR0913
+              number: int, runtime_params: dict[str, Any]) -> dict[str, Any]:
     """Run the trial's pipeline; its run's id, status, objective value and error."""
-    from kedro_mlflow_starter.tracking.failures import describe_error
-    from kedro_mlflow_starter.tracking.run_tags import ENV_PARENT_RUN_ID, ENV_RUN_NAME
-    from kedro_mlflow_starter.tracking.sweep import TRIAL_TAG
-
     name = f"{sweep.name} #{number}"
-    os.environ[ENV_PARENT_RUN_ID] = spec["parent_run_id"]
-    os.environ[ENV_RUN_NAME] = name
+    os.environ.update({ENV_PARENT_RUN_ID: spec["parent_run_id"], ENV_RUN_NAME: name})
     status, error = "FINISHED", None
     try:
         session.run(pipeline_names=[sweep.pipeline], runtime_params=runtime_params)
     except KeyboardInterrupt:  # SIGTERM (the run's status guard) or Ctrl-C during the run
         status = "KILLED"
-        _stop["requested"] = True
     except Exception as exc:  # noqa: BLE001 - a failing trial is a FAILED trial, the sweep goes on
         status, error = "FAILED", describe_error(exc)
         if _interrupted(exc):  # SIGTERM inside a library that wrapped the interruption
             status, error = "KILLED", None
-            _stop["requested"] = True
     finally:
         os.environ.pop(ENV_PARENT_RUN_ID, None)
         os.environ.pop(ENV_RUN_NAME, None)
-    child = _child_run(client, spec, name)
+    _stop["requested"] |= status == "KILLED"
+    runs = call_with_retry(lambda: client.search_runs(
+        [spec["experiment_id"]],
+        filter_string=f"tags.mlflow.parentRunId = '{spec['parent_run_id']}' and tags.mlflow.runName = '{name}'",
+        max_results=1))
+    child = runs[0] if runs else None
     value = None
     if child is not None:
-        client.set_tag(child.info.run_id, TRIAL_TAG, str(number))
+        client.set_tag(child.info.run_id, sweeps.TRIAL_TAG, str(number))
         if status == "KILLED" and child.info.status != "KILLED":
             client.set_terminated(child.info.run_id, status="KILLED")
         metric = sweep.objective.metric
@@ -132,16 +127,6 @@ def _interrupted(error: BaseException | None) -> bool:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return False
-
-
-def _child_run(client: Any, spec: dict[str, Any], name: str) -> Any | None:
-    from kedro_mlflow_starter.tracking.failures import call_with_retry
-
-    runs = call_with_retry(lambda: client.search_runs(
-        [spec["experiment_id"]],
-        filter_string=f"tags.mlflow.parentRunId = '{spec['parent_run_id']}' and tags.mlflow.runName = '{name}'",
-        max_results=1))
-    return runs[0] if runs else None
 
 
 if __name__ == "__main__":

@@ -1,12 +1,5 @@
-"""Folders for downloads whose files must outlive the ``load()`` that made them.
-
-A model loaded from a ``runs:/`` URI or a remote store is first downloaded; MLflow's default
-destination is a fresh ``tempfile.mkdtemp()`` that nobody removes, so every load left a model
-folder in the temp folder. The loaded object may still read those files (a pyfunc model's
-artifacts, a partitioned dataset's lazy loaders), so they cannot go as soon as ``load()``
-returns. Each download gets its own folder under one folder per process, removed when the
-process exits.
-"""
+"""Folders for model and artifact downloads, removed when the process exits (MLflow's own
+``tempfile.mkdtemp()`` destination is never removed, and a loaded model may still read its files)."""
 
 from __future__ import annotations
 

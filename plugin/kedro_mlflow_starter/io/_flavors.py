@@ -1,9 +1,5 @@
-"""MLflow model flavors as the model datasets use them: checked early, imported late.
-
-A flavor is any module with ``save_model``/``load_model`` (``mlflow.sklearn``,
-``mlflow.pyfunc``, a user's own module...). It is checked to exist when the catalog is
-created, without importing it, and imported on the first save or load.
-"""
+"""MLflow model flavors (any module with ``save_model``/``load_model``) as the model datasets use
+them: checked to exist when the catalog is created, imported on the first save or load."""
 
 from __future__ import annotations
 
@@ -76,11 +72,8 @@ def model_kwargs(module: ModuleType, pyfunc_workflow: str | None, model: Any) ->
 
 
 def default_pip_requirements(module: ModuleType) -> list[str]:
-    """The flavor's own pinned requirements, read from installed metadata.
-
-    Given explicitly, they stop MLflow from inferring requirements, which loads the model
-    in a subprocess and costs seconds per save. MLflow adds its own pin.
-    """
+    """The flavor's own pinned requirements: given explicitly, they stop MLflow from inferring
+    them (which loads the model in a subprocess and costs seconds per save)."""
     from kedro_mlflow_starter.models.requirements import pinned
 
     defaults = getattr(module, "get_default_pip_requirements", None)
@@ -94,14 +87,8 @@ def default_pip_requirements(module: ModuleType) -> list[str]:
 
 
 def save_flavor_model(flavor: ModuleType, **kwargs: Any) -> None:
-    """``flavor.save_model(**kwargs)`` without the warnings of skops' module scan.
-
-    MLflow 3 saves scikit-learn models in the skops format; skops finds the module of each
-    function it stores by reading that name from **every** loaded module. In an Airflow task
-    the loaded modules include Airflow's deprecated aliases (``airflow.utils.timezone`` ...),
-    each of which warns on that read: about 1,100 ``DeprecatedImportWarning`` lines per task,
-    none of them about the user's code. Only warnings raised from that scan are dropped.
-    """
+    """``flavor.save_model(**kwargs)`` without the warnings of skops' module scan (it reads every
+    loaded module, and each deprecated alias Airflow loads warns)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
         flavor.save_model(**kwargs)

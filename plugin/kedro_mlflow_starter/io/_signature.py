@@ -1,25 +1,6 @@
-"""A model's signature and input example written in the catalog, for ``MlflowModelTrackingDataset``.
-
-``save_args.signature`` may be YAML (columns and their types), turned into MLflow's
-``ModelSignature`` when the model is saved, or ``infer``: inferred from the input example and
-the model's predictions on it. ``save_args.input_example`` may name a dataset to read the
-example from (the data an upstream node saved), its first ``rows`` rows being logged with the
-model::
-
-    regressor:
-      type: kedro_mlflow_starter.io.MlflowModelTrackingDataset
-      flavor: mlflow.sklearn
-      save_args:
-        signature:
-          inputs: {engines: double, passenger_capacity: long, company_rating: double}
-          outputs: {price: double}
-        input_example:
-          dataset: {type: pandas.ParquetDataset, filepath: data/05_model_input/X_test.parquet}
-          rows: 5
-
-``check_signature_args`` runs when the catalog is created (no ``mlflow`` import): a bad
-signature fails before the run, naming the key. ``resolve_signature_args`` runs at save.
-"""
+"""``save_args.signature`` (YAML columns, or ``infer``) and ``save_args.input_example`` (``{dataset:
+{type: ..., filepath: ...}, rows: 5}``) of ``MlflowModelTrackingDataset``: checked when the catalog
+is created (no ``mlflow`` import), made real at save."""
 
 from __future__ import annotations
 

@@ -12,20 +12,18 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError, parse_dataset_definition
 
 from kedro_mlflow_starter import compat
-
+from kedro_mlflow_starter.compat import catalog_entry_being_built
+from kedro_mlflow_starter.io._common import describe_entry, run_to_log_into
 from kedro_mlflow_starter.io._downloads import download_folder
-from kedro_mlflow_starter.io._common import CatalogEntryDataset, describe_entry, log_or_record, run_to_log_into
 from kedro_mlflow_starter.tracking.current import active_run_id, current_client, tracking_disabled
+from kedro_mlflow_starter.tracking.failures import log_or_record
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 _LOCAL_PROTOCOLS = {"file", "local", ""}
 
 
-class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
+class MlflowArtifactDataset(AbstractDataset[Any, Any]):
     """Save through a wrapped Kedro dataset, then log the written file(s) as MLflow artifacts.
-
-    The wrapped dataset does the real work (its local file is the source of truth); this
-    dataset adds the logging. It is plain composition, so it pickles for ParallelRunner.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -58,26 +56,14 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             type: pandas.CSVDataset
             filepath: data/07_model_output/predictions.csv
 
-    Save: the wrapped dataset saves locally, then the file is logged into the current run
-    (or ``run_id``). A versioned dataset logs the version just written; a
-    ``partitions.PartitionedDataset`` logs only the partitions of this save. Outside a
-    ``kedro run``, a run opened with ``mlflow.start_run()`` is used; with no run at all (the
-    hook disabled, a notebook without a run), or when ``mlflow.yml`` disables tracking for
-    the pipeline, only the local save happens (a warning, once per process, says so when
-    the hook is not running). When the tracking server is down, the
-    local file is kept and the failure is reported at the end of the run.
+    Save: the wrapped dataset saves locally, then the written file (a versioned dataset: the
+    version just written; a ``PartitionedDataset``: the partitions of this save) is logged
+    into the current run or ``run_id``; with no run, only the local save happens. Load: with
+    ``run_id``, the artifact is downloaded from that run; without, the local file is loaded.
+    ``log_only: true`` keeps no local file: the data goes through a temporary file, and stays
+    in memory for the nodes downstream.
 
-    Load: with ``run_id``, the artifact is downloaded from that run and read by the wrapped
-    dataset's type; without, the local file is loaded.
-
-    ``log_only: true``: no local file is kept. Save writes the data to a temporary file
-    named like the wrapped dataset's, logs it and removes it (kept, and named in the
-    end-of-run report, only if the server could not take it); the data stays in memory for
-    the nodes downstream in the same process, and a load in another process downloads the
-    artifact from the current run. With no run to log into, the data is only kept in memory.
-
-    Python API (``run_id`` is an existing MLflow run; inside ``kedro run`` leave it out and
-    the dataset logs into the run the hook opened; ``tmp_path`` is a scratch folder):
+    Python API (``run_id`` is an existing MLflow run, ``tmp_path`` a scratch folder):
 
     >>> import pandas as pd
     >>> from kedro_mlflow_starter.io import MlflowArtifactDataset
@@ -93,8 +79,9 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
     ['setosa', 'virginica']
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
+        *,
         dataset: str | type[AbstractDataset] | dict[str, Any],
         artifact_path: str | None = None,
         run_id: str | None = None,
@@ -102,17 +89,8 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
         metadata: dict[str, Any] | None = None,
         log_only: bool = False,
     ) -> None:
-        """Build the wrapped dataset from its definition.
-
-        Args:
-            dataset: The wrapped dataset: a ``type:`` string or class, or a dict with
-                ``type`` and the dataset's own arguments (``filepath``, ``versioned``...).
-            artifact_path: Folder inside the run's artifacts; the run's root by default.
-            run_id: Log into and load from this run instead of the current ``kedro run``'s.
-            credentials: Passed to the wrapped dataset as its ``credentials``.
-            metadata: Free-form information kept on the dataset, not used by it.
-            log_only: Keep no local file: save to a temporary file, log it, remove it.
-        """
+        """``dataset`` is the wrapped dataset: a ``type:`` string or class, or a dict with ``type``
+        and its own arguments; ``credentials`` are passed on to it."""
         config = _wrapped_config(dataset)
         if credentials is not None:
             config.setdefault("credentials", credentials)
@@ -137,21 +115,16 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             )
         self._dataset_config = config
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
-        self._run_id = run_id
+        self.run_id = run_id
         self._log_only = bool(log_only)
         self._kept: Any = None  # log_only: the data last saved, for loads in this process
         self.metadata = metadata
-        self._bind_entry_now()
-
-    @property
-    def wrapped(self) -> AbstractDataset:
-        """The Kedro dataset that reads and writes the local file."""
-        return self._dataset
+        self._entry = catalog_entry_being_built()
 
     def save(self, data: Any) -> None:
         what = f"artifact of {_type_name(self._dataset_config['type'])}"
         run_id = run_to_log_into(
-            describe_entry("MlflowArtifactDataset", self._entry, self._describe_target()), self._run_id
+            describe_entry("MlflowArtifactDataset", self._entry, self._describe_target()), self.run_id
         )
         if self._log_only:
             self._kept = data
@@ -163,15 +136,15 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             return
         for local_path, artifact_dir in self._written_files(data):
             self._log(run_id, local_path, artifact_dir, what)
-        figure_path = self._figure_png(data)
-        if figure_path is not None:
+        if self._needs_png(data):
+            folder = tempfile.mkdtemp(prefix="kedro-mlflow-figure-")
             try:
-                self._log(run_id, figure_path, self._artifact_path, what)
+                self._log_png(data, folder, run_id, what)
             finally:
-                shutil.rmtree(os.path.dirname(figure_path), ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
 
     def load(self) -> Any:
-        if self._log_only and self._run_id is None:
+        if self._log_only and self.run_id is None:
             if self._kept is not None:
                 return self._kept
             run_id = active_run_id()
@@ -182,9 +155,9 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
                     "from. Give it a `run_id:`, or load it inside the `kedro run` that saves it."
                 )
             return self._load_from_run(run_id)
-        if self._run_id is None:
+        if self.run_id is None:
             return self._dataset.load()
-        return self._load_from_run(self._run_id)
+        return self._load_from_run(self.run_id)
 
     def _exists(self) -> bool:
         if self._log_only:
@@ -194,20 +167,13 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
     def _log_through_temporary_file(self, data: Any, run_id: str, what: str) -> None:
         """``log_only``: write ``data`` where nothing stays, log it, remove it (kept if not logged)."""
         folder = tempfile.mkdtemp(prefix="kedro-mlflow-log-only-")
-        config = copy.deepcopy(self._dataset_config)
-        for key in ("versioned", "credentials", "fs_args"):
-            config.pop(key, None)
         name = PurePosixPath(_strip_slash(str(compat.file_target(self._dataset)))).name
-        config["filepath"] = os.path.join(folder, name)
-        dataset_class, kwargs = parse_dataset_definition(config)
         logged = False
         try:
-            dataset_class(**kwargs).save(data)
-            logged = self._log(run_id, config["filepath"], self._artifact_path, what)
-            if logged and self._figure_png_needed(data, name):
-                png = os.path.join(folder, f"{PurePosixPath(name).stem or 'figure'}.png")
-                data.savefig(png, format="png")
-                logged = self._log(run_id, png, self._artifact_path, what)
+            self._local_twin("filepath", os.path.join(folder, name)).save(data)
+            logged = self._log(run_id, os.path.join(folder, name), self._artifact_path, what)
+            if logged and self._needs_png(data):
+                logged = self._log_png(data, folder, run_id, what)
         finally:
             if logged:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -220,7 +186,7 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
             "dataset": _type_name(self._dataset_config["type"]),
             "target": self._describe_target(),
             "artifact_path": self._artifact_path or "<run root>",
-            "run_id": self._run_id or "<current kedro run>",
+            "run_id": self.run_id or "<current kedro run>",
             "log_only": self._log_only,
             "tracking": "disabled" if tracking_disabled() else "enabled",
         }
@@ -230,17 +196,16 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
 
     def _log(self, run_id: str, local_path: str, artifact_dir: str | None, what: str) -> bool:
         client = current_client()
-        replay = {"kind": "artifact", "artifact_path": artifact_dir}
-        if os.path.isdir(local_path):
-            return log_or_record(what, local_path, lambda: client.log_artifacts(run_id, local_path, artifact_dir),
-                                 replay)
-        return log_or_record(what, local_path, lambda: client.log_artifact(run_id, local_path, artifact_dir), replay)
+        log = client.log_artifacts if os.path.isdir(local_path) else client.log_artifact
+        return log_or_record(what, local_path, lambda: log(run_id, local_path, artifact_dir),
+                             {"kind": "artifact", "artifact_path": artifact_dir})
 
-    @staticmethod
-    def _figure_png_needed(data: Any, file_name: str) -> bool:
-        """A matplotlib figure stored in a non-image file also gets a PNG the UI can show."""
-        return (type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
-                and PurePosixPath(file_name).suffix.lower() not in _IMAGE_SUFFIXES)
+    def _local_twin(self, path_key: str, path: str) -> AbstractDataset:
+        """The wrapped dataset's type, unversioned, reading or writing the local ``path``."""
+        config = {key: value for key, value in copy.deepcopy(self._dataset_config).items()
+                  if key not in ("versioned", "credentials", "fs_args")}
+        dataset_class, kwargs = parse_dataset_definition({**config, path_key: path})
+        return dataset_class(**kwargs)
 
     def _written_files(self, data: Any) -> list[tuple[str, str | None]]:
         """(local path, artifact folder) of every file or folder the last save wrote."""
@@ -266,16 +231,14 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
         filesystem.get(path, target, recursive=True)
         return target
 
-    def _figure_png(self, data: Any) -> str | None:
-        """A PNG rendering of a matplotlib figure that the wrapped dataset stored as a non-image."""
-        if not (type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")):
-            return None
-        if PurePosixPath(str(compat.saved_path(self._dataset))).suffix.lower() in _IMAGE_SUFFIXES:
-            return None
-        name = PurePosixPath(str(compat.file_target(self._dataset))).stem or "figure"
-        path = os.path.join(tempfile.mkdtemp(prefix="kedro-mlflow-figure-"), f"{name}.png")
-        data.savefig(path, format="png")
-        return path
+    def _needs_png(self, data: Any) -> bool:
+        """A matplotlib figure stored as a non-image file also gets a PNG (the UI shows images only)."""
+        return _is_figure(data) and PurePosixPath(self._describe_target()).suffix.lower() not in _IMAGE_SUFFIXES
+
+    def _log_png(self, figure: Any, folder: str, run_id: str, what: str) -> bool:
+        png = os.path.join(folder, f"{PurePosixPath(self._describe_target()).stem or 'figure'}.png")
+        figure.savefig(png, format="png")
+        return self._log(run_id, png, self._artifact_path, what)
 
     def _load_from_run(self, run_id: str) -> Any:
         dataset = self._dataset
@@ -284,13 +247,8 @@ class MlflowArtifactDataset(CatalogEntryDataset, AbstractDataset[Any, Any]):
         destination = download_folder("kedro-mlflow-download-")
         client = current_client()
         downloaded = client.download_artifacts(run_id, artifact, destination)
-        config = copy.deepcopy(self._dataset_config)
-        config.pop("versioned", None)
-        config.pop("credentials", None)
-        config.pop("fs_args", None)
-        config["path" if compat.is_partitioned(dataset) else "filepath"] = Path(downloaded).as_posix()
-        dataset_class, kwargs = parse_dataset_definition(config)
-        result = dataset_class(**kwargs).load()
+        path_key = "path" if compat.is_partitioned(dataset) else "filepath"
+        result = self._local_twin(path_key, Path(downloaded).as_posix()).load()
         if not compat.is_partitioned(dataset):
             # A partitioned load returns lazy loaders that still read the downloaded files
             # (removed when the process exits).
@@ -324,6 +282,10 @@ def _type_name(dataset_type: Any) -> str:
     if isinstance(dataset_type, type):
         return f"{dataset_type.__module__}.{dataset_type.__qualname__}"
     return str(dataset_type)
+
+
+def _is_figure(data: Any) -> bool:
+    return type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
 
 
 def _strip_slash(path: str) -> str:

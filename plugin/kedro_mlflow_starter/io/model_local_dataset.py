@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -16,11 +17,8 @@ from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_
 class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
     """Save and load an MLflow model folder (``MLmodel`` and files) at ``filepath``.
 
-    Nothing is logged to a run: this is the local counterpart of
-    ``MlflowModelTrackingDataset``, handy to ship a model folder or to serve it with
-    ``mlflow models serve -m <filepath>``. Saving writes the new model next to the target
-    and swaps it in at the end, so a save that fails midway leaves the previous model in
-    place and loadable. Kedro versioning (``versioned: true``) keeps every saved folder.
+    Nothing is logged: the local counterpart of ``MlflowModelTrackingDataset`` (serve it with
+    ``mlflow models serve -m <filepath>``). A save that fails midway leaves the previous model.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -40,10 +38,7 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
           save_args:
             pip_requirements: [scikit-learn, pandas]
 
-    ``save_args`` go to the flavor's ``save_model`` (with fast, explicit
-    ``pip_requirements`` by default); ``load_args`` go to its ``load_model``.
-
-    Python API (``tmp_path`` is a scratch folder; no MLflow run or store is needed):
+    Python API (``tmp_path`` is a scratch folder):
 
     >>> from sklearn.linear_model import LinearRegression
     >>> from kedro_mlflow_starter.io import MlflowModelLocalFileSystemDataset
@@ -55,8 +50,9 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
     [8.0]
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
+        *,
         filepath: str,
         flavor: str,
         pyfunc_workflow: str | None = None,
@@ -65,17 +61,6 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
         version: Version | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Check the flavor (without importing it) and the path.
-
-        Args:
-            filepath: The model folder on the local disk.
-            flavor: The MLflow flavor module, e.g. ``mlflow.sklearn`` or ``mlflow.pyfunc``.
-            pyfunc_workflow: For ``mlflow.pyfunc`` only: ``python_model`` or ``loader_module``.
-            save_args: Arguments of the flavor's ``save_model``.
-            load_args: Arguments of the flavor's ``load_model``.
-            version: Kedro versioning (set by ``versioned: true``).
-            metadata: Free-form information kept on the dataset, not used by it.
-        """
         protocol, path = get_protocol_and_path(filepath)
         if protocol != "file":
             raise DatasetError(
@@ -92,7 +77,7 @@ class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
             filepath=PurePosixPath(Path(path).absolute().as_posix()),
             version=version,
             exists_function=os.path.exists,
-            glob_function=_glob,
+            glob_function=glob.glob,
         )
 
     def save(self, model: Any) -> None:
@@ -143,9 +128,3 @@ def _swap_in(new: Path, target: Path) -> None:
     except BaseException:
         os.replace(backup, target)
         raise
-
-
-def _glob(pattern: str) -> list[str]:
-    import glob
-
-    return glob.glob(pattern)

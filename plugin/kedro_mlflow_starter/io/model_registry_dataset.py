@@ -7,20 +7,16 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from kedro_mlflow_starter.io._downloads import load_model
-from kedro_mlflow_starter.io._flavors import PYFUNC, check_flavor, import_flavor
+from kedro_mlflow_starter.io._flavors import PYFUNC, PYFUNC_WORKFLOWS, check_flavor, import_flavor
 from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
     """Load a model from the MLflow Model Registry (load-only).
 
-    Name the version with ``alias`` (preferred: ``champion``, ``production``...) or with a
-    version number; with neither, the latest version is loaded. Kedro reserves the catalog
-    key ``version:`` for its own versioning and drops it from plain catalogs, so the number
-    is given as ``model_version:`` (inside a ``kedro run`` the hook also accepts
-    ``version:`` and passes it on as ``model_version``). Registering a model is
-    done when logging it: ``MlflowModelTrackingDataset`` with
-    ``save_args.registered_model_name``.
+    Name the version with ``alias`` (preferred) or ``model_version`` (Kedro keeps the catalog
+    key ``version:`` for its own versioning); with neither, the latest version is loaded.
+    Models are registered by ``MlflowModelTrackingDataset``'s ``save_args.registered_model_name``.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -37,10 +33,8 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
           model_version: 3
           flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
 
-    kedro-mlflow's ``stage_or_version:`` is accepted: a number is a version, ``latest`` the
-    newest version, anything else a stage name (``Production``, ``Staging``: MLflow 3
-    deprecates stages, prefer an alias). ``pyfunc_workflow:`` is accepted and unused (a
-    registered model is loaded, never saved, by this dataset).
+    kedro-mlflow's ``stage_or_version:`` is accepted (a number, ``latest``, or a stage name:
+    prefer an alias), and its ``pyfunc_workflow:`` (unused: nothing is saved).
 
     Python API (``run_id`` is an existing MLflow run, ``client`` an ``MlflowClient`` of the
     same store; the model is registered by logging it, then given an alias):
@@ -59,8 +53,9 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
     'LinearRegression'
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
+        *,
         model_name: str,
         alias: str | None = None,
         model_version: int | str | None = None,
@@ -70,22 +65,10 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         stage_or_version: int | str | None = None,
         pyfunc_workflow: str | None = None,
     ) -> None:
-        """Check the arguments without contacting the registry.
-
-        Args:
-            model_name: The registered model's name.
-            alias: The alias of the version to load.
-            model_version: The version number to load (when no alias is used).
-            flavor: The flavor module that loads it; ``mlflow.pyfunc`` by default.
-            load_args: Arguments of the flavor's ``load_model``.
-            metadata: Free-form information kept on the dataset, not used by it.
-            stage_or_version: kedro-mlflow's argument: a version number, ``latest``, or a
-                stage name.
-            pyfunc_workflow: kedro-mlflow's argument; a loaded model needs none.
-        """
+        """``stage_or_version`` and ``pyfunc_workflow`` are kedro-mlflow's arguments (see above)."""
         if not model_name or not isinstance(model_name, str):
             raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
-        if pyfunc_workflow is not None and pyfunc_workflow not in ("python_model", "loader_module"):
+        if pyfunc_workflow is not None and pyfunc_workflow not in PYFUNC_WORKFLOWS:
             raise DatasetError(
                 f"MlflowModelRegistryDataset '{model_name}': `pyfunc_workflow` must be `python_model` or "
                 f"`loader_module`, got {pyfunc_workflow!r}."

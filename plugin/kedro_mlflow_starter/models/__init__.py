@@ -1,9 +1,4 @@
-"""Pipeline models: ``KedroPipelineModel``, its on-disk layout, requirements and logging.
-
-``contract`` (what makes a pipeline a model) is mlflow-free and imported by ``pipeline/``;
-everything else imports ``mlflow`` and is loaded on first use: ``KedroPipelineModel`` is
-resolved lazily so that importing this package costs nothing on Kedro's start-up path.
-"""
+"""Pipeline models: ``KedroPipelineModel`` (imports mlflow, so resolved lazily), its layout, requirements, logging."""
 
 from __future__ import annotations
 

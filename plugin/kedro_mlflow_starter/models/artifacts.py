@@ -1,16 +1,6 @@
-"""Copy the datasets a pipeline model needs into the model, and read them back.
-
-Each artifact is read through the project's catalog (so versioning, credentials and remote
-filesystems work as in ``kedro run``) and written next to the model with a local copy of
-the *same* Kedro dataset: same type, same load/save arguments, a local ``filepath``. The
-model then reads it with that dataset class, so any Kedro file dataset works, not only
-pickles. A dataset without a ``filepath`` (a ``MemoryDataset`` that still holds data, an
-SQL table...) is stored with cloudpickle instead.
-
-Only this module knows the on-disk layout: ``<artifact dir>/<file name>`` plus a spec
-``{"kind": "dataset", "config": {...}}`` or ``{"kind": "pickle", "file": "data.pkl"}`` that
-the model pickles with itself.
-"""
+"""The on-disk layout of a pipeline model's artifacts: each is written with a local copy of its own Kedro dataset
+(same type and arguments) or, without a ``filepath``, with cloudpickle; a spec (``{"kind": "dataset", "config":
+...}`` or ``{"kind": "pickle", "file": "data.pkl"}``) says how to read it back."""
 
 from __future__ import annotations
 
@@ -18,6 +8,8 @@ import logging
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from kedro.io import AbstractDataset, MemoryDataset
 
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.models.contract import is_memory_dataset
@@ -35,10 +27,12 @@ def safe_dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def artifact_config(dataset: Any) -> dict[str, Any] | None:
-    """How to store ``dataset``'s data outside the project: its type and arguments, less what
-    only makes sense where the project reads its data; None when it is not a file dataset (the
-    object is then stored with cloudpickle)."""
+def _file_name(filepath: str) -> str:
+    return PurePosixPath(filepath.rstrip("/")).name or "data"
+
+
+def artifact_config(dataset: AbstractDataset) -> dict[str, Any] | None:
+    """``dataset``'s type and arguments, less what only makes sense in the project; None unless a file dataset."""
     config = compat.dataset_init_config(dataset)
     if config is None or is_memory_dataset(dataset) or not isinstance(config.get("filepath"), str):
         return None
@@ -50,20 +44,18 @@ def artifact_config(dataset: Any) -> dict[str, Any] | None:
     return config
 
 
-def save_artifact(name: str, dataset: Any, data: Any, target: Path) -> dict[str, Any]:
+def save_artifact(name: str, dataset: AbstractDataset, data: Any, target: Path) -> dict[str, Any]:
     """Write ``data`` (already read through the catalog) under ``target``; return its spec."""
     return save_with_config(name, artifact_config(dataset), data, target)
 
 
 def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target: Path) -> dict[str, Any]:
-    """Write ``data`` under ``target`` with a local copy of the dataset ``config`` describes
-    (``artifact_config``), or with cloudpickle when there is none; return its spec."""
-    from kedro.io import AbstractDataset
-
+    """Write ``data`` under ``target`` with a local copy of the dataset ``config`` describes, or with
+    cloudpickle when there is none; return its spec."""
     target.mkdir(parents=True, exist_ok=True)
     if config is not None:
         config = dict(config)
-        file_name = PurePosixPath(str(config["filepath"]).rstrip("/")).name or "data"
+        file_name = _file_name(str(config["filepath"]))
         config["filepath"] = (target / file_name).as_posix()
         try:
             AbstractDataset.from_config(name, config).save(data)
@@ -72,26 +64,26 @@ def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target
         else:
             config["filepath"] = file_name
             return {"kind": "dataset", "config": config}
-    import cloudpickle
+    import cloudpickle  # not on Kedro's start-up path (the hook imports this module)
 
     with open(target / PICKLE_FILE, "wb") as stream:
         cloudpickle.dump(data, stream)
     return {"kind": "pickle", "file": PICKLE_FILE}
 
 
-def load_artifact(name: str, spec: dict[str, Any], folder: str | Path) -> Any:
-    """Read back what ``save_artifact`` wrote into ``folder``."""
-    folder = Path(folder)
+def artifact_dataset(name: str, spec: dict[str, Any], folder: str | Path) -> AbstractDataset:
+    """A dataset reading what ``save_artifact`` wrote into ``folder``."""
     if spec["kind"] == "dataset":
-        from kedro.io import AbstractDataset
-
-        config = dict(spec["config"])
-        config["filepath"] = (folder / config["filepath"]).as_posix()
-        return AbstractDataset.from_config(name, config).load()
+        config = spec["config"]
+        return AbstractDataset.from_config(name, dict(config, filepath=(Path(folder) / config["filepath"]).as_posix()))
     import cloudpickle
 
-    with open(folder / spec["file"], "rb") as stream:
-        return cloudpickle.load(stream)
+    with open(Path(folder) / spec["file"], "rb") as stream:
+        return MemoryDataset(cloudpickle.load(stream), copy_mode="assign")
+
+
+def load_artifact(name: str, spec: dict[str, Any], folder: str | Path) -> Any:
+    return artifact_dataset(name, spec, folder).load()
 
 
 def dataset_type(spec: dict[str, Any]) -> str | None:
@@ -99,20 +91,13 @@ def dataset_type(spec: dict[str, Any]) -> str | None:
     return spec.get("config", {}).get("type") if spec["kind"] == "dataset" else None
 
 
-def hand_mapped_spec(dataset: Any) -> dict[str, Any] | None:
-    """The spec of an artifact the model may receive through a hand-built ``artifacts=`` mapping.
-
-    kedro-mlflow's users log a model with ``artifacts={"model": "data/06_models/model.pkl"}``
-    (the dataset's own file, not a folder this module wrote). The dataset's config (its
-    ``filepath`` reduced to the file name) lets ``load_hand_mapped`` read that file with the
-    same dataset type. None for a dataset that is not a file dataset (then the file is
-    unpickled).
-    """
+def hand_mapped_spec(dataset: AbstractDataset) -> dict[str, Any] | None:
+    """How to read the dataset's own file when kedro-mlflow's users log the model by hand with
+    ``artifacts={"model": "data/06_models/model.pkl"}`` (None: the file is unpickled)."""
     config = artifact_config(dataset)
     if config is None:
         return None
-    config["filepath"] = PurePosixPath(config["filepath"].rstrip("/")).name or "data"
-    return {"kind": "dataset", "config": config}
+    return {"kind": "dataset", "config": dict(config, filepath=_file_name(config["filepath"]))}
 
 
 def load_hand_mapped(name: str, spec: dict[str, Any] | None, path: str | Path) -> Any:
@@ -125,8 +110,5 @@ def load_hand_mapped(name: str, spec: dict[str, Any] | None, path: str | Path) -
         if (path / PICKLE_FILE).is_file():
             return load_artifact(name, {"kind": "pickle", "file": PICKLE_FILE}, path)
     if spec is not None:
-        from kedro.io import AbstractDataset
-
-        config = dict(spec["config"], filepath=path.as_posix())
-        return AbstractDataset.from_config(name, config).load()
+        return load_artifact(name, {"kind": "dataset", "config": dict(spec["config"], filepath=path.name)}, path.parent)
     return load_artifact(name, {"kind": "pickle", "file": path.name}, path.parent)

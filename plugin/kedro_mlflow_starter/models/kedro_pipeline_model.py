@@ -1,14 +1,5 @@
-"""``KedroPipelineModel``: a Kedro inference pipeline as an MLflow pyfunc model.
-
-``load_context`` reads every artifact once (the fitted encoders, the model...). ``predict``
-then calls the inference nodes' functions in order on an in-memory dict: no catalog, no
-runner, no hook manager, no copy of the loaded objects and no log line per call, so the
-pipeline adds almost nothing to what MLflow's own input validation costs. Each call has
-its own dict, so concurrent predicts from several threads do not interfere (as long as the
-node functions themselves do not mutate the shared artifacts: use ``copy_mode`` if they do).
-
-Built by ``log_pipeline_model`` after a tracked run of a ``PipelineML`` and by
-``kedro mlflow modelify``; you rarely create one by hand::
+"""``KedroPipelineModel``: a Kedro inference pipeline as an MLflow pyfunc model that reads its artifacts once
+and calls the node functions in order on a dict of its own per ``predict`` (thread-safe, no catalog, no logs)::
 
     from kedro_mlflow_starter import KedroPipelineModel
 
@@ -18,16 +9,27 @@ Built by ``log_pipeline_model`` after a tracked run of a ``PipelineML`` and by
 
 from __future__ import annotations
 
+import atexit
 import copy
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.errors import (
+    KedroMlflowPipelineMLError,
+    KedroPipelineModelError,
+    PipelineModelInputNotFoundError,
+)
+from kedro_mlflow_starter.kedro_names import PARAMS_PREFIX, parameter_key
 from kedro_mlflow_starter.models.artifacts import (
     hand_mapped_spec,
     load_artifact,
@@ -35,19 +37,17 @@ from kedro_mlflow_starter.models.artifacts import (
     safe_dirname,
     save_artifact,
 )
-from kedro_mlflow_starter import compat
-from kedro_mlflow_starter.errors import (
-    KedroMlflowPipelineMLError,
-    KedroPipelineModelError,
-    PipelineModelInputNotFoundError,
-)
 from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, model_datasets
+
+if TYPE_CHECKING:
+    from kedro.pipeline.node import Node
+    from kedro.runner import AbstractRunner
 
 COPY_MODES = {"assign": None, "copy": copy.copy, "deepcopy": copy.deepcopy}
 _PARAM_TYPES = (str, bool, int, float)
 
 
-def _compile_node(node: Any) -> Callable[[dict[str, Any]], None]:
+def _compile_node(node: Node) -> Callable[[dict[str, Any]], None]:
     """One node as a step that reads its inputs from and writes its outputs to ``values``."""
     func, inputs, outputs, to_dict = compat.node_call_parts(node)
     if inputs is None:
@@ -76,15 +76,6 @@ def _compile_node(node: Any) -> Callable[[dict[str, Any]], None]:
     return step
 
 
-def mlflow_param_value(value: Any) -> bool:
-    """True when MLflow can expose ``value`` as an inference param (scalar or flat list)."""
-    if isinstance(value, _PARAM_TYPES):
-        return True
-    return isinstance(value, list) and bool(value) and all(isinstance(v, _PARAM_TYPES) for v in value) and (
-        len({type(v) for v in value}) == 1
-    )
-
-
 class KedroPipelineModel(PythonModel):
     """An MLflow ``PythonModel`` that runs a Kedro inference pipeline in memory.
 
@@ -100,14 +91,8 @@ class KedroPipelineModel(PythonModel):
             Only needed when a node mutates an artifact in place.
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        catalog: Any,
-        input_name: str,
-        runner: Any = None,
-        copy_mode: str | Mapping[str, str] | None = None,
-    ):
+    def __init__(self, pipeline: Pipeline, catalog: DataCatalog, input_name: str,
+                 runner: AbstractRunner | None = None, copy_mode: str | Mapping[str, str] | None = None):
         inference = getattr(pipeline, "inference", pipeline)
         self.pipeline = Pipeline(inference.nodes)
         datasets = model_datasets(self.pipeline, input_name)
@@ -126,13 +111,10 @@ class KedroPipelineModel(PythonModel):
             raise KedroPipelineModelError(str(error)) from None
         self.param_values = {name: catalog.load(name) for name in self.param_names}
         self.artifact_specs: dict[str, dict[str, Any]] = {}
-        # How to read each artifact from a hand-built `artifacts=` mapping (the dataset's own file).
         self.hand_mapped_specs = {name: hand_mapped_spec(catalog.get(name)) for name in self.artifact_names}
         self._catalog = catalog
         self._state: _State | None = None
         self._lock = threading.Lock()
-
-    # -- construction checks -----------------------------------------------------------------
 
     @property
     def input_name(self) -> str:
@@ -145,46 +127,36 @@ class KedroPipelineModel(PythonModel):
         if name not in free_inputs:
             raise KedroPipelineModelError(
                 f"KedroPipelineModel: input_name {name!r} is not an input of the inference pipeline "
-                f"(its inputs: {', '.join(free_inputs)}). Choose one of them."
-            )
+                f"(its inputs: {', '.join(free_inputs)}). Choose one of them.")
         self._input_name = name
 
     def _check_copy_mode(self, copy_mode: str | Mapping[str, str] | None) -> dict[str, str]:
         if copy_mode is not None and not isinstance(copy_mode, (str, Mapping)):
             raise TypeError(
                 f"KedroPipelineModel: copy_mode must be a string ({', '.join(COPY_MODES)}) or a dict "
-                f"{{artifact name: mode}}, got {type(copy_mode).__name__}."
-            )
+                f"{{artifact name: mode}}, got {type(copy_mode).__name__}.")
         modes = copy_mode if isinstance(copy_mode, Mapping) else dict.fromkeys(self.artifact_names, copy_mode)
         unknown = sorted(set(modes) - set(self.artifact_names))
         if unknown:
             raise KedroMlflowPipelineMLError(
                 f"copy_mode names {unknown}, which are not artifacts of the pipeline model "
-                f"(artifacts: {', '.join(self.artifact_names) or 'none'})."
-            )
+                f"(artifacts: {', '.join(self.artifact_names) or 'none'}).")
         checked = {}
         for name, mode in modes.items():
             mode = mode or "assign"
             if mode not in COPY_MODES:
                 raise KedroMlflowPipelineMLError(
-                    f"copy_mode {mode!r} for {name!r} is not valid. Allowed: {', '.join(COPY_MODES)}."
-                )
+                    f"copy_mode {mode!r} for {name!r} is not valid. Allowed: {', '.join(COPY_MODES)}.")
             checked[name] = mode
         return checked
 
-    # -- artifacts ---------------------------------------------------------------------------
-
     def save_artifacts(self, directory: str | Path) -> dict[str, str]:
-        """Read each artifact through the catalog and copy it under ``directory``.
-
-        Returns the ``artifacts`` mapping for ``mlflow.pyfunc.log_model``. The objects read
-        are kept, so the model predicts right away (no second read).
-        """
+        """Read each artifact through the catalog, copy it under ``directory`` and keep it (the model predicts
+        right away); return the ``artifacts`` mapping for ``mlflow.pyfunc.log_model``."""
         if self._catalog is None:
             raise KedroMlflowPipelineMLError("save_artifacts needs the catalog the model was built with.")
         directory = Path(directory)
-        # `params:` values are frozen now, when the artifacts are extracted (kedro-mlflow's
-        # moment), so a catalog updated since the model was built is what the model embeds.
+        # `params:` values are frozen now, as kedro-mlflow does: the catalog may have changed since __init__
         self.param_values = {name: self._catalog.load(name) for name in self.param_names}
         loaded, mapping = {}, {}
         for name in self.artifact_names:
@@ -197,25 +169,16 @@ class KedroPipelineModel(PythonModel):
         return mapping
 
     def extract_pipeline_artifacts(self, parameters_saving_folder: Any = None) -> dict[str, str]:
-        """kedro-mlflow's name for ``save_artifacts``: the ``artifacts`` mapping to give
-        ``mlflow.pyfunc.log_model`` when logging this model by hand.
-
-        The folder is a path or a ``tempfile.TemporaryDirectory`` (its ``name``). Without a
-        folder, a temporary one is used and removed when the process exits (MLflow copies the
-        files into the model when it is logged).
-        """
+        """kedro-mlflow's name for ``save_artifacts``. The folder is a path, a ``TemporaryDirectory``, or None:
+        a temporary folder removed when the process exits (MLflow copies the files into the model)."""
         if parameters_saving_folder is not None and not isinstance(parameters_saving_folder, (str, Path)):
             parameters_saving_folder = getattr(parameters_saving_folder, "name", parameters_saving_folder)
         if parameters_saving_folder is None:
-            import atexit
-            import shutil
-            import tempfile
-
             parameters_saving_folder = tempfile.mkdtemp(prefix="kedro-mlflow-artifacts-")
             atexit.register(shutil.rmtree, parameters_saving_folder, True)
         return self.save_artifacts(parameters_saving_folder)
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Read every artifact once, from the model's own files."""
         paths = dict(getattr(context, "artifacts", None) or {})
         missing = sorted(set(self.artifact_names) - set(paths))
@@ -223,8 +186,7 @@ class KedroPipelineModel(PythonModel):
             raise KedroPipelineModelError(
                 f"KedroPipelineModel: the model's artifacts mapping lacks {missing} (given: "
                 f"{sorted(paths) or 'none'}; the inference pipeline needs {sorted(self.artifact_names)}). "
-                "Log the model with artifacts=model.extract_pipeline_artifacts()."
-            )
+                "Log the model with artifacts=model.extract_pipeline_artifacts().")
         hand_mapped = getattr(self, "hand_mapped_specs", {})
         loaded = {
             name: load_artifact(name, self.artifact_specs[name], paths[name]) if name in self.artifact_specs
@@ -238,21 +200,18 @@ class KedroPipelineModel(PythonModel):
             if self._state is None:
                 if self._catalog is None:
                     raise KedroMlflowPipelineMLError(
-                        "The model has no artifacts loaded: load it with mlflow.pyfunc.load_model()."
-                    )
+                        "The model has no artifacts loaded: load it with mlflow.pyfunc.load_model().")
                 self._state = _State(self, {name: self._catalog.load(name) for name in self.artifact_names})
             return self._state
 
-    # -- prediction --------------------------------------------------------------------------
-
     @property
     def exposed_params(self) -> dict[str, Any]:
-        """Parameters callers may override per request, by name without ``params:``."""
-        return {
-            name[len("params:"):]: value
-            for name, value in self.param_values.items()
-            if name.startswith("params:") and mlflow_param_value(value)
-        }
+        """Parameters callers may override per request, by name without ``params:``: those MLflow takes as
+        inference params (a scalar, or a flat list of one scalar type)."""
+        return {parameter_key(name): value for name, value in self.param_values.items()
+                if name.startswith(PARAMS_PREFIX) and (isinstance(value, _PARAM_TYPES) or (
+                    isinstance(value, list) and value and isinstance(value[0], _PARAM_TYPES)
+                    and len({type(v) for v in value}) == 1))}
 
     # ``pd.DataFrame`` is a hint MLflow derives no schema from: the signature stays the one
     # inferred from the data (no hint at all, or ``Any``, makes MLflow warn).
@@ -266,30 +225,22 @@ class KedroPipelineModel(PythonModel):
                 if name is None:
                     raise KedroMlflowPipelineMLError(
                         f"Unknown inference param {key!r}. This model accepts: "
-                        f"{', '.join(sorted(state.param_keys)) or 'no params'}."
-                    )
+                        f"{', '.join(sorted(state.param_keys)) or 'no params'}.")
                 values[name] = value
         for name, copier in state.copiers:
             values[name] = copier(values[name])
         values[self.input_name] = model_input
-        if self.runner is not None:
-            return self._run_with_runner(values, state)
+        if self.runner is not None:  # a catalog per call, no hook manager
+            catalog = DataCatalog({name: MemoryDataset(value, copy_mode="assign") for name, value in values.items()})
+            catalog[self.output_name] = MemoryDataset(copy_mode="assign")
+            self.runner.run(self.pipeline, catalog)
+            return catalog.load(self.output_name)
         for step in state.steps:
             step(values)
         return values[self.output_name]
 
-    def _run_with_runner(self, values: dict[str, Any], state: _State) -> Any:
-        from kedro.io import DataCatalog, MemoryDataset
-
-        datasets = {name: MemoryDataset(value, copy_mode="assign") for name, value in values.items()}
-        datasets[self.output_name] = MemoryDataset(copy_mode="assign")
-        catalog = DataCatalog(datasets)
-        self.runner.run(self.pipeline, catalog)  # no hook manager: the runner runs without hooks
-        return catalog.load(self.output_name)
-
     def __getstate__(self) -> dict[str, Any]:
-        # The project's catalog (credentials, remote paths) and loaded objects never travel
-        # with the pickled model: artifacts are files next to it.
+        # neither the project's catalog (credentials) nor loaded objects travel with the pickle: artifacts are files
         state = dict(self.__dict__)
         state.update(_catalog=None, _state=None, _lock=None)
         return state
@@ -306,9 +257,7 @@ class _State:
 
     def __init__(self, model: KedroPipelineModel, artifacts: dict[str, Any]):
         self.base = {**model.param_values, **artifacts}
-        self.param_keys = {
-            name[len("params:"):]: name for name in model.param_values if name.startswith("params:")
-        }
+        self.param_keys = {parameter_key(name): name for name in model.param_values if name.startswith(PARAMS_PREFIX)}
         self.copiers = [
             (name, COPY_MODES[mode]) for name, mode in model.copy_mode.items() if COPY_MODES[mode] is not None
         ]

@@ -1,23 +1,6 @@
-"""Log a pipeline model into an MLflow run, addressed by id.
-
-The kedro-mlflow-starter hook calls ``log_pipeline_model`` after a successful tracked run
-of a ``PipelineML``; ``kedro mlflow modelify`` calls ``log_kedro_pipeline_model`` for any
-registered pipeline. What is logged (an MLflow 3 ``LoggedModel`` linked to the run):
-
-- the inference pipeline as a ``KedroPipelineModel`` (pyfunc), with the values of the
-  ``params:`` it reads embedded and exposed as MLflow inference params;
-- every artifact it needs, read through the catalog and stored with the same dataset type;
-- the project's source package and ``kedro_mlflow_starter`` itself (MLflow ``code_paths``),
-  so the model loads where neither is installed: its requirements.txt names only what a
-  package index serves;
-- a description of what it takes and returns (LoggedModel tag ``mlflow.note.content`` and
-  MLmodel ``metadata.description``);
-- pinned requirements computed from what the model touches (no slow inference);
-- a signature and an input example from the first rows of ``input_name``.
-
-The run is never started, resumed or ended here and its status is never changed: the
-``LoggedModel`` is created with the run's experiment and the run id explicitly, so
-nothing relies on MLflow's thread-local active run.
+"""Log a model into an MLflow run, addressed by id, with ``mlflow.models.Model.log``: any flavor
+(``log_model``, for ``MlflowModelTrackingDataset``) or a ``PipelineML``'s inference pipeline as a
+``KedroPipelineModel`` with its artifacts, code, requirements, signature and description.
 """
 
 from __future__ import annotations
@@ -29,10 +12,14 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from kedro.io import AbstractDataset
 
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
+from kedro_mlflow_starter.models.artifacts import dataset_type
 from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, is_memory_dataset
 from kedro_mlflow_starter.models.requirements import (
     module_imports,
@@ -41,8 +28,14 @@ from kedro_mlflow_starter.models.requirements import (
     project_code_paths,
     requirements,
 )
+from kedro_mlflow_starter.models.snapshots import catalog_of_run_copies
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment, current_client, store_uris
+from kedro_mlflow_starter.tracking.failures import call_with_retry
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kedro.io import DataCatalog
+    from mlflow.entities import LoggedModel
+
     from kedro_mlflow_starter.models import KedroPipelineModel
     from kedro_mlflow_starter.pipeline.pipeline_ml import PipelineML
 
@@ -54,7 +47,7 @@ _NROWS_DATASETS = ("CSVDataset", "ExcelDataset")
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
-def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, produced: Iterable[str] = (),
+def log_pipeline_model(pipeline_ml: PipelineML, catalog: DataCatalog, run_id: str, *, produced: Iterable[str] = (),
                        **overrides: Any) -> str:
     """Log ``pipeline_ml``'s inference pipeline as a pyfunc model into run ``run_id``.
 
@@ -63,8 +56,7 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, pr
     training only read) are read through ``catalog``. ``overrides`` take precedence over the
     ``log_model_kwargs`` given to ``pipeline_ml_factory``. Returns ``models:/<model id>``.
     """
-    from kedro_mlflow_starter.models import KedroPipelineModel
-    from kedro_mlflow_starter.models.snapshots import catalog_of_run_copies
+    from kedro_mlflow_starter.models import KedroPipelineModel  # imports mlflow
 
     kwargs = {**pipeline_ml.log_model_kwargs, **overrides}
     with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-copies-") as copies, _no_progress_bars():
@@ -73,19 +65,15 @@ def log_pipeline_model(pipeline_ml: PipelineML, catalog: Any, run_id: str, *, pr
         return log_kedro_pipeline_model(model, own, run_id, **kwargs)
 
 
-def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: Any) -> None:
-    """Fail before any node runs when the model could not be logged after the run.
-
-    Every dataset the inference pipeline takes from training must be persisted in the
-    catalog (a ``MemoryDataset`` is released before the model is logged). Cheap and
-    mlflow-free: meant for ``before_pipeline_run``.
-    """
+def check_pipeline_ml_catalog(pipeline_ml: PipelineML, catalog: DataCatalog) -> None:
+    """Fail before any node runs when an artifact of the model is not persisted in the catalog
+    (a ``MemoryDataset`` is released before the model is logged)."""
     check_model_inputs_in_catalog(pipeline_ml.artifact_names, catalog, after_run=True)
 
 
 def log_kedro_pipeline_model(  # noqa: PLR0913
     model: KedroPipelineModel,
-    catalog: Any,
+    catalog: DataCatalog,
     run_id: str,
     *,
     name: str = "model",
@@ -103,13 +91,7 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
 ) -> str:
     """Log ``model`` (a ``KedroPipelineModel`` built on ``catalog``) into run ``run_id``."""
     import mlflow
-    from mlflow.entities import LoggedModelStatus
-    from mlflow.models import Model
 
-    from kedro_mlflow_starter.tracking.current import current_client
-
-    client = current_client()
-    run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-") as tmp:
         artifacts = model.save_artifacts(Path(tmp) / "artifacts")
         sample = None
@@ -127,43 +109,50 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
                 extra_pip_requirements = None
         shipped.append(plugin_code(Path(tmp) / "plugin"))
         description = describe_model(model, sample, signature)
-        tags = {"mlflow.note.content": description, **(tags or {})}
-        metadata = {"description": description, "kedro_input": model.input_name,
-                    "kedro_output": model.output_name, **(metadata or {})}
-
-        logged = client.create_logged_model(
-            experiment_id=run.info.experiment_id,
-            name=name,
-            source_run_id=run_id,
-            tags={k: str(v) for k, v in (tags or {}).items()} or None,
-            model_type=model_type,
+        registration = {} if await_registration_for is None else {"await_registration_for": await_registration_for}
+        logged = log_model(
+            run_id, mlflow.pyfunc, name=name, tags={"mlflow.note.content": description, **(tags or {})},
+            model_type=model_type, python_model=model, artifacts=artifacts, code_paths=shipped or None,
+            signature=signature, input_example=input_example, pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements, conda_env=conda_env,
+            metadata={"description": description, "kedro_input": model.input_name,
+                      "kedro_output": model.output_name, **(metadata or {})},
+            registered_model_name=registered_model_name, **registration,
         )
-        log_kwargs: dict[str, Any] = {
-            "artifact_path": None,
-            "name": name,
-            "flavor": mlflow.pyfunc,
-            "run_id": run_id,
-            "model_id": logged.model_id,
-            "python_model": model,
-            "artifacts": artifacts,
-            "code_paths": shipped or None,
-            "signature": signature,
-            "input_example": input_example,
-            "pip_requirements": pip_requirements,
-            "extra_pip_requirements": extra_pip_requirements,
-            "conda_env": conda_env,
-            "metadata": metadata,
-            "registered_model_name": registered_model_name,
-        }
-        if await_registration_for is not None:
-            log_kwargs["await_registration_for"] = await_registration_for
-        try:
-            with compat.fluent_store(*_resolved_uris()), _restored_sys_path(), _quiet_mlflow():
-                Model.log(**log_kwargs)
-        except BaseException:
-            _mark_failed(client, logged.model_id, LoggedModelStatus)
-            raise
     return f"models:/{logged.model_id}"
+
+
+def log_model(run_id: str, flavor: ModuleType, *, name: str, params: dict[str, Any] | None = None,
+              tags: dict[str, Any] | None = None, model_type: str | None = None, **log_kwargs: Any) -> LoggedModel:
+    """``Model.log(flavor, run_id=run_id, name=name, **log_kwargs)`` into the session's store; the
+    LoggedModel carries the run's params, then ``params``. Returns it, READY."""
+    import mlflow
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.models import Model
+
+    client = current_client()
+    run = call_with_retry(lambda: client.get_run(run_id))
+    # Created here rather than by Model.log: its params win over the run's, and a Ctrl-C or
+    # SIGTERM (not an Exception, which Model.log handles) still leaves the model FAILED.
+    logged = call_with_retry(lambda: client.create_logged_model(
+        experiment_id=run.info.experiment_id, name=name, source_run_id=run_id,
+        params={k: str(v) for k, v in {**run.data.params, **(params or {})}.items()},
+        tags={k: str(v) for k, v in (tags or {}).items()} or None, model_type=model_type,
+    ))
+    tracking_uri, registry_uri = store_uris()
+    try:
+        with compat.fluent_store(tracking_uri or mlflow.get_tracking_uri(), registry_uri), _quiet_mlflow():
+            # One attempt: a retry would log into a model already marked FAILED.
+            call_with_retry(lambda: Model.log(artifact_path=None, flavor=flavor, run_id=run_id, name=name,
+                                              model_id=logged.model_id, **log_kwargs), delays=())
+    except BaseException:
+        try:
+            if client.get_logged_model(logged.model_id).status != LoggedModelStatus.READY:
+                client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        except Exception as error:  # noqa: BLE001 - the original error matters more
+            logger.debug("Could not mark logged model %s FAILED: %s", logged.model_id, error)
+        raise
+    return logged
 
 
 def _as_list(requirements: list[str] | str) -> list[str]:
@@ -194,19 +183,9 @@ def describe_model(model: KedroPipelineModel, sample: Any, signature: Any = None
     )
 
 
-def _mark_failed(client: Any, model_id: str, statuses: Any) -> None:
-    try:
-        if client.get_logged_model(model_id).status != statuses.READY:
-            client.finalize_logged_model(model_id, statuses.FAILED)
-    except Exception as error:  # noqa: BLE001 - the original error matters more
-        logger.debug("Could not mark logged model %s FAILED: %s", model_id, error)
-
-
-def load_sample(catalog: Any, name: str, rows: int = SAMPLE_ROWS) -> Any:
-    """The first ``rows`` rows of dataset ``name`` (None when it holds no data).
-
-    CSV and Excel datasets read only those rows; others are read and cut.
-    """
+def load_sample(catalog: DataCatalog, name: str, rows: int = SAMPLE_ROWS) -> Any:
+    """The first ``rows`` rows of dataset ``name`` (None when it holds no data); CSV and Excel
+    datasets read only those rows."""
     dataset = catalog.get(name) if hasattr(catalog, "get") else None
     if dataset is None:
         return None
@@ -222,13 +201,9 @@ def load_sample(catalog: Any, name: str, rows: int = SAMPLE_ROWS) -> Any:
     return _head(data, rows)
 
 
-def _load_head(dataset: Any, rows: int) -> Any:
-    from kedro.io import AbstractDataset
-
+def _load_head(dataset: AbstractDataset, rows: int) -> Any:
     config = compat.dataset_init_config(dataset) if type(dataset).__name__ in _NROWS_DATASETS else None
-    if config is None:
-        return None
-    if config.get("versioned"):
+    if config is None or config.get("versioned"):
         return None
     config["load_args"] = {**(config.get("load_args") or {}), "nrows": rows}
     return AbstractDataset.from_config("sample", config).load()
@@ -262,8 +237,6 @@ def infer_model_signature(model: KedroPipelineModel, sample: Any) -> Any:
 
 def model_requirements(model: KedroPipelineModel, sample: Any, shipped: list[str]) -> list[str]:
     """Pinned pip requirements of ``model`` (see ``model_requirements`` module)."""
-    from kedro_mlflow_starter.models.artifacts import dataset_type
-
     modules: set[str] = set()
     for node in model.pipeline.nodes:
         source = sys.modules.get(getattr(node.func, "__module__", "") or "")
@@ -288,58 +261,35 @@ def model_requirements(model: KedroPipelineModel, sample: Any, shipped: list[str
     return requirements(modules, exclude=shipped_modules)
 
 
-class _DropCloudpickleNotice(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Passing a Python object as `python_model`")
+def _drop_cloudpickle_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Passing a Python object as `python_model`")
 
 
 @contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    # MLflow suggests "models from code" to every PythonModel object; a pipeline model is
-    # a pickled object by design (its artifacts and code travel next to it), so the notice
-    # would only be noise in every `kedro run`. Same for pandas 3 deprecation noise raised
-    # by MLflow's own input-example code (``df.columns == range(...)``).
+    # MLflow suggests "models from code" to every PythonModel object: a pipeline model is a pickled
+    # object by design. pandas 3 warns on MLflow's input-example code; skops' module scan warns on
+    # every deprecated alias Airflow loads (about 1,100 lines per task). Validating the input
+    # example loads the model in-process, which prepends its code folder (a temp dir) to sys.path.
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
-    notice_filter = _DropCloudpickleNotice()
-    pyfunc_logger.addFilter(notice_filter)
+    pyfunc_logger.addFilter(_drop_cloudpickle_notice)
+    saved_path = list(sys.path)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
             yield
     finally:
-        pyfunc_logger.removeFilter(notice_filter)
+        pyfunc_logger.removeFilter(_drop_cloudpickle_notice)
+        sys.path[:] = saved_path
 
 
 @contextmanager
 def _no_progress_bars() -> Iterator[None]:
-    # MLflow draws a tqdm bar on stderr for each artifact it downloads or copies: the run's own
-    # copies fetched back, each artifact packed into the model. Packing is not the user's download.
-    from kedro_mlflow_starter.tracking.current import PublishedEnvironment
-
+    # MLflow draws a tqdm bar on stderr for each artifact it packs into the model.
     quiet = PublishedEnvironment()
     quiet.set({_PROGRESS_BAR: "false"})
     try:
         yield
     finally:
         quiet.restore()
-
-
-@contextmanager
-def _restored_sys_path() -> Iterator[None]:
-    # MLflow validates the input example by loading the model in-process, which prepends
-    # the model's code folder (a temp dir) to sys.path for good.
-    saved = list(sys.path)
-    try:
-        yield
-    finally:
-        sys.path[:] = saved
-
-
-def _resolved_uris() -> tuple[str, str | None]:
-    """The store the model is logged to: the session's, else MLflow's own default."""
-    import mlflow
-
-    from kedro_mlflow_starter.tracking.current import store_uris
-
-    tracking_uri, registry_uri = store_uris()
-    return tracking_uri or mlflow.get_tracking_uri(), registry_uri

@@ -1,21 +1,6 @@
-"""What a pipeline model needs besides its artifacts: pip requirements and project code.
-
-Requirements are computed from what the model actually touches, in milliseconds, instead
-of MLflow's inference (which loads the model in a subprocess and takes seconds):
-
-- always ``kedro``, ``mlflow``, ``cloudpickle`` and ``pandas`` (what the pyfunc imports);
-- the modules the inference nodes' source modules import (``import pandas`` in nodes.py);
-- the modules of the dataset classes that read the artifacts, and what those import;
-- the classes found inside each loaded artifact (a scikit-learn pipeline holding an
-  xgboost estimator yields both), found by walking a pickling of the object that is
-  written nowhere.
-
-Each module maps to the installed distribution that provides it, pinned to the installed
-version. Neither the project's own package nor ``kedro_mlflow_starter`` is a requirement:
-both travel with the model as MLflow ``code_paths`` (``plugin_code``), so the model's
-``requirements.txt`` holds only what a package index serves and MLflow's virtualenv
-environment manager can rebuild it anywhere.
-"""
+"""A pipeline model's pinned pip requirements, from the modules its nodes, datasets and artifacts touch (in
+milliseconds, where MLflow's inference loads the model in a subprocess), and the code shipped with it
+(the project package and ``kedro_mlflow_starter``, as MLflow ``code_paths``, never requirements)."""
 
 from __future__ import annotations
 
@@ -30,18 +15,17 @@ from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 ALWAYS = ("kedro", "mlflow", "cloudpickle", "pandas")
 PLUGIN_PACKAGE = "kedro_mlflow_starter"
-_NOT_REQUIREMENTS = {"__main__", "builtins", "kedro_mlflow_starter"}
-# Cython's shared runtime shows up as a module named like "_cython_3_2_9" on the functions
-# of compiled extensions (scikit-learn's, for one); no distribution provides it by that name.
+_NOT_REQUIREMENTS = {"__main__", "builtins", PLUGIN_PACKAGE}
+# Cython's shared runtime ("_cython_3_2_9") on compiled extensions' functions: no distribution provides it
 _NOT_REQUIREMENT_PREFIXES = ("_cython_",)
 
 
 def _top(module_name: str | None) -> str | None:
-    if not module_name:
-        return None
-    return module_name.split(".", 1)[0]
+    return module_name.split(".", 1)[0] if module_name else None
 
 
 def module_imports(module: ModuleType) -> set[str]:
@@ -91,30 +75,15 @@ def _distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
-def _normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
-# Import names that differ from their distribution's name, for the fast path below.
-_DISTRIBUTION_OF = {
-    "sklearn": "scikit-learn",
-    "yaml": "PyYAML",
-    "PIL": "Pillow",
-    "skimage": "scikit-image",
-    "dateutil": "python-dateutil",
-    "attr": "attrs",
-    "bs4": "beautifulsoup4",
-    "cv2": "opencv-python",
-}
+# Import names that differ from their distribution's name
+_DISTRIBUTION_OF = {"sklearn": "scikit-learn", "yaml": "PyYAML", "PIL": "Pillow", "skimage": "scikit-image",
+                    "dateutil": "python-dateutil", "attr": "attrs", "bs4": "beautifulsoup4", "cv2": "opencv-python"}
 
 
 @lru_cache(maxsize=None)
 def _named_distribution(module: str) -> str | None:
-    """The distribution named like ``module`` (or its well-known alias), if installed.
-
-    A direct lookup costs microseconds; ``packages_distributions()`` reads the file list of
-    every installed distribution (0.6 s in a typical data-science venv).
-    """
+    """The distribution named like ``module`` (or its alias): microseconds, where ``packages_distributions()``
+    reads the file list of every installed distribution (0.6 s in a data-science venv)."""
     for candidate in (module, _DISTRIBUTION_OF.get(module)):
         if not candidate:
             continue
@@ -136,7 +105,7 @@ def distributions_for(module: str) -> list[str]:
     if named:
         return [named]
     dists = list(dict.fromkeys(_distributions().get(module, [])))
-    exact = [d for d in dists if _normalize(d) == _normalize(module)]
+    exact = [d for d in dists if canonicalize_name(d) == canonicalize_name(module)]
     return exact or dists
 
 
@@ -153,13 +122,11 @@ def requirements(modules: Iterable[str], exclude: Iterable[str] = ()) -> list[st
     dists = list(ALWAYS)
     for module in sorted(set(modules) - excluded):
         dists += distributions_for(module)
-    # Shipped code (the project package) is excluded by its own name: a Kedro project's
-    # distribution is named after its package, and scanning every installed distribution
-    # for a package that is usually not installed at all costs half a second.
-    excluded_dists = {_normalize(d) for m in excluded if (d := _named_distribution(m))}
+    # a Kedro project's distribution is named after its package (no half-second scan of every distribution)
+    excluded_dists = {canonicalize_name(d) for m in excluded if (d := _named_distribution(m))}
     result, seen = [], set()
     for dist in dists:
-        key = _normalize(dist)
+        key = canonicalize_name(dist)
         if key in seen or (key in excluded_dists and dist not in ALWAYS):
             continue
         seen.add(key)
@@ -178,13 +145,9 @@ def _is_stdlib_or_installed(module: ModuleType) -> bool:
 
 
 def project_code_paths(functions: Iterable[Any]) -> list[str]:
-    """Source folders (or files) of the project code the node ``functions`` live in.
-
-    The Kedro project package (``PACKAGE_NAME`` once the project is configured) always
-    ships; so does any other top-level module of a node function that no installed
-    distribution provides.
-    """
-    from kedro.framework.project import PACKAGE_NAME
+    """Source folders (or files) of the project package and of any other top-level module of the node
+    ``functions`` that no installed distribution provides."""
+    from kedro.framework.project import PACKAGE_NAME  # set once the project is configured: read it now
 
     names = [PACKAGE_NAME] if PACKAGE_NAME else []
     for func in functions:
@@ -205,22 +168,14 @@ def project_code_paths(functions: Iterable[Any]) -> list[str]:
 
 
 def plugin_code(destination: Path) -> str:
-    """A copy of the ``kedro_mlflow_starter`` package's Python sources under ``destination``,
-    to ship with a model as ``code_paths`` (the pickled ``KedroPipelineModel`` names its
-    classes). The whole package rather than the few modules the pyfunc imports: where the
-    model is loaded next to an installed plugin, the shipped copy may come first on
-    ``sys.path`` and must not hide the rest of the package. Only ``.py`` files of
-    sub-packages are copied: no caches, no packaged starter template.
-    """
+    """A copy of the whole package's ``.py`` files under ``destination``, for ``code_paths`` (a shipped copy
+    may come first on ``sys.path`` next to an installed plugin: it must not hide any module)."""
     source = Path(next(iter(importlib.util.find_spec(PLUGIN_PACKAGE).submodule_search_locations)))
 
     def ignored(folder: str, names: list[str]) -> set[str]:
         here = Path(folder)
-        return {
-            name for name in names
-            if not ((here / name).is_dir() and (here / name / "__init__.py").is_file())
-            and not (name.endswith(".py") and (here / name).is_file())
-        }
+        return {name for name in names if not ((here / name).is_dir() and (here / name / "__init__.py").is_file())
+                and not (name.endswith(".py") and (here / name).is_file())}
 
     target = destination / PLUGIN_PACKAGE
     shutil.copytree(source, target, ignore=ignored)

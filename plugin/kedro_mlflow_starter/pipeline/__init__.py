@@ -1,7 +1,4 @@
-"""Pipeline as a model: ``pipeline_ml_factory`` binds training and inference pipelines.
-
-Importing this package never imports ``mlflow`` (every project's pipeline registry does it).
-"""
+"""Pipeline as a model: ``pipeline_ml_factory`` binds training and inference pipelines (never imports mlflow)."""
 
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
 from kedro_mlflow_starter.pipeline.pipeline_ml import PipelineML, pipeline_ml_factory

@@ -1,11 +1,4 @@
-"""``PipelineML``: a training pipeline that carries its inference pipeline along.
-
-Kedro sees a ``PipelineML`` as the plain ``Pipeline`` of its training nodes: ``kedro run``,
-``kedro registry``, kedro-viz, ``--pipelines``/``--tags``/``--from-nodes`` and sums with
-other pipelines all work on those nodes. The inference pipeline rides along, and after a
-successful tracked run the kedro-mlflow-starter hook logs it as one MLflow pyfunc model.
-
-Declare it in ``pipeline_registry.py``::
+"""``PipelineML``: the training ``Pipeline`` Kedro runs, carrying the inference pipeline the hook logs as a model::
 
     from kedro_mlflow_starter import pipeline_ml_factory
 
@@ -14,12 +7,8 @@ Declare it in ``pipeline_registry.py``::
     training_ml = pipeline_ml_factory(training, inference, input_name="instances")
     return {"training": training_ml, "__default__": data_processing + training_ml}
 
-Filtering that keeps every dataset the inference pipeline needs in the remaining nodes
-returns a ``PipelineML`` (the model is still logged). Filtering that drops them returns a
-plain ``Pipeline`` carrying a notice of why the model will not be logged; the hook prints it
-once, when that pipeline is the one ``kedro run`` runs (``model_not_logged_notice``).
-
-This module never imports ``mlflow``: every project's pipeline registry imports it.
+A filter that drops what inference needs gives a plain ``Pipeline`` carrying a notice (``model_not_logged_notice``).
+Never imports mlflow: every project's pipeline registry imports it.
 """
 
 from __future__ import annotations
@@ -27,7 +16,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro.pipeline import Pipeline
 
@@ -35,34 +24,25 @@ from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
 from kedro_mlflow_starter.kedro_names import strip_transcoding
 from kedro_mlflow_starter.models.contract import model_datasets, quoted
 
+if TYPE_CHECKING:
+    from kedro.pipeline.node import Node
+
 logger = logging.getLogger(__name__)
 
 KPM_KWARGS = ("runner", "copy_mode")
-LOG_MODEL_KWARGS = (
-    "name",
-    "registered_model_name",
-    "await_registration_for",
-    "signature",
-    "input_example",
-    "pip_requirements",
-    "extra_pip_requirements",
-    "conda_env",
-    "code_paths",
-    "metadata",
-    "tags",
-    "model_type",
-)
+LOG_MODEL_KWARGS = ("name", "registered_model_name", "await_registration_for", "signature", "input_example",
+                    "pip_requirements", "extra_pip_requirements", "conda_env", "code_paths", "metadata", "tags",
+                    "model_type")
 DEFAULT_MODEL_NAME = "model"
 _NOTICE_ATTRIBUTE = "_kedro_mlflow_model_not_logged"
 
 
-def model_not_logged_notice(pipeline: Any) -> str | None:
-    """Why the pipeline model will not be logged when ``pipeline`` runs, if it was filtered
-    out of a ``PipelineML`` (None for a ``PipelineML`` and for pipelines that never were one)."""
+def model_not_logged_notice(pipeline: Pipeline) -> str | None:
+    """Why the pipeline model will not be logged when ``pipeline`` (filtered out of a ``PipelineML``) runs."""
     return getattr(pipeline, _NOTICE_ATTRIBUTE, None)
 
 
-def warn_if_model_not_logged(pipeline: Any) -> None:
+def warn_if_model_not_logged(pipeline: Pipeline) -> None:
     """Log the notice of ``model_not_logged_notice`` (the hook calls it once per tracked run)."""
     notice = model_not_logged_notice(pipeline)
     if notice:
@@ -70,28 +50,16 @@ def warn_if_model_not_logged(pipeline: Any) -> None:
 
 
 class PipelineML(Pipeline):
-    """The training nodes of a pipeline model, plus the inference pipeline to log.
+    """The training ``Pipeline`` (build it with ``pipeline_ml_factory``); ``.inference``, ``.input_name``,
+    ``.kpm_kwargs`` and ``.log_model_kwargs`` describe the model."""
 
-    Build it with ``pipeline_ml_factory``. ``PipelineML`` *is* the training ``Pipeline``
-    (``.nodes``, ``.inputs()``, ``.outputs()`` are the training ones); ``.inference``,
-    ``.input_name``, ``.kpm_kwargs`` and ``.log_model_kwargs`` describe the model.
-    """
-
-    def __init__(
-        self,
-        nodes: Iterable[Any] | Pipeline,
-        *,
-        inference: Pipeline,
-        input_name: str,
-        kpm_kwargs: Mapping[str, Any] | None = None,
-        log_model_kwargs: Mapping[str, Any] | None = None,
-    ):
+    def __init__(self, nodes: Iterable[Node] | Pipeline, *, inference: Pipeline, input_name: str,
+                 kpm_kwargs: Mapping[str, Any] | None = None, log_model_kwargs: Mapping[str, Any] | None = None):
         super().__init__(nodes)
         if not isinstance(inference, Pipeline):
             raise KedroMlflowPipelineMLError(
                 f"pipeline_ml_factory: 'inference' must be a kedro Pipeline, got {type(inference).__name__}. "
-                "Build it with kedro.pipeline.pipeline([...])."
-            )
+                "Build it with kedro.pipeline.pipeline([...]).")
         self.inference = inference if type(inference) is Pipeline else Pipeline(inference.nodes)
         self.input_name = input_name
         self.kpm_kwargs = _checked_kwargs("kpm_kwargs", kpm_kwargs, KPM_KWARGS)
@@ -111,19 +79,14 @@ class PipelineML(Pipeline):
                 f"pipeline neither produces nor reads (training datasets: {quoted(self._stripped(self))}). "
                 "Every inference input other than input_name must come from training (e.g. a fitted "
                 "model or encoder) or be a 'params:' entry. Add the node that produces it to the "
-                "training pipeline, or make it the input_name."
-            )
-
-    # -- what the model needs --------------------------------------------------------------
+                "training pipeline, or make it the input_name.")
 
     @property
     def training(self) -> Pipeline:
-        """The training nodes as a plain ``Pipeline``."""
         return Pipeline(self.nodes)
 
     @property
     def output_name(self) -> str:
-        """The one dataset the inference pipeline produces (the prediction)."""
         return self._model.output_name
 
     @property
@@ -133,7 +96,6 @@ class PipelineML(Pipeline):
 
     @property
     def param_names(self) -> list[str]:
-        """The ``params:`` entries the inference pipeline reads (their values are embedded)."""
         return self._model.param_names
 
     @staticmethod
@@ -144,25 +106,13 @@ class PipelineML(Pipeline):
         present = self._stripped(candidate)
         return [name for name in self.artifact_names if strip_transcoding(name) not in present]
 
-    # -- staying a PipelineML through Kedro's pipeline algebra --------------------------------
-
-    def _with_nodes(self, nodes: Iterable[Any]) -> PipelineML:
-        return PipelineML(
-            nodes,
-            inference=self.inference,
-            input_name=self.input_name,
-            kpm_kwargs=self.kpm_kwargs,
-            log_model_kwargs=self.log_model_kwargs,
-        )
+    def _with_nodes(self, nodes: Iterable[Node]) -> PipelineML:
+        return PipelineML(nodes, inference=self.inference, input_name=self.input_name, kpm_kwargs=self.kpm_kwargs,
+                          log_model_kwargs=self.log_model_kwargs)
 
     def _rewrap(self, result: Pipeline, operation: str) -> Pipeline:
-        """``result`` as a ``PipelineML`` when it still yields the model, else a plain ``Pipeline``
-        carrying the notice of why the model will not be logged (see ``model_not_logged_notice``).
-
-        Nothing is logged here: Kedro itself filters pipelines for reasons that are not the
-        user's run (its "resume from" suggestion after a failed node builds several), so the
-        notice is only told by the hook when a pipeline carrying it is the one being run.
-        """
+        """``result`` as a ``PipelineML`` when it still yields the model, else a plain ``Pipeline`` carrying the
+        notice (told by the hook only if it is the pipeline run: Kedro filters pipelines for its own reasons)."""
         missing = self._missing_artifacts(result)
         if not missing:
             return self._with_nodes(result.nodes)
@@ -182,32 +132,19 @@ class PipelineML(Pipeline):
             logger.warning(
                 "Adding two PipelineML with different inference pipelines (input_name %r and %r) gives a "
                 "plain Pipeline: no pipeline model will be logged when it runs. Register them as separate "
-                "pipelines to log each model.",
-                self.input_name,
-                other.input_name,
-            )
+                "pipelines to log each model.", self.input_name, other.input_name)
             return Pipeline(set(self.nodes) | set(other.nodes))
         return self._with_nodes(set(self.nodes) | set(other.nodes))
 
     def __add__(self, other: Any) -> Pipeline:
-        if not isinstance(other, Pipeline):
-            return NotImplemented
-        return self._merged(other)
+        return self._merged(other) if isinstance(other, Pipeline) else NotImplemented
 
     def __radd__(self, other: Any) -> Pipeline:
         if isinstance(other, int) and other == 0:  # sum([...])
             return self
-        if not isinstance(other, Pipeline):
-            return NotImplemented
-        return self._merged(other)
+        return self.__add__(other)
 
-    def __or__(self, other: Any) -> Pipeline:
-        if not isinstance(other, Pipeline):
-            return NotImplemented
-        return self._merged(other)
-
-    def __ror__(self, other: Any) -> Pipeline:
-        return self.__or__(other)
+    __or__ = __ror__ = __add__
 
     def __sub__(self, other: Any) -> Pipeline:
         if not isinstance(other, Pipeline):
@@ -219,47 +156,28 @@ class PipelineML(Pipeline):
             return NotImplemented
         return self._rewrap(Pipeline(set(self.nodes) & set(other.nodes)), "intersecting with a pipeline")
 
-    def __rand__(self, other: Any) -> Pipeline:
-        return self.__and__(other)
+    __rand__ = __and__
 
     def tag(self, tags: str | Iterable[str]) -> PipelineML:
         return self._with_nodes(n.tag(tags) for n in self.nodes)
 
 
-def _describe_call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items() if v]
-    return f"{method}({', '.join(shown)})"
-
-
 def _filtering(method: str) -> Any:
-    """A ``Pipeline`` filtering method run on the training nodes, re-wrapped when coherent.
-
-    The filter runs on a plain ``Pipeline`` so that Kedro's internal calls (``from_nodes``
-    calls ``only_nodes``, ``filter`` calls several) never warn about intermediate results.
-    """
+    """A ``Pipeline`` filtering method run on the plain training pipeline (Kedro's filters call each other: no
+    notice for intermediate results), re-wrapped when coherent."""
     base = getattr(Pipeline, method)
 
     def filtered(self: PipelineML, *args: Any, **kwargs: Any) -> Pipeline:
-        result = base(Pipeline(self.nodes), *args, **kwargs)
-        return self._rewrap(result, _describe_call(method, args, kwargs))
+        shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items() if v]
+        return self._rewrap(base(Pipeline(self.nodes), *args, **kwargs), f"{method}({', '.join(shown)})")
 
     filtered.__name__ = filtered.__qualname__ = method
     filtered.__doc__ = base.__doc__
     return filtered
 
 
-for _method in (
-    "filter",
-    "only_nodes",
-    "only_nodes_with_namespaces",
-    "only_nodes_with_inputs",
-    "only_nodes_with_outputs",
-    "only_nodes_with_tags",
-    "from_inputs",
-    "to_outputs",
-    "from_nodes",
-    "to_nodes",
-):
+for _method in ("filter", "only_nodes", "only_nodes_with_namespaces", "only_nodes_with_inputs",
+                "only_nodes_with_outputs", "only_nodes_with_tags", "from_inputs", "to_outputs", "from_nodes", "to_nodes"):
     setattr(PipelineML, _method, _filtering(_method))
 
 
@@ -272,14 +190,11 @@ def _renamed_artifact_path(kwargs: Mapping[str, Any] | None) -> Mapping[str, Any
     if "name" in renamed and renamed["name"] != value:
         raise KedroMlflowPipelineMLError(
             f"pipeline_ml_factory: log_model_kwargs gives both artifact_path {value!r} and name "
-            f"{renamed['name']!r}; keep only `name` (MLflow 3's spelling)."
-        )
+            f"{renamed['name']!r}; keep only `name` (MLflow 3's spelling).")
     warnings.warn(
         f"pipeline_ml_factory: log_model_kwargs 'artifact_path' is MLflow 2's name for the model; MLflow 3 "
         f"calls it 'name'. Write log_model_kwargs={{'name': {value!r}}} instead.",
-        FutureWarning,
-        stacklevel=4,
-    )
+        FutureWarning, stacklevel=4)
     renamed["name"] = value
     return renamed
 
@@ -288,25 +203,18 @@ def _checked_kwargs(what: str, given: Mapping[str, Any] | None, allowed: tuple[s
     if given is None:
         return {}
     if not isinstance(given, Mapping):
-        raise KedroMlflowPipelineMLError(
-            f"pipeline_ml_factory: {what} must be a dict, got {type(given).__name__}."
-        )
+        raise KedroMlflowPipelineMLError(f"pipeline_ml_factory: {what} must be a dict, got {type(given).__name__}.")
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         hint = " ('artifact_path' is deprecated in MLflow 3: use 'name')" if "artifact_path" in unknown else ""
         raise KedroMlflowPipelineMLError(
-            f"pipeline_ml_factory: unknown {what} key(s) {unknown}{hint}. Allowed: {', '.join(allowed)}."
-        )
+            f"pipeline_ml_factory: unknown {what} key(s) {unknown}{hint}. Allowed: {', '.join(allowed)}.")
     return dict(given)
 
 
-def pipeline_ml_factory(
-    training: Pipeline,
-    inference: Pipeline,
-    input_name: str,
-    kpm_kwargs: Mapping[str, Any] | None = None,
-    log_model_kwargs: Mapping[str, Any] | None = None,
-) -> PipelineML:
+def pipeline_ml_factory(training: Pipeline, inference: Pipeline, input_name: str,
+                        kpm_kwargs: Mapping[str, Any] | None = None,
+                        log_model_kwargs: Mapping[str, Any] | None = None) -> PipelineML:
     """Bind a training pipeline and its inference pipeline into one ``PipelineML``.
 
     Args:
@@ -320,22 +228,12 @@ def pipeline_ml_factory(
             default, ``None`` to skip, or your own), ``pip_requirements``,
             ``extra_pip_requirements``, ``conda_env``, ``code_paths``, ``metadata``, ``tags``,
             ``model_type``, ``await_registration_for``.
-
-    Raises:
-        KedroMlflowPipelineMLError: naming the datasets involved and the fix.
     """
     if not isinstance(training, Pipeline):
         raise KedroMlflowPipelineMLError(
-            f"pipeline_ml_factory: 'training' must be a kedro Pipeline, got {type(training).__name__}."
-        )
+            f"pipeline_ml_factory: 'training' must be a kedro Pipeline, got {type(training).__name__}.")
     if isinstance(training, PipelineML):
-        raise KedroMlflowPipelineMLError(
-            "pipeline_ml_factory: 'training' is already a PipelineML; pass its plain training pipeline."
-        )
-    return PipelineML(
-        training.nodes,
-        inference=inference,
-        input_name=input_name,
-        kpm_kwargs=kpm_kwargs,
-        log_model_kwargs=log_model_kwargs,
-    )
+        raise KedroMlflowPipelineMLError("pipeline_ml_factory: 'training' is already a PipelineML; "
+                                         "pass its plain training pipeline.")
+    return PipelineML(training.nodes, inference=inference, input_name=input_name, kpm_kwargs=kpm_kwargs,
+                      log_model_kwargs=log_model_kwargs)

@@ -1,11 +1,6 @@
-"""The current Kedro run as every thread and process sees it: which run, which store.
-
-The run object (``tracking.run``) publishes the run id, the store's URIs and the failure
-ledger through environment variables, so datasets find them in any thread and in
-ParallelRunner's child processes (fork and spawn alike), and so do the processes an
-orchestrator starts once it hands them ``MLFLOW_RUN_ID``. Nothing here relies on MLflow's
-fluent, thread-local "active run". ``mlflow`` is imported only when a client is first needed.
-"""
+"""The current Kedro run as every thread and process sees it (run id, store, failure ledger, published
+as environment variables by the run), and the Kedro run as MLflow's fluent active run of a node and of
+the project's own hooks. ``mlflow`` is imported only when a client is first needed."""
 
 from __future__ import annotations
 
@@ -16,7 +11,6 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kedro_mlflow_starter.errors import NoActiveRunError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -50,18 +44,6 @@ def user_run_id() -> str | None:
 
     active = mlflow.active_run()
     return active.info.run_id if active is not None else None
-
-
-def require_run_id(what: str, run_id: str | None = None) -> str:
-    """Return ``run_id`` or the current run's id, or explain how to get a run."""
-    resolved = run_id or active_run_id()
-    if resolved is None:
-        raise NoActiveRunError(
-            f"{what} has no MLflow run to log into. Run it inside `kedro run` (the "
-            "kedro-mlflow-starter hook opens the run), or give the dataset an explicit "
-            "`run_id:`, or set the KEDRO_MLFLOW_RUN_ID environment variable to an existing run id."
-        )
-    return resolved
 
 
 def store_uris() -> tuple[str | None, str | None]:

@@ -18,13 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 
-def ensure_experiment(client: MlflowClient, config: MlflowConfig) -> str:
-    """The id of the configured experiment, created or restored as ``mlflow.yml`` allows."""
-    tracking_uri = config.tracking_uri()
-    with store_creation_lock(tracking_uri):
-        return _ensure_experiment(client, config, tracking_uri, config.experiment_name)
-
-
 def _artifact_location(config: MlflowConfig, tracking_uri: str) -> str | None:
     location = config.tracking.experiment.create_experiment_kwargs.artifact_location
     if config.project_path is None:
@@ -36,26 +29,28 @@ def _artifact_location(config: MlflowConfig, tracking_uri: str) -> str | None:
     return location
 
 
-def _ensure_experiment(client: MlflowClient, config: MlflowConfig, tracking_uri: str, name: str) -> str:
+def ensure_experiment(client: MlflowClient, config: MlflowConfig) -> str:
+    """The id of the configured experiment, created or restored as ``mlflow.yml`` allows."""
     from mlflow.exceptions import MlflowException
 
-    experiment = call_with_retry(lambda: client.get_experiment_by_name(name))
-    if experiment is None:
-        tags = config.tracking.experiment.create_experiment_kwargs.tags
-        try:
-            return client.create_experiment(name, artifact_location=_artifact_location(config, tracking_uri),
-                                            tags=tags)
-        except MlflowException as error:  # created by a concurrent `kedro run` in between
-            if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
-                raise
-            experiment = client.get_experiment_by_name(name)
-    if experiment.lifecycle_stage == "deleted":
-        if not config.tracking.experiment.restore_if_deleted:
-            raise ExperimentDeletedError(
-                f"MLflow experiment '{name}' is deleted. Restore it (`mlflow experiments restore "
-                f"--experiment-id {experiment.experiment_id}`), set tracking.experiment.restore_if_deleted: "
-                "true in mlflow.yml, or choose another tracking.experiment.name."
-            )
-        client.restore_experiment(experiment.experiment_id)
-        logger.info("Restored the deleted MLflow experiment '%s'.", name)
-    return experiment.experiment_id
+    tracking_uri, name = config.tracking_uri(), config.experiment_name
+    with store_creation_lock(tracking_uri):
+        experiment = call_with_retry(lambda: client.get_experiment_by_name(name))
+        if experiment is None:
+            try:
+                return client.create_experiment(name, artifact_location=_artifact_location(config, tracking_uri),
+                                                tags=config.tracking.experiment.create_experiment_kwargs.tags)
+            except MlflowException as error:  # created by a concurrent `kedro run` in between
+                if "RESOURCE_ALREADY_EXISTS" not in str(error.error_code):
+                    raise
+                experiment = client.get_experiment_by_name(name)
+        if experiment.lifecycle_stage == "deleted":
+            if not config.tracking.experiment.restore_if_deleted:
+                raise ExperimentDeletedError(
+                    f"MLflow experiment '{name}' is deleted. Restore it (`mlflow experiments restore "
+                    f"--experiment-id {experiment.experiment_id}`), set tracking.experiment.restore_if_deleted: "
+                    "true in mlflow.yml, or choose another tracking.experiment.name."
+                )
+            client.restore_experiment(experiment.experiment_id)
+            logger.info("Restored the deleted MLflow experiment '%s'.", name)
+        return experiment.experiment_id

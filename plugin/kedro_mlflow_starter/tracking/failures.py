@@ -1,23 +1,7 @@
-"""A ledger of what could not be logged to MLflow during a run.
-
-When the tracking server goes away mid-run, the pipeline keeps going: datasets still
-write their local files, and each logging call that fails (after a short retry) is
-recorded here. The hook prints the list at the end; ``kedro mlflow run replay`` logs what
-was kept for it (see ``replay`` below).
-The ledger is a JSON-lines file named by an environment variable, so ParallelRunner's
-child processes append to the same list as the main process.
-
-Once one call has failed for good, the server is known to be down: later calls in the
-same ``kedro run`` (any process) make a single attempt, without MLflow's own HTTP retries
-(``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` is 0 for them), so an outage costs milliseconds per
-call, not a retry cycle per dataset. Error texts are recorded with the credentials of any
-URI in them redacted.
-
-An entry may carry ``replay``: what ``kedro mlflow run replay`` needs to log the item later
-(metric points, the artifact folder, the model's name and registration...); its local files
-are copied at once into the run's pending folder (``tracking/replay.py``), because the temp
-copies they come from are removed when the run ends.
-"""
+"""The run's failure policy and its ledger: an outage of the tracking store is recorded (with what
+``kedro mlflow run replay`` needs) and the pipeline goes on; anything else raises. The ledger is a
+JSON-lines file named by an environment variable, so every worker process appends to it; once a call
+failed for good, later calls make one attempt without MLflow's own HTTP retries."""
 
 from __future__ import annotations
 

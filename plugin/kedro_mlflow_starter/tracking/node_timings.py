@@ -1,34 +1,28 @@
-"""Node timings: each node's wall time and the pipeline's, as metrics sent in one batch.
-
-Keys are ``time.node.<node name>`` and ``time.pipeline`` (seconds), so two runs compared in
-the MLflow UI show which node got slower. No ``mlflow`` import until the batch is built.
-"""
+"""Node timings: ``time.node.<node name>`` and ``time.pipeline`` (seconds), as run metrics."""
 
 from __future__ import annotations
 
 import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow.entities import Metric
 
 NODE_PREFIX = "time.node."
 PIPELINE_KEY = "time.pipeline"
-_INVALID = re.compile(r"[^/\w.\- ]")  # what MLflow accepts in a metric key
-_MAX_KEY = 250
+_INVALID = re.compile(r"[^/\w.\- ]")  # what MLflow rejects in a metric key
 
 
 def metric_key(node_name: str) -> str:
     """``time.node.<name>``, with characters MLflow rejects in keys replaced by ``_``."""
-    return (NODE_PREFIX + _INVALID.sub("_", node_name))[:_MAX_KEY]
+    return (NODE_PREFIX + _INVALID.sub("_", node_name))[:250]
 
 
 class NodeTimer:
-    """Wall time of each node of one pipeline run, loading its inputs and saving its outputs
-    included (safe under ThreadRunner's threads).
-
-    ``start`` is called before the node's first input loads (again before it runs: only the
-    first call counts), ``stop`` after it ran and after each output is saved (the last counts).
-    """
+    """Wall time of each node, loading its inputs and saving its outputs included (thread-safe):
+    the first ``start`` counts (before the first load), the last ``stop`` (after the last save)."""
 
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
@@ -57,22 +51,11 @@ class NodeTimer:
         """The pipeline's last node ran (what follows, e.g. logging the pipeline model, is not counted)."""
         self._pipeline_end = time.monotonic()
 
-    def pipeline_seconds(self) -> float:
-        return (self._pipeline_end or time.monotonic()) - self._pipeline_start
-
-    def metrics(self, timestamp_ms: int | None = None) -> list[Any]:
-        """``mlflow.entities.Metric`` for every timed node and the whole pipeline."""
+    def metrics(self) -> list[Metric]:
+        """A ``Metric`` for every timed node and the whole pipeline."""
         from mlflow.entities import Metric
 
-        now = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        timed = self.seconds
-        points = [Metric(metric_key(name), round(value, 6), now, 0) for name, value in sorted(timed.items())]
-        points.append(Metric(PIPELINE_KEY, round(self.pipeline_seconds(), 6), now, 0))
-        return points
-
-
-def log_node_timings(client: Any, run_id: str, timer: NodeTimer) -> None:
-    """All timings in one ``log_batch`` call (chunks of 1,000 for a pipeline of more nodes)."""
-    points = timer.metrics()
-    for start in range(0, len(points), 1000):
-        client.log_batch(run_id, metrics=points[start:start + 1000])
+        now = int(time.time() * 1000)
+        points = [Metric(metric_key(name), round(value, 6), now, 0) for name, value in sorted(self.seconds.items())]
+        pipeline = (self._pipeline_end or time.monotonic()) - self._pipeline_start
+        return [*points, Metric(PIPELINE_KEY, round(pipeline, 6), now, 0)]

@@ -1,17 +1,6 @@
-"""One MLflow run for a pipeline run that many processes execute (an orchestrator's tasks).
-
-The hand-off has three steps, each in its own process, possibly on different machines:
-
-1. ``open``: create the run of the whole pipeline (experiment, tags, the params of every
-   node) and tag it ``kedro.orchestrated``; its id travels to the tasks as ``MLFLOW_RUN_ID``.
-2. every task (``kedro run --nodes ...`` with ``MLFLOW_RUN_ID`` set) joins that run, logs
-   only the params the run does not hold yet, logs its metrics and artifacts, records its
-   own outcome in a tag ``kedro.task.<nodes>`` and leaves the run open;
-3. ``close``: derive the honest status from the tasks' outcomes (FAILED if any task failed,
-   KILLED if one was cancelled, else FINISHED) and end the run.
-
-Nothing here imports ``mlflow`` at module level; the functions take an ``MlflowClient``.
-"""
+"""One MLflow run for a pipeline that an orchestrator runs as many tasks: ``open`` creates it and
+tags it ``kedro.orchestrated``, every task (``MLFLOW_RUN_ID`` set) joins it and tags its outcome
+``kedro.task.<nodes>``, ``close`` ends it with the status the tasks earned (tracking/run_roles.py)."""
 
 from __future__ import annotations
 
@@ -26,17 +15,13 @@ from typing import Any
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
-ORCHESTRATED_TAG = "kedro.orchestrated"
-"""Set to ``true`` by ``open``: tasks that join such a run behave as one of its parts."""
-TASK_TAG_PREFIX = "kedro.task."
-"""``kedro.task.<nodes>`` = ``FINISHED`` | ``FAILED: <error>`` | ``KILLED``, one per task."""
-NODE_TAG_PREFIX = "kedro.node."
-"""``kedro.node.<node>`` = the status of the task that ran the node: ``close`` checks every node ran."""
+ORCHESTRATED_TAG = "kedro.orchestrated"  # "true": a task that joins the run is one of its parts
+TASK_TAG_PREFIX = "kedro.task."  # kedro.task.<nodes> = FINISHED | FAILED: <error> | KILLED, one per task
+NODE_TAG_PREFIX = "kedro.node."  # kedro.node.<node> = its task's status: `close` checks every node ran
 FAILED_TASKS_TAG = "kedro.failed_tasks"
 KILLED_TASKS_TAG = "kedro.killed_tasks"
 HEARTBEAT_TAG = "kedro.heartbeat"
 HEARTBEAT_SECONDS = 60.0
-STATUSES = ("FINISHED", "FAILED", "KILLED")
 _ATTEMPTS = re.compile(r"^\w+ after (\d+) attempts")
 _MAX_KEY = 250
 _MAX_VALUE = 5000

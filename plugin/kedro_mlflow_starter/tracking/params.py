@@ -1,8 +1,5 @@
-"""Turn the parameters a pipeline reads into MLflow params, as ``mlflow.yml`` says.
-
-Pure Python (no ``mlflow`` import): flattening per ``dict_params``, secret redaction by
-name and of the password of any URL in a value, MLflow's key/value limits and ``long_params_strategy``.
-"""
+"""The parameters a pipeline reads, as MLflow params: flattened, redacted and fit to MLflow's limits
+as ``mlflow.yml``'s ``tracking.params`` says."""
 
 from __future__ import annotations
 
@@ -10,11 +7,15 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.config.mlflow_config import ParamsConfig
 from kedro_mlflow_starter.config.redaction import REDACTED, is_secret, redact_nested, redact_uri
 from kedro_mlflow_starter.errors import LongParameterError
+from kedro_mlflow_starter.kedro_names import is_parameter, parameter_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kedro.io import DataCatalog
 
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
@@ -41,23 +42,19 @@ class PreparedParams:
         return lines
 
 
-def pipeline_parameters(input_names: Iterable[str], load: Any) -> dict[str, Any]:
-    """The parameters read by a pipeline whose free inputs are ``input_names``.
-
-    ``params:a.b`` becomes ``{"a.b": value}``; the ``parameters`` input stands for all.
-    ``load`` loads a catalog entry by name.
-    """
+def pipeline_parameters(input_names: Iterable[str], load: Callable[[str], Any]) -> dict[str, Any]:
+    """The parameters read by a pipeline whose free inputs are ``input_names`` (``load``: by catalog
+    name): ``params:a.b`` becomes ``{"a.b": value}``; ``parameters`` stands for all."""
     values: dict[str, Any] = {}
-    names = sorted(input_names)
-    if "parameters" in names:
-        values.update(load("parameters") or {})
-    for name in names:
-        if name.startswith("params:"):
-            values[name[len("params:"):]] = load(name)
+    for name in sorted(input_names):  # "parameters" sorts before "params:..."
+        if name == "parameters":
+            values.update(load(name) or {})
+        elif is_parameter(name):
+            values[parameter_key(name)] = load(name)
     return values
 
 
-def read_quietly(catalog: Any) -> Callable[[str], Any]:
+def read_quietly(catalog: DataCatalog) -> Callable[[str], Any]:
     """A ``load`` for ``pipeline_parameters`` that reads the catalog's parameter datasets
     themselves: no "Loading data from params:..." line from Kedro before the run opens."""
     return lambda name: catalog.get(name).load()
@@ -93,13 +90,12 @@ def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedP
     flat = flatten(values, dict_params.sep, dict_params.recursive) if dict_params.flatten else dict(values)
     prepared = PreparedParams()
     for raw_key, value in flat.items():
-        key = _sanitise_key(str(raw_key))
+        key = _INVALID_KEY_CHARS.sub("_", str(raw_key))[:MAX_KEY_LENGTH]
         if key != raw_key:
             prepared.renamed[str(raw_key)] = key
         if is_secret(key, config.secret_patterns):
             text = REDACTED
         else:
-            # A URL's password is as secret as a password key: https://user:pw@host -> https://***@host
             text = redact_uri(to_text(redact_nested(value, config.secret_patterns)))
         if len(text) <= MAX_PARAM_VALUE_LENGTH:
             prepared.params[key] = text
@@ -117,8 +113,3 @@ def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedP
             if len(text) > MAX_TAG_VALUE_LENGTH:
                 prepared.truncated.append(key)
     return prepared
-
-
-def _sanitise_key(key: str) -> str:
-    cleaned = _INVALID_KEY_CHARS.sub("_", key)
-    return cleaned[:MAX_KEY_LENGTH]

@@ -1,15 +1,16 @@
-"""A picture of a pipeline, as an SVG the MLflow UI's artifact viewer shows.
-
-Datasets and nodes are laid out in layers from top to bottom (longest path from the
-pipeline's inputs), each layer ordered after its predecessors to keep edges short. No
-dependency beyond the standard library; parameters are summarised in the node boxes.
-"""
+"""A picture of a pipeline, as an SVG the MLflow UI's artifact viewer shows: layers from top to
+bottom (longest path from the inputs), each ordered after its predecessors; parameters counted in the node boxes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
+
+from kedro_mlflow_starter.kedro_names import is_parameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kedro.pipeline import Pipeline
 
 _CHAR_W, _BOX_H, _GAP_X, _GAP_Y, _PAD = 7.2, 30, 24, 56, 24
 _STYLE = {
@@ -20,23 +21,19 @@ _STYLE = {
 }
 
 
-def _is_param(name: str) -> bool:
-    return name == "parameters" or name.startswith("params:")
-
-
-def pipeline_svg(pipeline: Any, catalog_types: Mapping[str, str] | None = None, title: str = "") -> str:
+def pipeline_svg(pipeline: Pipeline, catalog_types: Mapping[str, str] | None = None, title: str = "") -> str:
     """The SVG text of ``pipeline``: nodes dark, free inputs green, MLflow datasets blue."""
     catalog_types = catalog_types or {}
-    free = {n for n in pipeline.inputs() if not _is_param(n)}
+    free = {n for n in pipeline.inputs() if not is_parameter(n)}
     edges: list[tuple[str, str]] = []
     labels: dict[str, tuple[str, str]] = {}
     for node in pipeline.nodes:
         vid = f"n:{node.name}"
-        params = sum(1 for i in node.inputs if _is_param(i))
+        params = sum(1 for i in node.inputs if is_parameter(i))
         label = node.name + (f"  (+{params} param{'s' if params > 1 else ''})" if params else "")
         labels[vid] = (label, "node")
         for name in node.inputs:
-            if not _is_param(name):
+            if not is_parameter(name):
                 edges.append((f"d:{name}", vid))
         for name in node.outputs:
             edges.append((vid, f"d:{name}"))
@@ -44,14 +41,12 @@ def pipeline_svg(pipeline: Any, catalog_types: Mapping[str, str] | None = None, 
         for vid in (src, dst):
             if vid.startswith("d:") and vid not in labels:
                 name = vid[2:]
-                kind = "input" if name in free else "mlflow" if ".Mlflow" in catalog_types.get(name, "") or \
-                    catalog_types.get(name, "").startswith("Mlflow") else "data"
-                labels[vid] = (name, kind)
-    layers = _layers(labels, edges)
-    return _draw(labels, edges, layers, title)
+                mlflow = ".Mlflow" in f".{catalog_types.get(name, '')}"  # a dotted path or a bare class name
+                labels[vid] = (name, "input" if name in free else "mlflow" if mlflow else "data")
+    return _draw(labels, edges, _layers(labels, edges), title)
 
 
-def _layers(labels: Mapping[str, Any], edges: list[tuple[str, str]]) -> list[list[str]]:
+def _layers(labels: Mapping[str, tuple[str, str]], edges: list[tuple[str, str]]) -> list[list[str]]:
     preds: dict[str, list[str]] = {v: [] for v in labels}
     for src, dst in edges:
         preds[dst].append(src)

@@ -1,28 +1,5 @@
-"""What an outage kept from a run, and ``kedro mlflow run replay``, which logs it into the run.
-
-When the tracking server goes away mid-run, each logging call that fails is recorded by
-``failures.record_failure`` with what is needed to make it later (``replay``), and kept in
-the run's **pending folder** under the project, which outlives the run (the temp folder is
-cleaned when the run ends)::
-
-    <project>/.kedro-mlflow/pending/<run_id>/
-        items.jsonl     one line per item: what it is and how to log it
-        files/<item>/   the local copy of an artifact, a model folder
-        run.json        the status the run earned (written when the run ends)
-
-The kinds of items: ``metrics`` (points: key, value, step, timestamp), ``artifact`` (the copy
-and its folder in the run), ``model`` (a model of ``MlflowModelTrackingDataset``: its folder,
-name, step, params and registration), ``finalize`` and ``register`` (a logged model's status
-and registration), ``pipeline_model`` (rebuilt in a Kedro session of the project: the
-pipeline's name, ``--env`` and ``--params``), and ``lineage`` (dataset inputs, node timings,
-version tags and the ``kedro/`` folder's files, as collected during the run).
-
-``replay_run`` logs every item in the order it was recorded, removing each from
-``items.jsonl`` once it is logged (a replay stopped halfway, e.g. by a second outage, is
-resumed without logging anything twice), then ends the run with the status it earned:
-FINISHED when the pipeline succeeded and every item is now logged, else the recorded status
-(FAILED). The folder is removed once nothing is left in it.
-"""
+"""What an outage kept from a run in the project's pending folder, and ``kedro mlflow run replay``,
+which logs it into the run in the order it was recorded and ends the run with the status it earned."""
 
 from __future__ import annotations
 
@@ -32,20 +9,35 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+
+if TYPE_CHECKING:  # pragma: no cover
+    from contextlib import AbstractContextManager
+
+    from kedro.framework.context import KedroContext
+    from kedro.pipeline import Pipeline
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+    from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+
+    ProjectSession = tuple[KedroContext, MlflowConfig, dict[str, Pipeline]]
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
+# <project>/.kedro-mlflow/pending/<run_id>/: items.jsonl (one line per item: what it is, how to log
+# it), files/<item id>/ (the local copy of an artifact or model folder), run.json (the status earned).
 PENDING_ROOT = Path(".kedro-mlflow") / "pending"
 ITEMS = "items.jsonl"
 RUN_FILE = "run.json"
 FILES = "files"
-
 
 _kept_sources: set[str] = set()  # local paths this process copied into a pending folder
 
@@ -100,11 +92,8 @@ def has_pending(folder: Path | str | None) -> bool:
 
 
 def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True) -> None:
-    """Record, when the run ends, the status it earned (replay sets it) and the one it got.
-
-    ``owned`` False: one task of an orchestrated run; replaying its items leaves the run's
-    status to ``kedro mlflow run close``.
-    """
+    """Record, when the run ends, the status it earned (replay sets it) and the one it got;
+    ``owned`` False (a task of an orchestrated run): replay leaves the status to ``run close``."""
     if not folder or not (Path(folder) / ITEMS).is_file():
         return
     (Path(folder) / RUN_FILE).write_text(json.dumps({
@@ -136,9 +125,6 @@ def _write_items(folder: Path, items: list[dict[str, Any]]) -> None:
     temporary.replace(folder / ITEMS)
 
 
-# -- replaying ------------------------------------------------------------------------------------
-
-
 @dataclass
 class ReplayResult:
     run_id: str
@@ -159,37 +145,33 @@ class Session:
     """What replaying a pipeline model or lineage needs: a Kedro session of the project in the
     run's ``--env`` with its ``--params`` (opened lazily, once per env and params)."""
 
-    def __init__(self, open_session: Any) -> None:
+    def __init__(self, open_session: Callable[[str | None, dict[str, Any]], AbstractContextManager[ProjectSession]]) -> None:
         self._open = open_session
-        self._sessions: dict[str, tuple[Any, Any, Any]] = {}
-        self._stack: list[Any] = []
+        self._sessions: dict[str, ProjectSession] = {}
+        self._stack = ExitStack()
 
-    def get(self, env: str | None, runtime_params: Mapping[str, Any] | None) -> tuple[Any, Any, Any]:
+    def get(self, env: str | None, runtime_params: Mapping[str, Any] | None) -> ProjectSession:
         """(context, MlflowConfig, pipelines) of the project for ``env`` and ``runtime_params``."""
         key = json.dumps([env, runtime_params or {}], sort_keys=True, default=str)
         if key not in self._sessions:
-            manager = self._open(env, dict(runtime_params or {}))
-            self._sessions[key] = manager.__enter__()
-            self._stack.append(manager)
+            self._sessions[key] = self._stack.enter_context(self._open(env, dict(runtime_params or {})))
         return self._sessions[key]
 
     def close(self) -> None:
-        while self._stack:
-            self._stack.pop().__exit__(None, None, None)
+        self._stack.close()
 
 
-def replay_run(client: Any, folder: Path, run_id: str, session: Session) -> ReplayResult:
+def replay_run(client: MlflowClient, folder: Path, run_id: str, session: Session) -> ReplayResult:
     """Log every item kept in ``folder`` into ``run_id``, then end the run with the status it earned."""
     from mlflow.exceptions import MlflowException
 
-    from kedro_mlflow_starter.tracking.failures import describe_error
+    from kedro_mlflow_starter.tracking.failures import describe_error  # failures imports this module
 
     result = ReplayResult(run_id)
     client.get_run(run_id)  # a run that is gone fails here, before anything is logged
     remaining = read_items(folder)
     for item in list(remaining):
-        if result.failed and item["replay"].get("kind") in ("pipeline_model", "lineage"):
-            # built from what the run holds: not before the items it reads are in
+        if result.failed and item["replay"].get("kind") in ("pipeline_model", "lineage"):  # built from the run
             result.failed[item["what"]] = "an earlier item was not replayed"
             continue
         try:
@@ -199,51 +181,43 @@ def replay_run(client: Any, folder: Path, run_id: str, session: Session) -> Repl
             continue
         result.replayed.append(item["what"])
         remaining.remove(item)
-        _write_items(folder, remaining)  # a replay stopped here resumes without logging it twice
-    recorded = _read_run_file(folder)
+        _write_items(folder, remaining)  # a replay stopped here never logs it twice
+    try:
+        recorded = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        recorded = {}  # the run's process never ended it (kill -9): it earned no FINISHED
     if recorded.get("owned", True):
-        # No run.json: the run's process never ended it (killed with kill -9): it earned no FINISHED.
         earned = recorded.get("earned_status") or "FAILED"
         result.status = "FAILED" if remaining else earned
         client.set_terminated(run_id, status=result.status)
     if not remaining:
         shutil.rmtree(folder, ignore_errors=True)
-        _remove_empty_parents(folder)
+        for parent in (folder.parent, folder.parent.parent):  # pending/, .kedro-mlflow/
+            try:
+                parent.rmdir()
+            except OSError:
+                break
     return result
 
 
-def _read_run_file(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-
-
-def _remove_empty_parents(folder: Path) -> None:
-    for parent in (folder.parent, folder.parent.parent):  # pending/, .kedro-mlflow/
-        try:
-            parent.rmdir()
-        except OSError:
-            return
-
-
-def _replay_item(client: Any, run: Any, folder: Path, item: dict[str, Any], session: Session) -> None:
+def _replay_item(client: MlflowClient, run: Run, folder: Path, item: dict[str, Any], session: Session) -> None:
     replay = item["replay"]
     kind = replay.get("kind")
     copy = folder / item["copy"] if item.get("copy") else None
     run_id = run.info.run_id
     if kind == "metrics":
-        _log_points(client, run_id, replay["points"])
+        from mlflow.entities import Metric
+
+        client.log_batch(run_id, metrics=[Metric(key, float(value), int(timestamp), int(step))
+                                          for key, value, step, timestamp in replay["points"]])
+    elif kind in ("artifact", "model") and copy is None:
+        raise FileNotFoundError(f"no local copy of {item['what']} was kept")
     elif kind == "artifact":
-        if copy is None:
-            raise FileNotFoundError(f"no local copy of {item['what']} was kept")
         if copy.is_dir():
             client.log_artifacts(run_id, str(copy), replay.get("artifact_path"))
         else:
             client.log_artifact(run_id, str(copy), replay.get("artifact_path"))
     elif kind == "model":
-        if copy is None:
-            raise FileNotFoundError(f"no local copy of {item['what']} was kept")
         _replay_model(client, run, copy, replay)
     elif kind == "finalize":
         from mlflow.entities import LoggedModelStatus
@@ -259,15 +233,7 @@ def _replay_item(client: Any, run: Any, folder: Path, item: dict[str, Any], sess
         raise ValueError(f"unknown item kind {kind!r} (kept by a newer kedro-mlflow-starter?)")
 
 
-def _log_points(client: Any, run_id: str, points: list[list[Any]]) -> None:
-    from mlflow.entities import Metric
-
-    metrics = [Metric(key, float(value), int(timestamp), int(step)) for key, value, step, timestamp in points]
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start:start + 1000])
-
-
-def _replay_model(client: Any, run: Any, copy: Path, replay: Mapping[str, Any]) -> None:
+def _replay_model(client: MlflowClient, run: Run, copy: Path, replay: Mapping[str, Any]) -> None:
     """Log a model folder kept locally as the LoggedModel the run would have had."""
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import Model
@@ -275,7 +241,7 @@ def _replay_model(client: Any, run: Any, copy: Path, replay: Mapping[str, Any]) 
     run_id = run.info.run_id
     model_id = replay.get("model_id")
     if model_id is None:  # the store was down before the LoggedModel could be created
-        params = {**run.data.params, **{k: str(v) for k, v in (replay.get("params") or {}).items()}}
+        params = {**run.data.params, **(replay.get("params") or {})}
         logged = client.create_logged_model(
             experiment_id=run.info.experiment_id, name=replay["name"], source_run_id=run_id,
             params={k: str(v) for k, v in params.items()}, tags=replay.get("tags") or None,
@@ -295,15 +261,14 @@ def _replay_model(client: Any, run: Any, copy: Path, replay: Mapping[str, Any]) 
         _register(model_id, replay["registered_model_name"], replay.get("await_registration_for"))
 
 
-def _register(model_id: str, name: str, await_for: Any = None) -> None:
+def _register(model_id: str, name: str, await_for: int | None = None) -> None:
     import mlflow
 
     mlflow.register_model(f"models:/{model_id}", name, await_registration_for=int(await_for or 0))
 
 
 def _replay_pipeline_model(run_id: str, replay: Mapping[str, Any], session: Session) -> None:
-    from kedro_mlflow_starter.models.logging import log_pipeline_model
-    from kedro_mlflow_starter.pipeline import PipelineML
+    from kedro_mlflow_starter.models.logging import log_pipeline_model  # imports mlflow
 
     context, _, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
     pipeline = pipelines[replay["pipeline"]]
@@ -312,14 +277,12 @@ def _replay_pipeline_model(run_id: str, replay: Mapping[str, Any], session: Sess
     log_pipeline_model(pipeline, context.catalog, run_id)
 
 
-def _replay_lineage(client: Any, run: Any, replay: Mapping[str, Any], session: Session) -> None:
-    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+def _replay_lineage(client: MlflowClient, run: Run, replay: Mapping[str, Any], session: Session) -> None:
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder  # lineage imports failures, which imports this module
 
     context, config, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
     names = replay.get("pipeline_names") or ["__default__"]
-    pipeline = pipelines[names[0]]
-    for name in names[1:]:
-        pipeline = pipeline + pipelines[name]
+    pipeline = sum((pipelines[name] for name in names[1:]), pipelines[names[0]])
     recorder = LineageRecorder.from_replay(replay, config.tracking.lineage, pipeline, context.catalog,
                                            project_path=config.project_path,
                                            secret_patterns=config.tracking.params.secret_patterns)

@@ -1,14 +1,6 @@
-"""What a retried task must not log twice.
-
-An orchestrator retries a failed task on the same group run (Airflow's ``retries``), and
-``tracking.run.id`` resumes a run: the run then already holds what an earlier attempt
-logged. One model per dataset per run (an earlier attempt's model, and its registered
-version, are replaced by the new one) and no metric point twice. How many attempts a task
-took is in its ``kedro.task.<nodes>`` tag (``tracking/orchestrated.py``).
-
-The run object says whether the run is shared this way through ``KEDRO_MLFLOW_SHARED_RUN``,
-so the datasets see it in every thread and worker process; a fresh run pays nothing.
-"""
+"""What a retried task (or a run resumed by ``tracking.run.id``) must not log twice: one model per
+dataset per run and no metric point twice. The run says it is shared through ``KEDRO_MLFLOW_SHARED_RUN``,
+so datasets see it in every worker; a fresh run pays nothing."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""``TrackedRun``: the one owner of an MLflow run that a Kedro pipeline run logs into.
-
-It opens the run (new, resumed from ``tracking.run.id``, or joined: an orchestrator's run
-handed down as ``MLFLOW_RUN_ID`` or already active in this process), logs the params and
-tags in one batch, publishes the run to every thread and process through the environment,
-guards it against SIGTERM and interpreter exit, keeps the ledger of what could not be
-logged, and finishes it with an honest status. The hook, ``kedro mlflow modelify`` and the
-orchestrator's open/close steps all go through it.
-
-Every call goes through ``MlflowClient`` with the run id; the fluent API's thread-local
-active run is only consulted to join a run the user or an orchestrator already started.
-"""
+"""``TrackedRun``: the one owner of the MLflow run a Kedro pipeline run logs into, from its opening
+to its honest end, with the event methods the hook calls in the order of a ``kedro run``."""
 
 from __future__ import annotations
 
@@ -17,7 +7,6 @@ import logging
 import os
 import sys
 import tempfile
-import time
 import uuid
 from datetime import datetime
 from collections.abc import Callable, Mapping, Sequence
@@ -39,11 +28,13 @@ from kedro_mlflow_starter.tracking.failures import (
     call_with_retry,
     describe_error,
     describe_failures,
-    is_transient,
+    outage_policy,
     read_failures,
 )
 from kedro_mlflow_starter.tracking.params import PreparedParams
 from kedro_mlflow_starter.tracking.replay import has_pending, pending_dir, seal
+from kedro_mlflow_starter.tracking.run_roles import GroupTask, JoinedRun, OwnedRun
+from kedro_mlflow_starter.tracking import orchestrated
 from kedro_mlflow_starter.tracking.run_tags import ENV_RUN_NAME, run_tags
 from kedro_mlflow_starter.tracking.status_guard import StatusGuard
 from kedro_mlflow_starter.tracking.user_run import config_for_user_run
@@ -52,6 +43,9 @@ from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+    from kedro_mlflow_starter.tracking.run_roles import GroupClose
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
@@ -72,9 +66,8 @@ def joinable_run_id(nested: bool) -> str | None:
 
 
 def refuse_to_reopen(run: Any) -> None:
-    """A run handed down to join (``MLFLOW_RUN_ID``, an orchestrator's task) must still be open:
-    logging into a FINISHED, FAILED or KILLED run would set it RUNNING again and mix a new
-    pipeline run into a closed record."""
+    """A run handed down to join must still be open: logging into a closed run would set it RUNNING
+    again and mix a new pipeline run into a closed record."""
     status = run.info.status
     if status == "RUNNING":
         return
@@ -88,96 +81,95 @@ def refuse_to_reopen(run: Any) -> None:
 class TrackedRun:
     """An open MLflow run of one Kedro pipeline run, addressed by id.
 
-    Build it with ``TrackedRun.open``; end it with ``finish`` (success path: raises
-    ``TrackingIncompleteError`` when something could not be logged) or ``close`` (any status,
-    never raises for an outage).
+    Build it with ``open`` (a ``kedro run``), ``create`` or ``attach``; its ``role`` (tracking/run_roles.py)
+    says what this process is to the run. The hook calls the event methods; ``finish`` and ``close``
+    end it (``finish`` raises ``TrackingIncompleteError`` when something could not be logged).
     """
 
-    def __init__(  # noqa: PLR0913
-        self,
-        config: MlflowConfig,
-        client: MlflowClient,
-        run: Any,
-        experiment_name: str,
-        owned: bool,
-        environment: PublishedEnvironment | None = None,
-    ):
+    def __init__(self, config: MlflowConfig, client: MlflowClient, run: Any, experiment_name: str,
+                 role: OwnedRun | GroupClose, environment: PublishedEnvironment | None = None) -> None:
         self.config = config
         self.client = client
         self.run_id: str = run.info.run_id
         self.run_name: str = run.info.run_name
         self.experiment_id: str = run.info.experiment_id
+        self.start_time: int = run.info.start_time
+        self.tags: dict[str, str] = dict(run.data.tags)
         self.experiment_name = experiment_name
-        self.owned = owned  # False: an orchestrator's run that we log into and leave open
+        self.role = role
+        self.lineage: LineageRecorder | None = None
+        self.log_model: Callable[[TrackedRun], str | None] | None = None  # the pipeline model, when one is logged
         self._environment = environment or PublishedEnvironment()
         self._guard: StatusGuard | None = None
-        self._heartbeat: Any = None  # tracking.orchestrated.Heartbeat while one task of a group run runs
         self._failure_log: str | None = None
         self._pending: str | None = None  # tracking/replay.py: what an outage kept for `kedro mlflow run replay`
         self._earned: str | None = None
-        self._started = time.monotonic()
         self.is_open = True
-        # Set when this process is one task of a run opened by `kedro mlflow run open`
-        # (tracking/orchestrated.py): what the task runs, and why it failed.
-        self.task: str | None = None
-        self.task_nodes: list[str] = []
-        self._task_error: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.role.owned
+
+    @property
+    def is_task(self) -> bool:
+        """True when this process is one task of a group run (`kedro mlflow run open`)."""
+        return isinstance(self.role, GroupTask)
+
+    @property
+    def shared(self) -> bool:
+        """True when the run may already hold what an earlier attempt logged: a run joined as
+        one task of a group run (the orchestrator may retry the task), or resumed by id."""
+        return not self.owned or bool(self.config.tracking.run.id)
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(
+    def open(  # noqa: PLR0913
         cls,
         config: MlflowConfig,
         run_params: Mapping[str, Any],
         params: PreparedParams,
         run_name: str | Callable[[datetime], str],
+        nodes: Sequence[str] = (),
     ) -> TrackedRun | None:
         """Open (or join, or resume) the run and log its params and tags in one batch.
 
-        ``run_name`` may be a function of the run's start time (``default_run_name``): it is
-        called when the run is created, with the start time recorded in MLflow.
-
-        Returns None when the store is unreachable and ``server.on_unreachable`` is
-        ``run_untracked``; raises ``TrackingStoreUnreachableError`` when it is ``fail``.
+        ``run_name`` may be a function of the run's start time (``default_run_name``). ``nodes``:
+        what this kedro run runs (a task of a group run reports them). Returns None when the
+        store is unreachable and ``server.on_unreachable`` is ``run_untracked``; raises
+        ``TrackingStoreUnreachableError`` when it is ``fail``.
         """
         config = config_for_user_run(config)  # a run the user opened in another store is joined there
         uri = config.tracking_uri()
         environment = PublishedEnvironment()
-        environment.set(http_retry_env())
-        environment.set(file_store_env(uri))
+        environment.set({**http_retry_env(), **file_store_env(uri)})
         try:
-            check_reachable(uri, config.server.connect_timeout)
-            client = client_for(uri, config.registry_uri())
-            experiment_id = ensure_experiment(client, config)
-            tags = run_tags(run_params, config.project_path, config.package_name,
-                            config.tracking.params.secret_patterns)
-            tracked = cls._start_or_join(config, client, experiment_id, run_name, tags, environment)
-        except Exception as error:
-            if isinstance(error, TrackingStoreUnreachableError):
-                unreachable = error
-            elif is_transient(error):
-                unreachable = TrackingStoreUnreachableError(uri, f"{type(error).__name__}: {error}")
-            else:
-                environment.restore()
-                raise
+            with outage_policy(None) as outage:
+                check_reachable(uri, config.server.connect_timeout)
+                client = client_for(uri, config.registry_uri())
+                experiment_id = ensure_experiment(client, config)
+                tags = run_tags(run_params, config.project_path, config.package_name,
+                                config.tracking.params.secret_patterns)
+                tracked = cls._start_or_join(config, client, experiment_id, run_name, tags, environment,
+                                             run_params, nodes)
+                tracked.role.join(tracked, params, tags)
+        except TrackingStoreUnreachableError as error:
+            outage.error = error
+        except BaseException:
             environment.restore()
+            raise
+        if outage.error is not None:
+            environment.restore()
+            unreachable = outage.error if isinstance(outage.error, TrackingStoreUnreachableError) else \
+                TrackingStoreUnreachableError(uri, f"{type(outage.error).__name__}: {outage.error}")
             if config.server.on_unreachable == "run_untracked":
                 logger.warning(unreachable.untracked_notice())
                 return None
             raise unreachable from None
-        if not tracked.owned and tracked.join_orchestrated(run_params, params):
-            pass  # one task of an orchestrated run: only what the run lacked was logged
-        else:
-            extra_tags = dict(params.tags)
-            if not tracked.owned or config.tracking.run.id:  # a run created elsewhere gets our tags too
-                extra_tags.update(tags)
-            tracked.log_params_and_tags(params.params, extra_tags)
         for notice in params.notices():
             logger.warning(notice)
-        how = "started" if tracked.owned else "joined"  # a task of a group run, a run the user opened
-        logger.info("MLflow run '%s' (%s) %s in experiment '%s' at %s.", tracked.run_name, tracked.run_id, how,
-                    tracked.experiment_name, redact_uri(uri))
+        logger.info("MLflow run '%s' (%s) %s in experiment '%s' at %s.", tracked.run_name, tracked.run_id,
+                    "started" if tracked.owned else "joined", tracked.experiment_name, redact_uri(uri))
         return tracked
 
     @classmethod
@@ -186,11 +178,11 @@ class TrackedRun:
         client = client_for(config.tracking_uri(), config.registry_uri())
         experiment_id = ensure_experiment(client, config)
         run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=dict(tags)))
-        return cls(config, client, run, config.experiment_name, owned=True)
+        return cls(config, client, run, config.experiment_name, OwnedRun())
 
     @classmethod
-    def attach(cls, config: MlflowConfig, run_id: str) -> TrackedRun:
-        """An existing run to log into and leave as it is (never ended here)."""
+    def attach(cls, config: MlflowConfig, run_id: str, role: OwnedRun | GroupClose | None = None) -> TrackedRun:
+        """An existing run, by id: logged into and left as it is, unless ``role`` says otherwise."""
         from mlflow.exceptions import MlflowException
 
         client = client_for(config.tracking_uri(), config.registry_uri())
@@ -202,7 +194,7 @@ class TrackedRun:
                 "(`kedro mlflow ui`), or leave out --run-id to log into a new run."
             ) from error
         experiment = client.get_experiment(run.info.experiment_id)
-        return cls(config, client, run, experiment.name, owned=False)
+        return cls(config, client, run, experiment.name, role or JoinedRun())
 
     @classmethod
     def _start_or_join(  # noqa: PLR0913
@@ -213,6 +205,8 @@ class TrackedRun:
         run_name: str | Callable[[datetime], str],
         tags: dict[str, str],
         environment: PublishedEnvironment,
+        run_params: Mapping[str, Any],
+        nodes: Sequence[str],
     ) -> TrackedRun:
         from mlflow.entities import RunStatus
 
@@ -222,31 +216,18 @@ class TrackedRun:
             run = client.get_run(resume_id or joined)
             if joined:
                 refuse_to_reopen(run)
-            if resume_id:  # an explicit `tracking.run.id` resumes the run, as kedro-mlflow does
+                role: OwnedRun = (GroupTask(orchestrated.task_label(run_params), nodes, run_params)
+                                  if orchestrated.is_orchestrated(run.data.tags) else JoinedRun())
+            else:  # an explicit `tracking.run.id` resumes the run, as kedro-mlflow does
                 client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                role = OwnedRun(resumed=True)
             experiment = client.get_experiment(run.info.experiment_id)
-            return cls(config, client, run, experiment.name, owned=not joined, environment=environment)
+            return cls(config, client, run, experiment.name, role, environment=environment)
         started = datetime.now()  # the run's start time and the time in its name are one
         name = run_name(started) if callable(run_name) else run_name
         run = call_with_retry(lambda: client.create_run(experiment_id, start_time=int(started.timestamp() * 1000),
                                                         run_name=name, tags=tags))
-        return cls(config, client, run, config.experiment_name, owned=True, environment=environment)
-
-    def join_orchestrated(self, run_params: Mapping[str, Any], params: PreparedParams) -> bool:
-        """Join a run opened by `kedro mlflow run open` as one of its tasks (see tracking/orchestrated.py)."""
-        from kedro_mlflow_starter.tracking import orchestrated
-
-        tags = call_with_retry(lambda: self.client.get_run(self.run_id)).data.tags
-        if not orchestrated.is_orchestrated(tags):
-            return False
-        try:
-            orchestrated.check_same_env(self.run_id, tags, run_params)
-        except Exception:
-            self._environment.restore()
-            raise
-        self.task = orchestrated.task_label(run_params)
-        orchestrated.join(self.client, self.run_id, params.params, params.tags)
-        return True
+        return cls(config, client, run, config.experiment_name, OwnedRun(), environment=environment)
 
     def log_params_and_tags(self, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
         """One ``log_batch``: the client splits it into MLflow's 100-entry chunks."""
@@ -254,21 +235,9 @@ class TrackedRun:
 
         if not params and not tags:
             return
-        call_with_retry(
-            lambda: self.client.log_batch(
-                self.run_id,
-                params=[Param(key, value) for key, value in params.items()],
-                tags=[RunTag(key, value) for key, value in tags.items()],
-            )
-        )
-
-    @property
-    def shared(self) -> bool:
-        """True when the run may already hold what an earlier attempt logged: a run joined as
-        one task of a group run (the orchestrator may retry the task), or resumed by id."""
-        return not self.owned or bool(self.config.tracking.run.id)
-
-    # -- while it runs -----------------------------------------------------------------------
+        call_with_retry(lambda: self.client.log_batch(
+            self.run_id, params=[Param(key, value) for key, value in params.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()]))
 
     def publish(self, environment: Mapping[str, str | None] | None = None) -> None:
         """Make this run the one every dataset, thread, worker process and fluent call logs into,
@@ -287,21 +256,62 @@ class TrackedRun:
             mlflow.autolog(disable=True)
         self._guard = StatusGuard(self.close)
         self._guard.arm()
-        if self.task is not None:  # a group run's liveness: `kedro mlflow stale-runs` reads it
-            from kedro_mlflow_starter.tracking.orchestrated import Heartbeat
-
-            self._heartbeat = Heartbeat(self.client, self.run_id)
-            self._heartbeat.start()
+        self.role.started(self)
 
     def failures(self) -> list[dict[str, Any]]:
         """What could not be logged so far (from every process of this run)."""
         return read_failures(self._failure_log) if self._failure_log else []
 
-    # -- ending ------------------------------------------------------------------------------
+    # -- events, in the order a kedro run calls them ------------------------------------------
 
-    def note_error(self, error: BaseException) -> None:
-        """Why the pipeline failed (an orchestrated task records it in the run for ``close``)."""
-        self._task_error = describe_error(error)
+    def node_started(self, node_name: str) -> None:
+        if self.lineage is not None:
+            self.lineage.node_started(node_name)
+
+    def dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        if self.lineage is not None:
+            self.lineage.dataset_loaded(dataset_name, data)
+
+    def node_finished(self, node_name: str) -> None:
+        if self.lineage is not None:
+            self.lineage.node_finished(node_name)
+
+    def pipeline_finished(self) -> None:
+        """The pipeline succeeded: log the pipeline model, then the lineage (whose metrics link to
+        the model), then end the run FINISHED, or FAILED when something could not be logged."""
+        if self.lineage is not None:
+            self.lineage.pipeline_finished()  # the pipeline's time ends here, before model logging
+        try:
+            model_uri = self.log_model(self) if self.log_model is not None else None
+            self._log_lineage()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while the model is logged
+            self.pipeline_interrupted()
+            raise
+        except BaseException as error:
+            self.pipeline_failed(error)
+            raise
+        self.finish(model_uri)
+
+    def pipeline_failed(self, error: BaseException) -> None:
+        self.role.failed(error)
+        self.close("FAILED")
+
+    def pipeline_interrupted(self) -> None:
+        self.close("KILLED")
+
+    def _log_lineage(self) -> None:
+        """What the run was made from (issue 14); an outage is recorded like any other lost item."""
+        if self.lineage is None:
+            return
+        recorder, one_task = self.lineage, self.is_task
+        try:
+            with outage_policy("the run's lineage (dataset inputs, kedro/ config and pipeline, node timings)",
+                               replay=lambda: recorder.replay_state(one_task_of_many=one_task)):
+                recorder.finish(self.client, self.run_id, self.experiment_id, one_task_of_many=one_task)
+        except Exception as error:  # noqa: BLE001 - lineage never fails a pipeline that ran
+            logger.warning("MLflow: the run's lineage was not fully recorded: %s", describe_error(error))
+
+    # -- ending ------------------------------------------------------------------------------
 
     def finish(self, model_uri: str | None = None) -> None:
         """End a run whose pipeline succeeded: FINISHED, or FAILED when something was not logged.
@@ -320,8 +330,9 @@ class TrackedRun:
                 describe_failures(failures, self.run_id, status, status_recorded=not unrecorded)
             )
 
-    def close(self, status: str, model_uri: str | None = None) -> str | None:
-        """End the run with ``status`` (once), restore the environment, say where the run is.
+    def close(self, status: str, model_uri: str | None = None, announce: bool = True) -> str | None:
+        """End the run with ``status`` as its role says (once), restore the environment, say where
+        the run is (``announce``).
 
         Returns None when the status was recorded, else why not (the tracking server went
         away): the run then stays RUNNING in the store, and the caller says so.
@@ -331,36 +342,28 @@ class TrackedRun:
         self.is_open = False
         if self._guard is not None:
             self._guard.disarm()
-        if self._heartbeat is not None:
-            self._heartbeat.stop()
         leave_all_node_runs()
         try:
-            if self.owned:
-                self._end(status)
-            elif self.task is not None:
-                from kedro_mlflow_starter.tracking.orchestrated import record_task_outcome
-
-                call_with_retry(lambda: record_task_outcome(self.client, self.run_id, self.task, status,
-                                                            self._task_error, self.task_nodes))
-            self._announce(status, model_uri)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            problem = describe_error(error)
-            fix = (f"`kedro mlflow run replay --run-id {self.run_id}`" if has_pending(self._pending)
-                   else "`kedro mlflow stale-runs --mark-killed`")
-            logger.warning("MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run %s once the "
-                           "tracking server is back.", self.run_id, status, problem, fix)
-            return problem
+            with outage_policy(None) as outage:
+                self.role.close(self, status)
+                if announce:
+                    self._announce(status, model_uri)
         finally:
             self._environment.restore()
             if self._failure_log:
                 Path(self._failure_log).unlink(missing_ok=True)
             seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned)
-        return None
+        if outage.error is None:
+            return None
+        problem = describe_error(outage.error)
+        fix = (f"`kedro mlflow run replay --run-id {self.run_id}`" if has_pending(self._pending)
+               else "`kedro mlflow stale-runs --mark-killed`")
+        logger.warning("MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run %s once the "
+                       "tracking server is back.", self.run_id, status, problem, fix)
+        return problem
 
-    def _end(self, status: str) -> None:
-        """Close the run with ``status``; drop it from MLflow's fluent stack if user code joined it."""
+    def end(self, status: str) -> None:
+        """Set the run's end status; drop it from MLflow's fluent stack if user code joined it."""
         if "mlflow" in sys.modules:
             import mlflow
 
@@ -377,17 +380,10 @@ class TrackedRun:
         at the terminal's width and would cut a URI in two (copy-paste then fails).
         """
         uri = redact_uri(self.config.tracking_uri())
-        remote = uri.startswith(("http://", "https://"))
         base = ui_base(uri, self.config.ui.host, self.config.ui.port)
-        if self.owned:
-            state = status
-        elif self.task is not None:
-            state = f"joined: task {status}, the run stays open for `kedro mlflow run close`"
-        else:
-            state = f"joined: pipeline {status}, the run stays open for whoever opened it"
-        how = "" if remote else " (`kedro mlflow ui` serves it)"
-        logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s:", self.run_name, self.run_id, state,
-                    self.experiment_name, how)
+        how = "" if uri.startswith(("http://", "https://")) else " (`kedro mlflow ui` serves it)"
+        logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s:", self.run_name, self.run_id,
+                    self.role.state(status), self.experiment_name, how)
         lines = [f"Run:   {run_url(base, self.experiment_id, self.run_id)}"]
         if model_uri:
             lines.append(f"Model: {model_uri}")
@@ -402,13 +398,8 @@ def _print_lines(lines: Sequence[str]) -> None:
 
 
 def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: datetime | None = None) -> str:
-    """``tracking.run.name`` when set, else ``<pipelines> <HH:MM:SS>``.
-
-    The pipelines run (joined by '+', ``__default__`` shown as ``default``) say what ran; the
-    local start time tells runs of the same pipelines apart in the runs list, whose narrow
-    name column shows about 20 characters (its Created column gives the day):
-    ``default 15:32:08``, ``training 15:40:51``.
-    """
+    """A sweep trial's name, else ``tracking.run.name``, else ``<pipelines> <HH:MM:SS>`` (``default 15:32:08``:
+    the runs list's name column shows about 20 characters; its Created column gives the day)."""
     if os.environ.get(ENV_RUN_NAME):  # a sweep's trial (tracking/run_tags.py)
         return os.environ[ENV_RUN_NAME]
     if config.tracking.run.name:

@@ -1,13 +1,18 @@
-"""Find runs left RUNNING by a ``kedro run`` that died without closing them (``kill -9``)."""
+"""Runs left RUNNING by a ``kedro run`` that died without closing them (``kill -9``)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
+from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.orchestrated import is_orchestrated, last_seen_ms
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow.entities import Run
 
 
 def _pid_alive(pid: int) -> bool:
@@ -20,17 +25,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def find_stale_runs(config: MlflowConfig, older_than_hours: float, idle_minutes: float = 60.0) -> list[tuple[Any, str]]:
-    """RUNNING runs of the project's experiment whose process is gone, with the reason.
-
-    A ``kedro run`` is judged by its process (``kedro.host``/``kedro.pid``), or by age when it
-    ran on another machine; a group run (``kedro mlflow run open``) by its tasks' heartbeat:
-    stale once no task has been alive for ``idle_minutes`` and ``close`` never came.
-    """
-    from kedro_mlflow_starter.tracking.orchestrated import is_orchestrated, last_seen_ms
-
-    from kedro_mlflow_starter.tracking.client import client_for
-
+def find_stale_runs(config: MlflowConfig, older_than_hours: float, idle_minutes: float = 60.0) -> list[tuple[Run, str]]:
+    """RUNNING runs of the project's experiment whose process is gone, with the reason: judged by
+    ``kedro.host``/``kedro.pid`` on this machine, by age on another, and a group run by its tasks'
+    heartbeat (none for ``idle_minutes``)."""
     client = client_for(config.tracking_uri(), config.registry_uri())
     experiment = client.get_experiment_by_name(config.experiment_name)
     if experiment is None:
@@ -56,9 +54,7 @@ def find_stale_runs(config: MlflowConfig, older_than_hours: float, idle_minutes:
     return stale
 
 
-def mark_killed(config: MlflowConfig, runs: list[Any]) -> None:
-    from kedro_mlflow_starter.tracking.client import client_for
-
+def mark_killed(config: MlflowConfig, runs: list[Run]) -> None:
     client = client_for(config.tracking_uri(), config.registry_uri())
     for run in runs:
         client.set_terminated(run.info.run_id, status="KILLED")

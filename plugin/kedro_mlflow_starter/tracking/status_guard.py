@@ -1,15 +1,5 @@
-"""Keep a run's status honest when ``kedro run`` is interrupted.
-
-Kedro does not call ``on_pipeline_error`` for KeyboardInterrupt, SIGTERM kills Python
-without unwinding by default, and MLflow's own exit handler marks an open fluent run
-FINISHED. While a run is open this guard turns SIGTERM into an interruption and, at
-interpreter exit, records any run still open as KILLED.
-
-With ParallelRunner a SIGTERM (from a scheduler, ``kill``) reaches only the main process,
-whose executor would then wait for the running nodes to end; the guard passes the signal on
-to the worker processes so the whole run stops. Forked workers inherit the handler and
-simply terminate as they would without it.
-"""
+"""Keep a run's status honest when ``kedro run`` is interrupted: SIGTERM becomes an interruption
+(passed on to ParallelRunner's workers), and a run still open at interpreter exit is KILLED."""
 
 from __future__ import annotations
 
@@ -30,6 +20,8 @@ _MANAGER_PROCESS = re.compile(r"\w*Manager-")
 
 
 class StatusGuard:
+    """Armed while a run is open: ``close("KILLED")`` at exit, SIGTERM raised as ``TerminatedError``."""
+
     def __init__(self, close: Callable[[str], Any]) -> None:
         self._close = close
         self._previous_sigterm: Any = None
@@ -66,12 +58,8 @@ class StatusGuard:
 
 
 def _terminate_workers() -> None:
-    """SIGTERM the multiprocessing children of this process (ParallelRunner's workers).
-
-    Manager server processes (Kedro's ``ParallelRunnerManager-1``) are left alone: they run
-    no node, and the manager's own exit finalizer shuts them down cleanly as this process
-    exits. Killed, one would leave its ``pymp-*`` socket folder in the temp folder.
-    """
+    """SIGTERM ParallelRunner's workers; a manager's server process (no node; killed, it would leave
+    its ``pymp-*`` folder in the temp folder) is shut down by the manager's own exit finalizer."""
     if "multiprocessing" not in sys.modules:
         return
     import multiprocessing

@@ -1,13 +1,10 @@
-"""Reaching the tracking store: a bounded reachability check and safe SQLite creation.
-
-A fresh SQLite store spends about a second on schema migrations, and two processes
-migrating the same new file at once break each other's work; a file lock makes the first
-one create it while the second waits.
-"""
+"""Reaching the tracking store: a bounded reachability check, one process at a time creating a
+SQLite store, and the environment MLflow's client reads (bounded retries, the file store opt-in)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import ssl
@@ -17,36 +14,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+from kedro_mlflow_starter.config.redaction import redact_uri
 from kedro_mlflow_starter.errors import NotAnMlflowServerError, TrackingStoreUnreachableError
 
-# MLflow's REST client retries up to 7 times with exponential backoff (minutes). A kedro run
-# should fail or degrade within seconds instead; users can still set these themselves.
+# MLflow's REST client retries 7 times with exponential backoff (minutes): a kedro run should fail
+# or degrade within seconds. MLflow would also print run links with the URI's credentials.
 HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
-
-
-def sqlite_path(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):]
-    return None if path in ("", ":memory:") else Path(path)
+MLFLOW_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 @contextlib.contextmanager
 def store_creation_lock(uri: str) -> Iterator[None]:
-    """Serialise the creation/migration of a local SQLite store between processes.
-
-    The lock is an advisory ``flock`` on the database file itself (created empty if need be:
-    SQLite and MLflow treat an empty file as a new database), so no lock file is left
-    anywhere. ``flock`` locks are independent of the POSIX record locks SQLite takes.
-    """
-    path = sqlite_path(uri)
-    if path is None:
+    """Serialise the creation (migration) of a local SQLite store between processes: an advisory
+    ``flock`` on the database file itself (an empty file is a new database to SQLite and MLflow)."""
+    location = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else ""
+    if location in ("", ":memory:"):
         yield
         return
+    path = Path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -62,11 +52,8 @@ def store_creation_lock(uri: str) -> Iterator[None]:
 
 
 def check_reachable(uri: str, timeout: float) -> None:
-    """For an http(s) tracking server, fail fast when it does not answer its health check.
-
-    One request bounded by ``timeout`` seconds (``server.connect_timeout``): a server that is
-    down is refused at once, one that hangs is given up on after ``timeout``.
-    """
+    """For an http(s) tracking server, fail fast when it does not answer its health check
+    within ``timeout`` seconds (``server.connect_timeout``)."""
     scheme = urlparse(uri).scheme
     if scheme not in ("http", "https"):
         return
@@ -88,9 +75,7 @@ def check_reachable(uri: str, timeout: float) -> None:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, ssl.SSLError) or isinstance(error, ssl.SSLError):
-            # A server answered; its certificate is MLflow's to check (MLflow honours
-            # MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_INSECURE_TLS, REQUESTS_CA_BUNDLE).
-            return
+            return  # a server answered; its certificate is MLflow's to check
         if isinstance(reason, (TimeoutError, socket.timeout)):
             problem = f"no answer within server.connect_timeout = {timeout:g} s"
         else:
@@ -98,17 +83,9 @@ def check_reachable(uri: str, timeout: float) -> None:
     raise TrackingStoreUnreachableError(uri, problem)
 
 
-MLFLOW_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
-
-
 def check_speaks_mlflow(uri: str, timeout: float) -> None:
-    """Raise ``NotAnMlflowServerError`` when ``uri`` answers HTTP but its MLflow REST API does not.
-
-    An MLflow server answers the probe with JSON (the experiments, or an ``error_code`` when
-    it refuses); any web server or proxy without MLflow behind it answers a 404 page.
-    """
-    import json
-
+    """Raise ``NotAnMlflowServerError`` when ``uri`` answers HTTP but not MLflow's REST API
+    (which answers JSON: the experiments, or an ``error_code``)."""
     probe = _without_userinfo(uri).rstrip("/") + MLFLOW_API_PROBE
     try:
         with urllib.request.urlopen(probe, timeout=timeout) as response:  # noqa: S310 - http(s) only
@@ -125,8 +102,6 @@ def check_speaks_mlflow(uri: str, timeout: float) -> None:
         answer = None
     if isinstance(answer, dict) and ("experiments" in answer or "error_code" in answer or not answer):
         return
-    from kedro_mlflow_starter.config.redaction import redact_uri
-
     shown = redact_uri(uri).rstrip("/")
     raise NotAnMlflowServerError(
         f"The tracking URI {shown} answers HTTP, but it is not an MLflow tracking server: {shown}/health and "
@@ -138,30 +113,21 @@ def check_speaks_mlflow(uri: str, timeout: float) -> None:
 
 
 def _without_userinfo(uri: str) -> str:
-    """The health check needs no credentials, and urllib would not accept them in the URL."""
+    """The checks need no credentials, and urllib would not accept them in the URL."""
     parts = urlparse(uri)
     if "@" not in parts.netloc:
         return uri
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
-# MLflow prints "View run ... at: <tracking URI>/#/..." when a run ends, credentials of the URI
-# included; the hook prints its own link with them redacted.
-QUIET_DEFAULTS = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-
-
 def http_retry_env() -> dict[str, str]:
     """The bounded-retry and quiet settings not already chosen by the user."""
-    defaults = {**HTTP_RETRY_DEFAULTS, **QUIET_DEFAULTS}
-    return {key: value for key, value in defaults.items() if key not in os.environ}
+    return {key: value for key, value in HTTP_RETRY_DEFAULTS.items() if key not in os.environ}
 
 
 def file_store_env(uri: str) -> dict[str, str]:
-    """Opt in to MLflow 3's file store when the project chose a local folder on purpose.
-
-    MLflow 3 refuses ``./mlruns``-style stores unless ``MLFLOW_ALLOW_FILE_STORE`` is set; a
-    folder written in ``mlflow.yml`` (or given at ``kedro new``) is such a deliberate choice.
-    """
+    """MLflow 3 refuses a ``file:`` store unless ``MLFLOW_ALLOW_FILE_STORE`` is set: a folder
+    written in ``mlflow.yml`` is a deliberate choice."""
     if not uri.startswith("file:") or "MLFLOW_ALLOW_FILE_STORE" in os.environ:
         return {}
     return {"MLFLOW_ALLOW_FILE_STORE": "true"}

@@ -1,26 +1,12 @@
-"""A sweep's two records: its Optuna study (the trials) and its MLflow parent run.
-
-A sweep ``NAME`` of experiment ``EXP`` lives in the Optuna storage as the study
-``EXP:NAME#<k>`` (k counts the sweeps of that name); the study holds the id of its MLflow
-parent run (user attribute ``kedro_mlflow.parent_run_id``), the sweep's budget, and one
-Optuna trial per trial run, each holding its child run's id and status.
-
-Starting a sweep founds a new study (``optuna.create_study`` without ``load_if_exists``: the
-storage's unique study name makes exactly one caller the founder, on one machine or many),
-creates the parent run and queues the budget's trials as WAITING trials; every other process
-started on the same sweep while it runs joins that study and parent. Workers take queued
-trials one at a time (``claim_trial``), so the study never holds more trials than the budget.
-``--resume`` reopens a KILLED (or FAILED) sweep: trials left RUNNING by the killed sweep are
-marked failed-as-killed, and the trials still owed are queued again under the same parent.
-The last process to see no trial WAITING or RUNNING closes the parent (``finish_sweep``):
-``best.*``, ``sweep/trials.csv``, the plots, the counts, and its status.
-"""
+"""A sweep's two records: its Optuna study ``<experiment>:<sweep>#<k>`` (the budget's trials, queued
+and claimed by workers) and its MLflow parent run; found, joined or resumed by every worker."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import random
 import re
 import tempfile
 import time
@@ -30,6 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.redaction import is_secret, redact_uri
 from kedro_mlflow_starter.config.sweeps import Sweep
 from kedro_mlflow_starter.errors import SweepError
@@ -38,6 +28,7 @@ from kedro_mlflow_starter.tracking.params import flatten, to_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
+    from optuna.storages import BaseStorage
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
@@ -52,13 +43,18 @@ DEFAULT_JOURNAL = ".optuna/sweeps.journal"
 PARENT_WAIT_S = 120.0
 
 
-def open_storage(storage: str | None, project_path: Path) -> tuple[Any, str]:
-    """The Optuna storage and how to name it: an RDB URL (``postgresql://...``, ``sqlite:///...``),
-    a journal file path, or by default the project's ``.optuna/sweeps.journal``."""
-    import optuna
-
+def open_storage(storage: str | None, project_path: Path) -> tuple[BaseStorage, str]:
+    """The Optuna storage and its name: an RDB URL, a journal file, by default ``.optuna/sweeps.journal``."""
     if storage and "://" in storage:
-        return _rdb_storage(storage), redact_uri(storage)
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+        for attempt in range(8):  # workers starting together on an empty database race to create its tables
+            try:
+                return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}), redact_uri(storage)
+            except (IntegrityError, ProgrammingError):
+                if attempt == 7:
+                    raise
+                time.sleep(0.5 + random.random())  # noqa: S311 - jitter, not security
     path = Path(storage) if storage else project_path / DEFAULT_JOURNAL
     if not path.is_absolute():
         path = project_path / path
@@ -68,27 +64,9 @@ def open_storage(storage: str | None, project_path: Path) -> tuple[Any, str]:
     return JournalStorage(JournalFileBackend(str(path))), str(path)
 
 
-def _rdb_storage(url: str) -> Any:
-    """Optuna's RDB storage; workers that start together on an empty database race to create its
-    tables (PostgreSQL then refuses one of them): the loser retries once the tables exist."""
-    import random
-
-    import optuna
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-    for attempt in range(8):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except (IntegrityError, ProgrammingError):
-            if attempt == 7:
-                raise
-            time.sleep(0.5 + random.random())  # noqa: S311 - jitter, not security
-    raise AssertionError("unreachable")
-
-
 @dataclass
 class SweepHandle:
-    study: Any
+    study: optuna.Study
     study_name: str
     parent_run_id: str
     experiment_id: str
@@ -97,37 +75,25 @@ class SweepHandle:
     resumed: bool = False
 
 
-def study_prefix(experiment_name: str, sweep_name: str) -> str:
-    return f"{experiment_name}:{sweep_name}#"
-
-
-def _generations(storage: Any, prefix: str) -> list[int]:
-    import optuna
-
-    found = []
-    for name in optuna.get_all_study_names(storage):
-        match = re.fullmatch(re.escape(prefix) + r"(\d+)", name)
-        if match:
-            found.append(int(match.group(1)))
-    return sorted(found)
-
-
-def _wait_for_parent(study: Any) -> str:
+def _wait_for_parent(study: optuna.Study) -> str:
     """The parent run id the founder records once its trials are queued."""
     deadline = time.monotonic() + PARENT_WAIT_S
-    while True:
-        parent = study.user_attrs.get(PARENT_ATTR)
-        if parent:
-            return parent
+    while not study.user_attrs.get(PARENT_ATTR):
         if time.monotonic() > deadline:
             raise SweepError(
                 f"The Optuna study '{study.study_name}' has no MLflow parent run after {PARENT_WAIT_S:.0f} s: the "
                 "process that founded it probably died. Start the sweep again (a new study is made) or pass --resume.")
         time.sleep(0.5)
+    return study.user_attrs[PARENT_ATTR]
+
+
+def _joined(study: optuna.Study, name: str, experiment_id: str) -> SweepHandle:
+    return SweepHandle(study, name, _wait_for_parent(study), experiment_id, int(study.user_attrs[BUDGET_ATTR]),
+                       founded=False)
 
 
 def open_sweep(  # noqa: PLR0913
-    storage: Any,
+    storage: BaseStorage,
     sweep: Sweep,
     client: MlflowClient,
     experiment_id: str,
@@ -138,20 +104,21 @@ def open_sweep(  # noqa: PLR0913
     parent_params: dict[str, str],
     parent_tags: dict[str, str],
 ) -> SweepHandle:
-    """Found, join or resume the sweep's study and parent run (see the module's docstring)."""
-    import optuna
-    from mlflow.entities import RunStatus
+    """Found (the storage's unique study name makes one caller the founder), join or ``--resume`` the
+    sweep's study and parent run."""
+    from mlflow.entities import Param, RunStatus
 
-    prefix = study_prefix(experiment_name, sweep.name)
-    generations = _generations(storage, prefix)
+    prefix = f"{experiment_name}:{sweep.name}#"
+    generations = sorted(int(m.group(1)) for m in (re.fullmatch(re.escape(prefix) + r"(\d+)", name)
+                                                   for name in optuna.get_all_study_names(storage)) if m)
     if generations:
         name = f"{prefix}{generations[-1]}"
         study = optuna.load_study(study_name=name, storage=storage)
         parent = _wait_for_parent(study)
         status = call_with_retry(lambda: client.get_run(parent)).info.status
-        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if status == "RUNNING" and (waiting or resume):  # another process is on it: cooperate
-            return SweepHandle(study, name, parent, experiment_id, int(study.user_attrs[BUDGET_ATTR]), founded=False)
+            return _joined(study, name, experiment_id)
         if resume:
             if status == "FINISHED":
                 raise SweepError(
@@ -171,16 +138,12 @@ def open_sweep(  # noqa: PLR0913
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction=sweep.objective.direction)
     except optuna.exceptions.DuplicatedStudyError:  # another process founded it a moment ago
-        study = optuna.load_study(study_name=name, storage=storage)
-        parent = _wait_for_parent(study)
-        return SweepHandle(study, name, parent, experiment_id, int(study.user_attrs[BUDGET_ATTR]), founded=False)
+        return _joined(optuna.load_study(study_name=name, storage=storage), name, experiment_id)
     study.set_user_attr(BUDGET_ATTR, budget)
     study.set_user_attr("kedro_mlflow.sweep", sweep.name)
     tags = {**parent_tags, SWEEP_TAG: sweep.name, "kedro_mlflow.sweep.study": name}
     run_name = f"{sweep.name} {datetime.now():%H:%M:%S}"
     run = call_with_retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=tags))
-    from mlflow.entities import Param
-
     params = [Param(key, value) for key, value in parent_params.items()]
     call_with_retry(lambda: client.log_batch(run.info.run_id, params=params))
     requeue(storage, study, sweep, budget)
@@ -188,25 +151,20 @@ def open_sweep(  # noqa: PLR0913
     return SweepHandle(study, name, run.info.run_id, experiment_id, budget, founded=True)
 
 
-def requeue(storage: Any, study: Any, sweep: Sweep, budget: int) -> int:
+def requeue(storage: BaseStorage, study: optuna.Study, sweep: Sweep, budget: int) -> int:
     """Queue the trials still owed to the budget; trials a killed sweep left RUNNING count as killed."""
-    import optuna
-
-    from kedro_mlflow_starter import compat
-
-    state = optuna.trial.TrialState
-    for trial in study.get_trials(deepcopy=False, states=(state.RUNNING,)):
-        trial_id = compat.optuna_trial_id(trial)
-        storage.set_trial_user_attr(trial_id, STATUS_ATTR, "KILLED")
-        storage.set_trial_state_values(trial_id, state=state.FAIL)
+    _kill_running_trials(storage, study)
     trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == state.COMPLETE
-            or (t.state == state.FAIL and t.user_attrs.get(STATUS_ATTR) != "KILLED")]
-    waiting = [t for t in trials if t.state == state.WAITING]
+    done = [t for t in trials if t.state == TrialState.COMPLETE
+            or (t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR) != "KILLED")]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
     owed = max(0, budget - len(done) - len(waiting))
     if sweep.method == "grid":
-        taken = {_key(t.params) for t in done} | {_key(t.system_attrs.get("fixed_params", {})) for t in waiting}
-        points = [p for p in sweep.grid_points() if _key(p) not in taken][:owed]
+        def key(params: dict[str, Any]) -> str:
+            return json.dumps(params, sort_keys=True, default=str)
+
+        taken = {key(t.params) for t in done} | {key(t.system_attrs.get("fixed_params", {})) for t in waiting}
+        points = [p for p in sweep.grid_points() if key(p) not in taken][:owed]
     else:
         points = [{} for _ in range(owed)]
     for point in points:
@@ -214,32 +172,21 @@ def requeue(storage: Any, study: Any, sweep: Sweep, budget: int) -> int:
     return len(points)
 
 
-def _key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
-
-
-def claim_trial(storage: Any, study: Any, sweep: Sweep) -> Any | None:
-    """Take one WAITING trial of the study for this worker (None: the queue is empty).
-
-    ``set_trial_state_values`` moves a trial from WAITING to RUNNING atomically in every Optuna
-    storage: two workers never run the same trial, and none creates a trial beyond the budget.
-    """
-    import optuna
-
-    from kedro_mlflow_starter import compat
-
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+def claim_trial(storage: BaseStorage, study: optuna.Study, sweep: Sweep) -> Trial | None:
+    """Take one WAITING trial for this worker (None: the queue is empty). ``set_trial_state_values``
+    moves it to RUNNING atomically in every storage: no trial runs twice, none beyond the budget."""
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = compat.optuna_trial_id(frozen)
         try:
-            if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
+            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 study.sampler = sampler_for(sweep, frozen.number)  # before the trial samples anything
-                return optuna.trial.Trial(study, trial_id)
+                return Trial(study, trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
 
 
-def suggest(trial: Any, sweep: Sweep) -> dict[str, Any]:
+def suggest(trial: Trial, sweep: Sweep) -> dict[str, Any]:
     """The trial's value of each searched parameter (a grid's trials come with theirs fixed)."""
     values = {}
     for name, space in sweep.spaces.items():
@@ -253,11 +200,8 @@ def suggest(trial: Any, sweep: Sweep) -> dict[str, Any]:
     return values
 
 
-def sampler_for(sweep: Sweep, trial_number: int | None = None) -> Any:
-    """``random``: RandomSampler, ``optuna`` (and ``grid``, whose values are fixed): TPE. With a
-    seed, each trial number gets its own seed, so the same trials are drawn whatever the worker."""
-    import optuna
-
+def sampler_for(sweep: Sweep, trial_number: int | None = None) -> optuna.samplers.BaseSampler:
+    """``random``: RandomSampler, else TPE; with a seed, one per trial number (the same draws on any worker)."""
     seed = None if sweep.seed is None else sweep.seed * 1_000_003 + (trial_number or 0)
     if sweep.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -282,64 +226,53 @@ def parent_params(sweep: Sweep, budget: int, fixed: dict[str, Any], secret_patte
     return params
 
 
-# -- ending the sweep -------------------------------------------------------------------------------
-
-
-def mark_interrupted(handle: SweepHandle, client: MlflowClient, storage: Any) -> None:
-    """After the workers were stopped: whatever they could not close themselves (a worker killed
-    hard) ends KILLED, the child run in MLflow and the trial in the study."""
-    import optuna
-
-    from kedro_mlflow_starter import compat
-
+def mark_interrupted(handle: SweepHandle, client: MlflowClient, storage: BaseStorage) -> None:
+    """After the workers were stopped: what they could not close (a worker killed hard) ends KILLED,
+    the child run and the trial."""
     runs = call_with_retry(lambda: client.search_runs(
         [handle.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{handle.parent_run_id}' and "
                                               "attributes.status = 'RUNNING'", max_results=1000))
     for run in runs:
         call_with_retry(lambda run=run: client.set_terminated(run.info.run_id, status="KILLED"))
-    for trial in handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    _kill_running_trials(storage, handle.study)
+
+
+def _kill_running_trials(storage: BaseStorage, study: optuna.Study) -> None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_id = compat.optuna_trial_id(trial)
         storage.set_trial_user_attr(trial_id, STATUS_ATTR, "KILLED")
         try:
-            storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # its worker finished it meanwhile
             continue
 
 
-def trial_counts(study: Any) -> dict[str, int]:
-    import optuna
-
-    state = optuna.trial.TrialState
+def trial_counts(study: optuna.Study) -> dict[str, int]:
     counts = {"completed": 0, "failed": 0, "killed": 0, "waiting": 0, "running": 0}
+    names = {TrialState.COMPLETE: "completed", TrialState.WAITING: "waiting", TrialState.RUNNING: "running"}
     for trial in study.get_trials(deepcopy=False):
-        if trial.state == state.COMPLETE:
-            counts["completed"] += 1
-        elif trial.state == state.FAIL:
+        if trial.state == TrialState.FAIL:
             counts["killed" if trial.user_attrs.get(STATUS_ATTR) == "KILLED" else "failed"] += 1
-        elif trial.state == state.WAITING:
-            counts["waiting"] += 1
-        elif trial.state == state.RUNNING:
-            counts["running"] += 1
+        elif trial.state in names:
+            counts[names[trial.state]] += 1
     return counts
 
 
 def finish_sweep(handle: SweepHandle, client: MlflowClient, sweep: Sweep, interrupted: bool) -> str | None:
-    """Close the parent run when no trial is left (returns its status), else None.
+    """Close the parent run when no trial is left (returns its status), else None (the last worker
+    closes it); interrupted, the parent is KILLED at once (the trials owed wait for ``--resume``)."""
+    from mlflow.entities import Param
 
-    Interrupted: the parent is KILLED at once (the trials still owed wait for ``--resume``).
-    """
     counts = trial_counts(handle.study)
-    metrics = {f"sweep.{key}_trials": value for key, value in counts.items() if key in ("completed", "failed", "killed")}
-    _log_metrics(client, handle.parent_run_id, metrics)
+    _log_metrics(client, handle.parent_run_id,
+                 {f"sweep.{key}_trials": counts[key] for key in ("completed", "failed", "killed")})
     if interrupted:
         call_with_retry(lambda: client.set_terminated(handle.parent_run_id, status="KILLED"))
         return "KILLED"
     if counts["waiting"] or counts["running"]:
-        return None  # other workers (other processes, other machines) are still on it: the last one closes it
+        return None
     best = best_trial(handle.study)
     if best is not None:
-        from mlflow.entities import Param
-
         params = [Param(f"best.{name}", to_text(value)) for name, value in best.params.items()]
         params += [Param("best.trial", str(best.number)), Param("best.run_id", str(best.user_attrs.get(RUN_ATTR, "")))]
         try:
@@ -371,14 +304,13 @@ def _alias_best_model(client: MlflowClient, parent_run_id: str, run_id: str | No
     logger.info("MLflow: alias '%s' now points at %s (the best trial's model).", alias, shown)
 
 
-def best_trial(study: Any) -> Any | None:
-    import optuna
-
-    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
         return None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(completed, key=lambda t: (t.value, -t.number) if pick is max else (t.value, t.number))
+    if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+        return max(completed, key=lambda t: (t.value, -t.number))
+    return min(completed, key=lambda t: (t.value, t.number))
 
 
 def _log_metrics(client: MlflowClient, run_id: str, values: dict[str, float]) -> None:
@@ -390,26 +322,21 @@ def _log_metrics(client: MlflowClient, run_id: str, values: dict[str, float]) ->
         call_with_retry(lambda: client.log_batch(run_id, metrics=metrics))
 
 
-def trial_rows(study: Any, client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
+def trial_rows(study: optuna.Study, client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
     """One row per trial: number, status, run id, objective value, params, then the child's metrics."""
-    import optuna
-
-    children = {}
-    for run in call_with_retry(lambda: client.search_runs(
-            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000)):
-        children[run.info.run_id] = run
+    children = {run.info.run_id: run for run in call_with_retry(lambda: client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=5000))}
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        if trial.state == optuna.trial.TrialState.WAITING:
+        if trial.state == TrialState.WAITING:
             continue
         run_id = trial.user_attrs.get(RUN_ATTR, "")
         status = trial.user_attrs.get(STATUS_ATTR) or {"COMPLETE": "FINISHED"}.get(trial.state.name, trial.state.name)
         row: dict[str, Any] = {"trial": trial.number, "status": status, "run_id": run_id,
                                "value": trial.value if trial.value is not None else ""}
         row.update({f"params.{k}": v for k, v in trial.params.items()})
-        child = children.get(run_id)
-        if child is not None:
-            row.update({f"metrics.{k}": v for k, v in sorted(child.data.metrics.items())})
+        if run_id in children:
+            row.update({f"metrics.{k}": v for k, v in sorted(children[run_id].data.metrics.items())})
         rows.append(row)
     return rows
 
@@ -429,11 +356,9 @@ def log_sweep_artifacts(handle: SweepHandle, client: MlflowClient, sweep: Sweep)
         call_with_retry(lambda: client.log_artifacts(handle.parent_run_id, folder, "sweep"))
 
 
-def _plots(study: Any, sweep: Sweep, folder: Path) -> None:
+def _plots(study: optuna.Study, sweep: Sweep, folder: Path) -> None:
     """Optuna's matplotlib plots: the objective per trial, and the parameters against it."""
-    import optuna
-
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return
     try:
         import matplotlib
@@ -456,8 +381,7 @@ def _plots(study: Any, sweep: Sweep, folder: Path) -> None:
         for file_name, make in plots.items():
             try:
                 axes = make()
-                first = axes.flat[0] if hasattr(axes, "flat") else axes
-                figure = first.figure
+                figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
                 figure.set_size_inches(8, 5)
                 figure.savefig(folder / file_name, dpi=100, bbox_inches="tight")
                 plt.close(figure)

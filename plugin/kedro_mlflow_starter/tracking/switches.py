@@ -1,17 +1,5 @@
-"""MLflow's own switches for a tracked run, from ``mlflow.yml``: autologging and system metrics.
-
-``start_run_switches`` is called once the run is published (before any node runs);
-``stop_run_switches`` when the run is closed, before its status is recorded.
-
-- ``tracking.autolog``: ``mlflow.autolog(...)`` with the file's arguments. Autologging logs
-  into the fluent active run, which is the Kedro run in every thread and worker process
-  that runs a node (``tracking.current.enter_node_run``); worker processes (ParallelRunner,
-  spawn or fork) turn it on themselves from ``KEDRO_MLFLOW_AUTOLOG`` before their first
-  node. Autologging is turned off again when the run ends.
-- ``tracking.system_metrics``: MLflow's ``SystemMetricsMonitor`` samples CPU, memory, disk and
-  network in a thread of the main process and logs ``system/...`` metrics into the run; the
-  last partial window is logged when the run ends, so even a short pipeline has its figures.
-"""
+"""MLflow's switches from ``mlflow.yml``, on while a run is open: ``tracking.autolog`` (in every
+worker process too, through ``KEDRO_MLFLOW_AUTOLOG``) and ``tracking.system_metrics``."""
 
 from __future__ import annotations
 
@@ -19,11 +7,14 @@ import importlib.util
 import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.config.mlflow_config import TrackingConfig
 from kedro_mlflow_starter.errors import MlflowConfigError
-from kedro_mlflow_starter.tracking.current import PublishedEnvironment, store_uris
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment, enter_pipeline_run, store_uris
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kedro.runner import AbstractRunner
 
 ENV_AUTOLOG = "KEDRO_MLFLOW_AUTOLOG"
 
@@ -42,11 +33,9 @@ def check_switches(config: TrackingConfig) -> None:
         )
 
 
-def start_run_switches(config: TrackingConfig, run_id: str, runner: Any = None) -> None:
+def start_run_switches(config: TrackingConfig, run_id: str, runner: AbstractRunner | str | None = None) -> None:
     """Make the run ``mlflow.active_run()`` for the project's hooks, and turn on what
     ``mlflow.yml`` asks for (no more import when the switches are off)."""
-    from kedro_mlflow_starter.tracking.current import enter_pipeline_run
-
     enter_pipeline_run()
     if not (config.autolog.enabled or config.system_metrics.enabled):
         return
@@ -93,8 +82,14 @@ def autolog_in_this_process() -> None:
 def stop_run_switches() -> None:
     """Log the last system metrics, turn autologging off, restore the environment."""
     monitor = _state.pop("monitor", None)
-    if monitor is not None:
-        _finish_monitor(monitor)
+    if monitor is not None:  # logs the samples of the last, partial window too
+        monitor.finish()
+        try:
+            if any(each.metrics for each in monitor.monitors):
+                monitor.publish_metrics(monitor.aggregate_metrics())
+                monitor.mlflow_logger.flush()
+        except Exception as error:  # noqa: BLE001 - a figure lost is not worth failing the run
+            logger.debug("MLflow: the last system metrics were not logged: %s", error)
     if _state.pop("autolog", None) is not None:
         import mlflow
 
@@ -102,13 +97,3 @@ def stop_run_switches() -> None:
     environment = _state.pop("environment", None)
     if environment is not None:
         environment.restore()
-
-
-def _finish_monitor(monitor: Any) -> None:
-    monitor.finish()
-    try:  # the samples taken since the last logged window (a pipeline shorter than one window)
-        if any(each.metrics for each in monitor.monitors):
-            monitor.publish_metrics(monitor.aggregate_metrics())
-            monitor.mlflow_logger.flush()
-    except Exception as error:  # noqa: BLE001 - a figure lost is not worth failing the run
-        logger.debug("MLflow: the last system metrics were not logged: %s", error)

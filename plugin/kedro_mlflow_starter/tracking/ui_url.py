@@ -1,10 +1,5 @@
-"""Addresses in the MLflow UI, always in its machine-learning view.
-
-MLflow 3's UI opens in its GenAI view (traces, "Agent versions") unless the address asks
-for ``workflowType=machine_learning``; runs, metrics and logged models of a Kedro project
-belong to the machine-learning view. The UI is a hash-routed app, so the query goes after
-the ``#/...`` route.
-"""
+"""Addresses in the MLflow UI, in its machine-learning view (MLflow 3 opens in its GenAI view
+unless the query after the ``#/...`` route asks for ``workflowType=machine_learning``)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,5 @@
-"""The user's own run: ``with mlflow.start_run(): session.run()`` joins it where it lives.
-
-Kedro's MLflow guide ends with a Python API example that opens a run with the fluent API
-(in MLflow's default store, or wherever ``mlflow.set_tracking_uri`` points) and runs a
-Kedro session inside it. ``mlflow.yml`` may name another store. The run is joined in the
-store where it lives, and one warning says that ``mlflow.yml``'s store was set aside for it.
-
-The session publishes ``mlflow.yml``'s store as ``MLFLOW_TRACKING_URI`` when its context is
-created, after which MLflow's fluent API reports that store; so the store the user's run
-was opened in is remembered just before (``remember_user_run_store``): the shell's store, or
-the previous session's in a notebook that opened the run after ``session.load_context()``.
-"""
+"""The user's own run (``with mlflow.start_run(): session.run()``) is joined in the store where it
+lives, even when ``mlflow.yml`` names another (one warning says so)."""
 
 from __future__ import annotations
 
@@ -17,10 +7,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.config.redaction import redact_uri
+from kedro_mlflow_starter.config.uris import resolve_tracking_uri
+from kedro_mlflow_starter.tracking.client import client_for
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
@@ -28,10 +19,8 @@ _user_run_stores: dict[str, str] = {}  # run id -> the tracking URI it was opene
 
 
 def remember_user_run_store() -> None:
-    """Note the store of the run user code made active, before the session points MLflow elsewhere.
-
-    Nothing happens (and ``mlflow`` is not imported) when nothing imported ``mlflow``.
-    """
+    """Note the store of the run user code made active, before the session publishes ``mlflow.yml``'s
+    store as ``MLFLOW_TRACKING_URI`` (a no-op, importing nothing, when nothing imported ``mlflow``)."""
     if "mlflow" not in sys.modules:
         return
     import mlflow
@@ -42,12 +31,8 @@ def remember_user_run_store() -> None:
 
 
 def config_for_user_run(config: MlflowConfig) -> MlflowConfig:
-    """``config``, or a copy whose store is the one the user's active run lives in.
-
-    Only for a run made active by user code in this thread and joined (``tracking.run.nested``,
-    no ``tracking.run.id``, no run handed down by an orchestrator as ``MLFLOW_RUN_ID``), when
-    that run is found in another store than ``mlflow.yml``'s.
-    """
+    """``config``, or a copy whose store is the one the user's active run lives in (a run joined:
+    ``tracking.run.nested``, no ``tracking.run.id``, no orchestrator's ``MLFLOW_RUN_ID``)."""
     if config.tracking.run.id or not config.tracking.run.nested or "mlflow" not in sys.modules:
         return config
     import mlflow
@@ -70,8 +55,7 @@ def config_for_user_run(config: MlflowConfig) -> MlflowConfig:
         "store you open runs in.",
         run_id, redact_uri(user_uri), experiment, redact_uri(configured), redact_uri(configured),
     )
-    # The rest of the session talks to that store too: the user's own fluent calls after
-    # session.run() (ending their run above all). The next session restores the shell's value.
+    # The user's own fluent calls after session.run() (ending their run) talk to that store too.
     os.environ["MLFLOW_TRACKING_URI"] = user_uri
     server = config.server.model_copy(update={"mlflow_tracking_uri": user_uri})
     experiment_config = config.tracking.experiment.model_copy(update={"name": experiment})
@@ -83,13 +67,11 @@ def _experiment_of(run_id: str, uri: str) -> str | None:
     """The name of the experiment of ``run_id`` in the store ``uri``, or None when it is not there."""
     from mlflow.exceptions import MlflowException
 
-    from kedro_mlflow_starter.tracking.client import client_for
-
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         return None  # no such store: never create one just to look
     client = client_for(uri)
     try:
-        run: Any = client.get_run(run_id)
+        run = client.get_run(run_id)
         return client.get_experiment(run.info.experiment_id).name
     except MlflowException:
         return None
@@ -97,8 +79,6 @@ def _experiment_of(run_id: str, uri: str) -> str | None:
 
 def _absolute(uri: str) -> str:
     """A local store's URI with its path made absolute against the current directory, as MLflow reads it."""
-    from kedro_mlflow_starter.config.uris import resolve_tracking_uri
-
     try:
         return resolve_tracking_uri(uri, Path.cwd())
     except ValueError:  # a scheme we do not resolve: compare it as it is

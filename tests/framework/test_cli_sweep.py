@@ -1,8 +1,8 @@
 """`kedro mlflow sweep` on a project generated from the starter, against its embedded SQLite store.
 
 One project for the module; each test runs its own sweep (the starter's `c_grid` and
-`c_search`, and sweeps of conf/local/sweeps.yml) as a user would, with `kedro` subprocesses,
-then reads back what MLflow and the Optuna study hold.
+`c_search`, and sweeps of conf/local/sweeps.yml) as a user would, with `kedro` subprocesses (an invalid
+sweep in process), then reads back what MLflow and the Optuna study hold.
 """
 
 from __future__ import annotations
@@ -215,14 +215,14 @@ def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) ->
      "s.objective.metric: no metric dataset of pipeline '__default__' logs 'train.loss'. Its metrics: test.<key> "
      "(dataset metrics)"),
 ])
-def test_an_invalid_sweep_fails_before_any_trial_naming_file_and_key(project, sweeps, message) -> None:
+def test_an_invalid_sweep_fails_before_any_trial_naming_file_and_key(project, sweeps, message, kedro_mlflow) -> None:
     (project.path / "conf/local/sweeps_invalid.yml").write_text(yaml.safe_dump(sweeps), encoding="utf-8")
     try:
         before = len(run_summary(project.tracking_uri, PACKAGE)["runs"])
-        result = project.kedro("mlflow", "sweep", "s")
+        result = kedro_mlflow(project, "sweep", "s")
     finally:
         (project.path / "conf/local/sweeps_invalid.yml").unlink()
-    assert result.returncode != 0
+    assert result.exit_code != 0
     assert f"conf/local/sweeps_invalid.yml: {message}" in " ".join(result.stderr.split()), result.stderr
     assert len(run_summary(project.tracking_uri, PACKAGE)["runs"]) == before, "no run was opened"
 

@@ -1,4 +1,4 @@
-"""The metric datasets against a real SQLite store, inside a run set up as the hook does."""
+"""MlflowMetricDataset (and what the three metric datasets share) against a real SQLite store."""
 
 from __future__ import annotations
 
@@ -8,18 +8,9 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from kedro_mlflow_starter.io import _common
-from tests.io_fixtures import Run, runs_in, start_run
-
-PKG = "kedro_mlflow_starter.io."
-
-
-def catalog_of(entries: dict) -> DataCatalog:
-    catalog = DataCatalog.from_config(entries)
-    bind_mlflow_datasets(catalog)
-    return catalog
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
+from kedro_mlflow_starter.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset, _common
+from tests.io_fixtures import PKG, Run, catalog_of, runs_in, start_run
 
 
 def test_metric_key_defaults_to_entry_name_and_round_trips(run: Run) -> None:
@@ -73,7 +64,7 @@ def test_metric_value_that_is_not_a_number_is_refused_by_name(run: Run) -> None:
 def test_bad_metric_definitions_fail_at_catalog_creation(args: dict, message: str) -> None:
     catalog = DataCatalog.from_config({"score": {"type": PKG + "MlflowMetricDataset", **args}})
     with pytest.raises(DatasetError, match=rf"(?s)Catalog entry 'score'.*{message}"):
-        bind_mlflow_datasets(catalog)
+        build_mlflow_datasets(catalog)
 
 
 def test_metric_without_key_outside_a_session_says_how_to_name_it(run: Run) -> None:
@@ -143,94 +134,6 @@ def test_metrics_are_kept_in_memory_when_tracking_is_disabled(tracking_off) -> N
     assert runs_in(tracking_off) == before
 
 
-def test_long_history_goes_out_in_batches_of_1000(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow import MlflowClient
-
-    calls: list[str] = []
-    for method in ("log_batch", "log_metric"):
-        original = getattr(MlflowClient, method)
-
-        def spy(self, *args, _original=original, _name=method, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            calls.append(_name)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(MlflowClient, method, spy)
-
-    values = [float(i) / 7 for i in range(10_000)]
-    MlflowMetricHistoryDataset(key="curve").save(values)
-
-    assert calls == ["log_batch"] * 10
-    history = run.client.get_metric_history(run.run_id, "curve")
-    assert sorted((m.step, m.value) for m in history) == list(enumerate(values))
-    assert MlflowMetricHistoryDataset(key="curve").load() == values
-
-
-@pytest.mark.parametrize(
-    ("mode", "data"),
-    [
-        ("list", [0.5, 0.25, 0.125]),
-        ("dict", {0: 0.5, 5: 0.25, 10: 0.125}),
-        ("history", [{"step": 2, "value": 1.0, "timestamp": 1000}, {"step": 3, "value": 0.5, "timestamp": 2000}]),
-    ],
-)
-def test_metric_history_round_trips_in_each_mode(run: Run, mode: str, data) -> None:  # noqa: ANN001
-    MlflowMetricHistoryDataset(key=f"h_{mode}", save_args={"mode": mode}).save(data)
-    assert MlflowMetricHistoryDataset(key=f"h_{mode}", save_args={"mode": mode}).load() == data
-
-
-def test_metric_history_converts_between_modes_on_load(run: Run) -> None:
-    MlflowMetricHistoryDataset(key="acc").save([0.1, 0.2])
-    loaded = MlflowMetricHistoryDataset(key="acc", load_args={"mode": "dict"}).load()
-    assert loaded == {0: 0.1, 1: 0.2}
-
-
-def test_metric_history_wrong_shape_names_the_mode(run: Run) -> None:
-    with pytest.raises(DatasetError, match=r"save_args.mode: dict.*\{step: value\} dict"):
-        MlflowMetricHistoryDataset(key="acc", save_args={"mode": "dict"}).save([1.0, 2.0])
-    with pytest.raises(DatasetError, match=r"must be a number"):
-        MlflowMetricHistoryDataset(key="acc").save([1.0, "two"])
-
-
-def test_metrics_history_accepts_all_three_forms_under_the_entry_prefix(run: Run) -> None:
-    catalog = catalog_of({"scores": {"type": PKG + "MlflowMetricsHistoryDataset"}})
-    catalog.save(
-        "scores",
-        {"r2": 0.9, "mae": {"value": 0.3, "step": 2}, "loss": [{"value": 2.0, "step": 0}, {"value": 1.0, "step": 1}]},
-    )
-
-    assert run.client.get_run(run.run_id).data.metrics == {"scores.r2": 0.9, "scores.mae": 0.3, "scores.loss": 1.0}
-    # kedro-mlflow's shape: MLflow keys (prefixed), each metric as the node gave it
-    assert catalog.load("scores") == {
-        "scores.loss": [{"value": 2.0, "step": 0}, {"value": 1.0, "step": 1}],
-        "scores.mae": {"value": 0.3, "step": 2},
-        "scores.r2": {"value": 0.9, "step": 0},
-    }
-    last = MlflowMetricsHistoryDataset(prefix="scores", run_id=run.run_id, load_args={"mode": "value"}).load()
-    assert last == {"scores.loss": 1.0, "scores.mae": 0.3, "scores.r2": 0.9}
-
-
-def test_metrics_history_prefix_null_logs_unprefixed_names(run: Run) -> None:
-    """Issue 12 item 6: ``prefix: null`` means no prefix (absent means the entry name)."""
-    catalog = catalog_of(
-        {"plain": {"type": PKG + "MlflowMetricsHistoryDataset", "prefix": None},
-         "named": {"type": PKG + "MlflowMetricsHistoryDataset"}}
-    )
-    catalog.save("plain", {"rmse": 0.5})
-    catalog.save("named", {"rmse": 0.25})
-
-    assert run.client.get_run(run.run_id).data.metrics == {"rmse": 0.5, "named.rmse": 0.25}
-    assert catalog["plain"].prefix is None and catalog["named"].prefix == "named"
-
-
-def test_metric_history_keeps_the_timestamps_it_was_given(run: Run) -> None:
-    points = [{"step": 0, "value": 0.1, "timestamp": 1_345_545}, {"step": 1, "value": 0.2, "timestamp": 1_345_546}]
-    MlflowMetricHistoryDataset(key="ts", save_args={"mode": "history"}).save(points)
-
-    assert sorted((m.step, m.timestamp) for m in run.client.get_metric_history(run.run_id, "ts")) == [
-        (0, 1_345_545), (1, 1_345_546)]
-    assert MlflowMetricHistoryDataset(key="ts", save_args={"mode": "history"}).load() == points
-
-
 def test_metric_public_attributes_are_honoured(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     """``key`` and ``run_id`` are read and set as kedro-mlflow users do."""
     dataset = MlflowMetricDataset(key="first")
@@ -260,7 +163,7 @@ def test_dataset_factory_entries_are_bound_when_their_names_are_given(run: Run) 
             "{name}_curve": {"type": PKG + "MlflowMetricHistoryDataset", "key": "curves/{name}"},
         }
     )
-    bind_mlflow_datasets(catalog, names=["val_score", "train_curve", "not_ours"])
+    build_mlflow_datasets(catalog, names=["val_score", "train_curve", "not_ours"])
     catalog.save("val_score", 0.5)
     catalog.save("train_curve", [1.0, 0.5])
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from kedro_mlflow_starter.config.mlflow_config import LineageConfig
+from kedro_mlflow_starter.config.redaction import redact_nested
 from kedro_mlflow_starter.tracking.lineage import (
     EVALUATION,
     TRAINING,
@@ -28,7 +29,6 @@ from kedro_mlflow_starter.tracking.lineage import (
 )
 from kedro_mlflow_starter.tracking.node_timings import NodeTimer, metric_key
 from kedro_mlflow_starter.tracking.pipeline_graph import pipeline_svg
-from kedro_mlflow_starter.tracking.run_config import redact
 from tests.project_factory import KedroProject, make_project
 from tests.tracking_helpers import output
 
@@ -244,7 +244,7 @@ def test_redaction_of_config_removes_secret_keys_inline_credentials_and_uri_pass
               "load_args": {"storage_options": {"client_secret": "zzz", "account": "acc"}}},
         "b": {"credentials": "named_entry", "filepath": "s3://k:s@bucket/b.csv"},
     }
-    clean = redact(config, ["secret", "password"])
+    clean = redact_nested(config, ["secret", "password"], credentials_by_name=True)
     assert clean["a"]["credentials"] == "***"
     assert clean["a"]["load_args"]["storage_options"] == {"client_secret": "***", "account": "acc"}
     assert clean["b"] == {"credentials": "named_entry", "filepath": "s3://***@bucket/b.csv"}

@@ -11,12 +11,10 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_starter.io import MlflowArtifactDataset
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from kedro_mlflow_starter.io import _common
-from tests.io_fixtures import Run, runs_in, start_run
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
+from kedro_mlflow_starter.io import MlflowArtifactDataset, _common
+from tests.io_fixtures import PKG, Run, runs_in, start_run
 
-PKG = "kedro_mlflow_starter.io."
 FRAME = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5]})
 
 
@@ -83,7 +81,7 @@ def test_matplotlib_figure_lands_as_a_png(run: Run, tmp_path: Path) -> None:
             },
         }
     )
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
     catalog.save("curve", figure)
     catalog.save("pickled_figure", figure)
 
@@ -134,7 +132,7 @@ def test_partitioned_dataset_logs_only_the_partitions_of_this_save(run: Run, tmp
 def test_bad_wrapped_dataset_fails_at_catalog_creation_naming_the_entry(dataset: dict, message: str) -> None:
     catalog = DataCatalog.from_config({"report": {"type": PKG + "MlflowArtifactDataset", "dataset": dataset}})
     with pytest.raises(DatasetError, match=rf"(?s)Catalog entry 'report'.*{message}"):
-        bind_mlflow_datasets(catalog)
+        build_mlflow_datasets(catalog)
 
 
 def test_without_any_run_the_wrapped_dataset_saves_and_loads_locally(

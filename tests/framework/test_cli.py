@@ -1,4 +1,4 @@
-"""`kedro mlflow init` and `kedro mlflow ui` as a user runs them."""
+"""`kedro mlflow init` and `kedro mlflow ui` (in process, but for the real server and Kedro's own CLI outside a project)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.framework.conftest import explained
 from tests.project_factory import KEDRO, free_port, project_env, run_kedro
 from tests.tracking_helpers import output
 
 
-def test_init_renders_the_starter_file_and_refuses_to_overwrite(project):
-    first = project.run("mlflow", "init", "--env", "local")
-    assert first.returncode == 0, output(first)
+def test_init_renders_the_starter_file_and_refuses_to_overwrite(project, kedro_mlflow):
+    first = kedro_mlflow(project, "init", "--env", "local")
+    assert first.exit_code == 0, explained(first)
     written = project.conf / "local" / "mlflow.yml"
     text = written.read_text()
     assert "{{" not in text and "name: demo_project" in text
@@ -24,12 +25,12 @@ def test_init_renders_the_starter_file_and_refuses_to_overwrite(project):
                 "create_experiment_kwargs", "nested", "ui:"):
         assert key in text
     written.write_text(text + "\n# my edit\n")
-    again = project.run("mlflow", "init", "--env", "local")
-    assert again.returncode != 0
-    assert "already exists" in output(again) and "--force" in output(again)
+    again = kedro_mlflow(project, "init", "--env", "local")
+    assert again.exit_code != 0
+    assert "already exists" in again.output and "--force" in again.output
     assert written.read_text().endswith("# my edit\n")
-    forced = project.run("mlflow", "init", "--env", "local", "--force")
-    assert forced.returncode == 0 and "# my edit" not in written.read_text()
+    forced = kedro_mlflow(project, "init", "--env", "local", "--force")
+    assert forced.exit_code == 0 and "# my edit" not in written.read_text()
 
 
 def test_mlflow_commands_outside_a_project_say_so(tmp_path):
@@ -65,10 +66,11 @@ def test_ui_serves_the_project_store(project):
         server.wait(timeout=30)
 
 
-def test_ui_refuses_a_worker_count_below_one(project):
-    result = project.run("mlflow", "ui", "--workers", "0", "--no-browser")
-    assert result.returncode == 2, output(result)
-    assert "Invalid value for '--workers'" in output(result) and "0 is not in the range x>=1" in output(result)
+def test_ui_refuses_a_worker_count_below_one(project, kedro_mlflow):
+    result = kedro_mlflow(project, "ui", "--workers", "0", "--no-browser")
+    assert result.exit_code == 2, explained(result)
+    assert "Invalid value for '--workers'" in result.output and "0 is not in the range x>=1" in result.output
+
 
 def _spawned_workers(group: int) -> list[str]:
     """Command lines of the multiprocessing workers in process group ``group`` (Linux /proc)."""

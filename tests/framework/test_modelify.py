@@ -1,4 +1,5 @@
-"""`kedro mlflow modelify`: log a registered pipeline as a model without training."""
+"""`kedro mlflow modelify`: log a registered pipeline as a model without training (in process, but for the training
+run and the loads of the logged models)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline_ml_fixtures import SETTINGS_WITHOUT_PLUGIN_HOOK, isolated_env, make_iris_project, runs_of
+from tests.framework.conftest import explained
 from tests.project_factory import script_result
 
 
@@ -29,13 +31,13 @@ def _model_id(stdout: str) -> str:
     return stdout.split("as models:/", 1)[1].split()[0]
 
 
-def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_model(project, client, tmp_path):
-    result = project.run(
-        "mlflow", "modelify", "--pipeline", "inference", "--input-name", "instances",
+def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_model(project, client, tmp_path, kedro_mlflow):
+    result = kedro_mlflow(
+        project, "modelify", "--pipeline", "inference", "--input-name", "instances",
         "--registered-model-name", "iris-modelified", "--run-name", "from-artifacts",
         cwd=project.path / "data" / "06_models",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, explained(result)
     model_id = _model_id(result.stdout)
     assert "mlflow models serve -m models:/" in result.stdout
 
@@ -56,16 +58,16 @@ def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_mod
     assert all(label.startswith("iris-") for label in loaded["predictions"]["labels"]["data"]["label"])
 
 
-def test_modelify_pipeline_ml_into_an_existing_run_with_given_requirements(project, client):
+def test_modelify_pipeline_ml_into_an_existing_run_with_given_requirements(project, client, kedro_mlflow):
     experiment = client.get_experiment_by_name("iris_ml") or client.get_experiment(
         client.create_experiment("iris_ml", artifact_location=(project.path / "mlartifacts").as_uri())
     )
     run_id = client.create_run(experiment.experiment_id).info.run_id
-    result = project.run(
-        "mlflow", "modelify", "--pipeline", "training", "--run-id", run_id, "--model-name", "iris_model",
+    result = kedro_mlflow(
+        project, "modelify", "--pipeline", "training", "--run-id", run_id, "--model-name", "iris_model",
         "--no-infer-input-example", "--pip-requirements", "scikit-learn", "--pip-requirements", "kedro",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, explained(result)
     model = client.get_logged_model(_model_id(result.stdout))
     assert model.source_run_id == run_id
     assert model.name == "iris_model"
@@ -77,16 +79,16 @@ def test_modelify_pipeline_ml_into_an_existing_run_with_given_requirements(proje
     assert client.get_run(run_id).info.status == "RUNNING"  # not ours to end
 
 
-def test_kedro_mlflow_options_copy_mode_code_paths_extra_requirements_and_artifact_path(project, client, tmp_path):
+def test_kedro_mlflow_options_copy_mode_code_paths_extra_requirements_and_artifact_path(project, client, tmp_path, kedro_mlflow):
     helper = tmp_path / "serving_helpers.py"
     helper.write_text("GREETING = 'shipped with the model'\n")
-    result = project.run(
-        "mlflow", "modelify", "--pipeline", "training", "--artifact-path", "legacy_name",
+    result = kedro_mlflow(
+        project, "modelify", "--pipeline", "training", "--artifact-path", "legacy_name",
         "--copy-mode", '{"scaler": "deepcopy"}', "--code-path", str(helper),
         "--extra-pip-requirements", "tabulate==0.9.0", "--registered-model-name", "iris-options",
         "--await-registration-for", "5", "--no-infer-input-example",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, explained(result)
     assert "--artifact-path is kedro-mlflow's name for --model-name" in result.stderr
     model = client.get_logged_model(_model_id(result.stdout))
     assert model.name == "legacy_name"
@@ -104,20 +106,20 @@ def test_kedro_mlflow_options_copy_mode_code_paths_extra_requirements_and_artifa
     assert loaded["copy_mode"] == {"scaler": "deepcopy"}  # the others are handed as they are
 
 
-def test_conda_env_replaces_pip_requirements(project, client, tmp_path):
+def test_conda_env_replaces_pip_requirements(project, client, tmp_path, kedro_mlflow):
     env_file = tmp_path / "conda.yaml"
     env_file.write_text("name: iris\ndependencies:\n  - python=3.11\n  - pip:\n    - scikit-learn\n")
-    result = project.run("mlflow", "modelify", "--pipeline", "training", "--conda-env", str(env_file),
+    result = kedro_mlflow(project, "modelify", "--pipeline", "training", "--conda-env", str(env_file),
                          "--no-infer-input-example")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.exit_code == 0, explained(result)
     folder = Path(client.get_logged_model(_model_id(result.stdout)).artifact_location.removeprefix("file://"))
     assert "scikit-learn" in (folder / "conda.yaml").read_text()
     assert "kedro-datasets" not in (folder / "requirements.txt").read_text()
 
 
-def test_bad_input_name_lists_valid_inputs(project):
-    result = project.run("mlflow", "modelify", "--pipeline", "inference", "--input-name", "rows")
-    assert result.returncode != 0
+def test_bad_input_name_lists_valid_inputs(project, kedro_mlflow):
+    result = kedro_mlflow(project, "modelify", "--pipeline", "inference", "--input-name", "rows")
+    assert result.exit_code != 0
     output = " ".join(result.stderr.split())
     assert "input_name='rows' is not an input" in output
     assert "Its inputs are: 'classifier', 'instances', 'label_map', 'scaler'" in output
@@ -136,9 +138,9 @@ def test_bad_input_name_lists_valid_inputs(project):
         (["--pipeline", "training", "--conda-env", "pyproject.toml", "--pip-requirements", "x"], "--conda-env replaces pip requirements"),
     ],
 )
-def test_bad_arguments_are_explained(project, args, expected):
-    result = project.run("mlflow", "modelify", *args)
-    assert result.returncode != 0
+def test_bad_arguments_are_explained(project, args, expected, kedro_mlflow):
+    result = kedro_mlflow(project, "modelify", *args)
+    assert result.exit_code != 0
     assert expected in " ".join((result.stdout + result.stderr).split())
 
 

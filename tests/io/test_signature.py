@@ -6,22 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 from sklearn.linear_model import LinearRegression
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets
-from tests.io_fixtures import Run
-
-PKG = "kedro_mlflow_starter.io."
+from tests.io_fixtures import PKG, Run, catalog_of
 X = pd.DataFrame({"engines": [1.0, 2.0, 3.0, 4.0], "passenger_capacity": [10, 20, 30, 40]})
 Y = pd.Series([2.0, 4.1, 5.9, 8.2], name="price")
-
-
-def catalog_of(entries: dict) -> DataCatalog:
-    catalog = DataCatalog.from_config(entries)
-    bind_mlflow_datasets(catalog)
-    return catalog
 
 
 def model_info(run: Run, name: str):

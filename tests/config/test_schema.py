@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import runpy
 import typing
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -68,9 +68,11 @@ def test_shipped_schema_is_the_fresh_generation_from_the_model():
     assert mlflow_schema_template() == SHIPPED_SCHEMA
 
 
-def test_the_regeneration_command_prints_the_schema():
-    printed = subprocess.run([sys.executable, "-m", "kedro_mlflow_starter.config.schema"],
-                             capture_output=True, text=True, check=True).stdout
+def test_the_regeneration_command_prints_the_schema(capsys):
+    with warnings.catch_warnings():  # runpy: "found in sys.modules ... prior to execution" (it is imported above)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        runpy.run_module("kedro_mlflow_starter.config.schema", run_name="__main__")  # python -m ...
+    printed = capsys.readouterr().out
     assert printed == render_schema()
 
 

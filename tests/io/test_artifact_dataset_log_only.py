@@ -15,11 +15,9 @@ import pytest  # noqa: E402
 from kedro.io import DataCatalog  # noqa: E402
 from kedro.io.core import DatasetError  # noqa: E402
 
-from kedro_mlflow_starter.framework.catalog_checks import bind_mlflow_datasets  # noqa: E402
+from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets  # noqa: E402
 from kedro_mlflow_starter.io import MlflowArtifactDataset  # noqa: E402
-from tests.io_fixtures import Run, Store  # noqa: E402
-
-PKG = "kedro_mlflow_starter.io."
+from tests.io_fixtures import PKG, Run, Store  # noqa: E402
 FRAME = pd.DataFrame({"species": ["setosa", "virginica"]})
 
 
@@ -35,7 +33,7 @@ def temp_entries() -> list[str]:
 
 def test_log_only_logs_the_file_and_leaves_none(run: Run, tmp_path: Path) -> None:
     catalog = DataCatalog.from_config({"table": entry(tmp_path)})
-    bind_mlflow_datasets(catalog)
+    build_mlflow_datasets(catalog)
 
     catalog.save("table", FRAME)
 

@@ -12,22 +12,19 @@ import importlib
 
 import pytest
 
-MODULES = [
-    "kedro_mlflow_starter.io.artifact_dataset",
-    "kedro_mlflow_starter.io.metrics",
-    "kedro_mlflow_starter.io.model_local_dataset",
-    "kedro_mlflow_starter.io.model_registry_dataset",
-    "kedro_mlflow_starter.io.model_tracking_dataset",
-]
 PUBLIC = ["MlflowArtifactDataset", "MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset",
           "MlflowModelLocalFileSystemDataset", "MlflowModelRegistryDataset", "MlflowModelTrackingDataset"]
 
 
 def _examples() -> list[doctest.DocTest]:
+    """The examples of every public dataset class, wherever in ``kedro_mlflow_starter.io`` it lives."""
+    io = importlib.import_module("kedro_mlflow_starter.io")
     finder = doctest.DocTestFinder(exclude_empty=True)
     found = []
-    for name in MODULES:
-        found += [test for test in finder.find(importlib.import_module(name)) if test.examples]
+    for name in PUBLIC:
+        dataset = getattr(io, name)
+        found += [test for test in finder.find(dataset, name, module=importlib.import_module(dataset.__module__))
+                  if test.examples]
     return sorted(found, key=lambda test: test.name)
 
 
