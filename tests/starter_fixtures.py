@@ -125,13 +125,17 @@ def generated(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> G
     config = write_config(out / "config.yml", project_name=PROJECT_NAME,
                           mlflow_tracking_uri="sqlite:///mlflow.db", output_dir=str(out))
     assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=starter_home), "kedro new")
+    _FRESH_TREES[out / REPO_NAME] = tree(out / REPO_NAME)
     return GeneratedProject(out / REPO_NAME, starter_home)
+
+
+_FRESH_TREES: dict[Path, dict[str, bytes]] = {}  # read right after `kedro new`, whatever runs there later
 
 
 @pytest.fixture(scope="session")
 def generated_tree(generated: GeneratedProject) -> dict[str, bytes]:
     """The generated files, read before anything runs in the project."""
-    return tree(generated.path)
+    return _FRESH_TREES[generated.path]
 
 
 PLAIN_LOGGING = """
