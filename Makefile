@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: venv airflow-venv test test-airflow-scheduler demo bench clean
+.PHONY: venv airflow-venv test test-fast test-airflow-scheduler demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,18 @@ airflow-venv:
 
 # The plugin is installed editable, so pip does not byte-compile it; where PYTHONDONTWRITEBYTECODE
 # is set, each of the suite's hundreds of Python processes would compile it again (~0.1 s each).
+# `--dist worksteal`: an idle worker takes half of another's remaining tests, so no module order
+# needs keeping by hand.
 test: venv airflow-venv
 	$(BIN)/python -m compileall -q plugin
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist worksteal $(PYTEST_ARGS)
+
+# The fast tier (under a minute): tests/<package>/ (config, tracking, models, pipeline, io,
+# framework) without the tests marked `slow`. tests/conftest.py marks `slow` by rule: every
+# module directly in tests/ (the end-to-end tier), and any test that, through its own code,
+# a fixture or a helper, starts a process (kedro run/new, a script, a server).
+test-fast: venv
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:randomly -n auto --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 # Airflow's real scheduler (LocalExecutor, PostgreSQL metadata DB, tasks in parallel processes):
 # one end-to-end test of ~4 min, kept out of `make test`; .ci/run runs it after `make test`.

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import re
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,23 +26,61 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 TEMP_LEFTOVERS_ALLOWED: tuple[str, ...] = ()
 
 
-# The slowest test modules, slowest first (module totals of `--durations` on 2 cores). xdist
-# hands whole files to its workers in collection order (`--dist loadfile
-# --no-loadscope-reorder` in the Makefile): starting the long ones first keeps both cores busy
-# to the end, instead of one core finishing a long module alone while the other idles.
-SLOWEST_MODULES_FIRST = (
-    "test_cli_sweep.py", "test_run_isolation.py", "test_orchestrated_fanout.py", "test_migration.py",
-    "test_tracking_run.py", "test_first_hour.py", "test_status.py", "test_io_e2e.py", "test_mlflow_switches.py",
-    "test_kedro_mlflow_guide.py", "test_first_hour_venv.py", "test_concurrency.py", "test_modelify.py",
-    "test_orchestrated_airflow.py", "test_outage_replay.py", "test_reliability_server.py", "test_readme_quickstart.py",
-    "test_starter.py", "test_sweep_postgres.py", "test_team_server.py", "test_what_a_user_sees.py",
-    "test_pipeline_ml_kedro_run.py", "test_config_errors.py", "test_doctests.py",
-)
+# The test tiers (`make test-fast` runs the fast one, `make test` both). A test is `slow` when
+# it is end-to-end, by rule, not by list: its module sits directly in tests/ (the user-level
+# tier: kedro new, kedro run, servers, orchestrators), or the test, a fixture it uses or a
+# function either calls (two levels down) starts a process (`subprocess`, `Popen`, the
+# tests' own `run_kedro` / `run_script` / `script_result` / `kedro_new`, a project's
+# `.run("...")` / `.kedro(...)`). What stays is the fast tier: tests/<package>/ unit tests
+# and in-process Kedro sessions and datasets.
+TESTS = Path(__file__).resolve().parent
+STARTS_A_PROCESS = re.compile(
+    r"\bsubprocess\b|\bPopen\b|\b(?:run_kedro|run_script|script_result|kedro_new)\(|\.run\(\s*['\"]|\.kedro\(")
+
+
+def _starts_a_process(function: Any, depth: int = 2, seen: set[Any] | None = None) -> bool:
+    seen = set() if seen is None else seen
+    function = inspect.unwrap(function)
+    if function in seen or not inspect.isfunction(function):
+        return False
+    seen.add(function)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for node in ast.walk(tree):  # docstrings may well mention processes: only the code counts
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and ast.get_docstring(node) is not None:
+            node.body = node.body[1:] or [ast.Pass()]
+    if STARTS_A_PROCESS.search(ast.unparse(tree)):
+        return True
+    if depth == 0:
+        return False
+    codes, names = [function.__code__], set()
+    while codes:  # names used by the function and the functions, lambdas and comprehensions inside it
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(const for const in code.co_consts if inspect.iscode(const))
+    return any(_starts_a_process(function.__globals__[name], depth - 1, seen)
+               for name in names if inspect.isfunction(function.__globals__.get(name)))
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    if item.path.parent == TESTS or item.get_closest_marker("slow"):
+        return True
+    functions = [getattr(item, "function", None)]
+    for name in item.fixturenames:
+        functions.extend(definition.func for definition in item._fixtureinfo.name2fixturedefs.get(name, ()))
+    return any(function is not None and _starts_a_process(function) for function in functions)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: end-to-end (starts processes); left out by `make test-fast`")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: position for position, name in enumerate(SLOWEST_MODULES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module stays whole
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)

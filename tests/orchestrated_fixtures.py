@@ -58,8 +58,14 @@ def create_pipeline(**kwargs) -> Pipeline:
 '''
 
 
-def new_iris_project(root: Path, home: Path) -> GeneratedProject:
-    """``kedro new --starter=mlflow-iris`` into ``root`` (embedded SQLite store)."""
+def new_iris_project(root: Path, home: Path, generated_tree: dict[str, bytes] | None = None) -> GeneratedProject:
+    """``kedro new --starter=mlflow-iris`` into ``root`` (embedded SQLite store); given the
+    session's ``generated_tree`` (the same command and answers), a copy of its files instead."""
+    if generated_tree is not None:
+        for relative, content in generated_tree.items():
+            (root / REPO_NAME / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / REPO_NAME / relative).write_bytes(content)
+        return GeneratedProject(root / REPO_NAME, home)
     root.mkdir(parents=True, exist_ok=True)
     config = write_config(root / "answers.yml", project_name=PROJECT_NAME, mlflow_tracking_uri="sqlite:///mlflow.db",
                           output_dir=str(root))
@@ -100,13 +106,15 @@ def waves(project: GeneratedProject, pipeline: str = "__default__") -> list[list
 
 
 def open_run(project: GeneratedProject, *args: str) -> str:
-    result = project.kedro("mlflow", "run", "open", *args)
+    """``kedro mlflow run open`` (in the test process: the orchestrator's step, no state of its own)."""
+    result = project.kedro_in_process("mlflow", "run", "open", *args)
     assert_ok(result, "kedro mlflow run open")
     return result.stdout.strip().splitlines()[-1]
 
 
 def close_run(project: GeneratedProject, run_id: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = project.kedro("mlflow", "run", "close", "--run-id", run_id, *args)
+    """``kedro mlflow run close`` (in the test process, as ``open_run``)."""
+    result = project.kedro_in_process("mlflow", "run", "close", "--run-id", run_id, *args)
     assert_ok(result, "kedro mlflow run close")
     return result
 

@@ -3,7 +3,11 @@
 ``make_project`` writes a minimal but complete Kedro 1.x project (pyproject with
 ``[tool.kedro]``, settings, a pipeline registry, conf/base, conf/local, data) whose nodes
 and registry are given as source text, so each test states exactly what it runs.
-``run_kedro`` runs the ``kedro`` command of this venv in it as a subprocess, as a user would.
+``run_kedro`` runs the ``kedro`` command of this venv in it as a subprocess, as a user would;
+``run_kedro_in_process`` runs the same command line in the test process (the same CLI, hooks and
+output), for tests where a fresh process is not the point; ``kedro_process_state`` is the
+isolation both it and in-process ``KedroSession`` tests need (cwd, environment, the project's
+modules, Kedro's project globals, MLflow's fluent store URIs: all restored after).
 ``run_script`` runs one of the programs of ``tests/scripts`` in a fresh interpreter, its inputs
 given as one JSON argument; ``script_result`` also checks it succeeded and reads back the JSON it
 printed on its last line.
@@ -11,12 +15,17 @@ printed on its last line.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +97,10 @@ class KedroProject:
             check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return run_kedro(*args, cwd=cwd or self.path, env=env, check=check, timeout=timeout)
 
+    def run_in_process(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+                       check: bool = False) -> subprocess.CompletedProcess[str]:
+        return run_kedro_in_process(*args, cwd=cwd or self.path, env=env, check=check)
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -115,6 +128,140 @@ def run_kedro(*args: str, cwd: Path, env: dict[str, str] | None = None, check: b
     if check and result.returncode != 0:
         raise AssertionError(f"kedro {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def forget_package(package: str) -> None:
+    """Drop a generated project's modules: the next project of the same name imports its own."""
+    for name in [name for name in sys.modules if name == package or name.startswith(f"{package}.")]:
+        del sys.modules[name]
+
+
+@contextlib.contextmanager
+def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+    """The test process as a fresh ``kedro`` process of project ``package`` would be, for the block.
+
+    Inside: the current folder is ``cwd``, ``os.environ`` is ``project_env(env)`` (no MLflow
+    variable of the tests' shell), no module of ``package`` is imported yet. After: the folder,
+    the environment, ``sys.path``, ``sys.excepthook``, MLflow's fluent tracking/registry URIs
+    and Kedro's project globals (package name, pipelines) are what they were, and the project's
+    modules are dropped again (generated projects share package names). The plugin's hook is a
+    new ``MlflowHook`` for the block, as in a new process (the entry point loads
+    ``hooks.mlflow_hook`` anew for each session).
+    """
+    import importlib
+
+    import kedro.framework.project as kedro_project
+    import rich
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from kedro_mlflow_starter.framework import hooks
+
+    saved_env, saved_path, saved_cwd, saved_hook = dict(os.environ), list(sys.path), os.getcwd(), sys.excepthook
+    saved_uris = tracking_utils._tracking_uri, registry_utils._registry_uri
+    saved_package, console = kedro_project.PACKAGE_NAME, rich.get_console()
+    saved_width, saved_mlflow_hook, saved_stack = console._width, hooks.mlflow_hook, inspect.stack
+    hooks.mlflow_hook = hooks.MlflowHook()
+    inspect.stack = _stack_without_source
+    forget_package(package)
+    importlib.invalidate_caches()
+    fresh_env = project_env(env)
+    os.environ.clear()
+    os.environ.update(fresh_env)
+    console.width = int(os.environ["COLUMNS"])  # rich wraps log lines at the terminal width
+    os.chdir(cwd)
+    try:
+        with warnings.catch_warnings():
+            _python_default_warning_filters()
+            yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+        sys.excepthook = saved_hook
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
+        console._width = saved_width
+        hooks.mlflow_hook = saved_mlflow_hook
+        inspect.stack = saved_stack
+        kedro_project.PACKAGE_NAME = saved_package
+        kedro_project.pipelines.configure(None)
+        forget_package(package)
+
+
+def _python_default_warning_filters() -> None:
+    """The warning filters of a ``python`` started without ``-W`` (not pytest's), shown on stderr."""
+    warnings.resetwarnings()
+    for category in (ResourceWarning, ImportWarning, PendingDeprecationWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    warnings.showwarning = _warning_to_stderr  # pytest records them otherwise
+
+
+def _warning_to_stderr(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                       file: Any = None, line: str | None = None) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _stack_without_source(context: int = 1) -> list[inspect.FrameInfo]:
+    """``inspect.stack()`` without each frame's source lines. Kedro's settings loader (dynaconf)
+    calls ``inspect.stack()`` for file names only; under pytest's deep stack the real one
+    looks up the module of every frozen import frame (~1 s a ``kedro`` command)."""
+    frames, frame = [], sys._getframe(1)
+    while frame is not None:
+        frames.append(inspect.FrameInfo(frame, frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, None,
+                                        None))
+        frame = frame.f_back
+    return frames
+
+
+def run_kedro_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                         check: bool = False) -> subprocess.CompletedProcess[str]:
+    """``kedro <args>`` from ``cwd``, in this process: Kedro's own CLI entry point (plugins'
+    commands and hooks included), its output captured, an uncaught exception printed by
+    ``sys.excepthook`` (Kedro's and the plugin's formats) and exit code 1, as the process would."""
+    from kedro.framework.cli.cli import KedroCLI, _init_plugins
+    from kedro.utils import find_kedro_project
+
+    root = find_kedro_project(cwd)
+    package = _package_of(root) if root else "__no_project__"
+    out, err = io.StringIO(), io.StringIO()
+    with kedro_process_state(package, cwd, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            _init_plugins()
+            KedroCLI(project_path=root or cwd).main(list(args), prog_name="kedro")
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            if not isinstance(exit_.code, int | None):
+                err.write(f"{exit_.code}\n")
+        except Exception:  # uncaught: the interpreter would print it and exit 1
+            sys.excepthook(*sys.exc_info())
+            code = 1
+    result = subprocess.CompletedProcess(["kedro", *args], code, out.getvalue(), err.getvalue())
+    if check and result.returncode != 0:
+        raise AssertionError(f"kedro {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_session_in_process(project: Any, env: dict[str, str] | None = None,
+                           runtime_params: dict[str, Any] | None = None, **run: Any) -> Any:
+    """``bootstrap_project`` then ``KedroSession.create(...).run(**run)`` in this process, as a
+    script or a notebook would (``kedro_process_state`` around it), for a project with a
+    ``path`` (``KedroProject``, ``GeneratedProject``); returns what ``run`` returned."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    with kedro_process_state(_package_of(project.path), project.path, env):
+        bootstrap_project(project.path)
+        with KedroSession.create(project_path=project.path, runtime_params=runtime_params) as session:
+            return session.run(**run)
+
+
+def _package_of(root: Path) -> str:
+    import tomllib
+
+    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["kedro"]["package_name"]
 
 
 def make_project(

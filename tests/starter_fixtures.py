@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.project_factory import project_env
+from tests.project_factory import project_env, run_kedro_in_process
 
 REPO = Path(__file__).resolve().parent.parent
 STARTER = REPO / "starter"
@@ -107,6 +107,11 @@ class GeneratedProject:
     def kedro(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
         return run([KEDRO, *args], cwd=self.path, env=kedro_env(self.home, env), timeout=timeout)
 
+    def kedro_in_process(self, *args: str, env: dict[str, str] | None = None,
+                         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """``kedro <args>`` in the test process (``run_kedro_in_process``): where a fresh process is not the point."""
+        return run_kedro_in_process(*args, cwd=cwd or self.path, env=env)
+
 
 @pytest.fixture(scope="session")
 def starter_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -120,13 +125,17 @@ def generated(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> G
     config = write_config(out / "config.yml", project_name=PROJECT_NAME,
                           mlflow_tracking_uri="sqlite:///mlflow.db", output_dir=str(out))
     assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=starter_home), "kedro new")
+    _FRESH_TREES[out / REPO_NAME] = tree(out / REPO_NAME)
     return GeneratedProject(out / REPO_NAME, starter_home)
+
+
+_FRESH_TREES: dict[Path, dict[str, bytes]] = {}  # read right after `kedro new`, whatever runs there later
 
 
 @pytest.fixture(scope="session")
 def generated_tree(generated: GeneratedProject) -> dict[str, bytes]:
     """The generated files, read before anything runs in the project."""
-    return tree(generated.path)
+    return _FRESH_TREES[generated.path]
 
 
 PLAIN_LOGGING = """

@@ -25,9 +25,10 @@ def test_every_runner_logs_one_complete_run_to_the_server(server_project, mlflow
                                                           mp_context):
     client = mlflow_server.client
     before = {r.info.run_id for r in runs_of(server_project, uri=mlflow_server.uri)}
-    env = {"KEDRO_MP_CONTEXT": mp_context} if mp_context else {}
-
-    result = server_project.run("run", "--runner", runner, env=env)
+    if mp_context:  # ParallelRunner's workers fork or spawn: a process of its own
+        result = server_project.run("run", "--runner", runner, env={"KEDRO_MP_CONTEXT": mp_context})
+    else:
+        result = server_project.run_in_process("run", "--runner", runner)
 
     assert result.returncode == 0, output(result)
     new = [r for r in runs_of(server_project, uri=mlflow_server.uri) if r.info.run_id not in before]

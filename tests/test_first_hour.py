@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.project_factory import SCRIPTS, script_result
+from tests.project_factory import SCRIPTS, run_session_in_process, script_result
 from tests.starter_fixtures import (
     FEATURES,
     INSTANCE_ROWS,
@@ -219,7 +219,7 @@ def test_ui_opens_the_projects_experiment_in_the_ml_view_once_it_answers(first: 
 
 
 def test_failing_node_shows_the_error_without_the_dropped_model_warning(first: FirstRun):
-    result = first.project.kedro("run", "--params", "model_options.C=-1", env={"COLUMNS": "200"})
+    result = first.project.kedro_in_process("run", "--params", "model_options.C=-1", env={"COLUMNS": "200"})
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
     assert "The 'C' parameter of LogisticRegression must be a float" in output, output[-3000:]
@@ -229,7 +229,7 @@ def test_failing_node_shows_the_error_without_the_dropped_model_warning(first: F
 
 
 def test_users_own_filter_that_drops_the_model_warns_once(first: FirstRun):
-    result = first.project.kedro("run", "--to-nodes", "fit_preprocessor", env={"COLUMNS": "200"})
+    result = first.project.kedro_in_process("run", "--to-nodes", "fit_preprocessor", env={"COLUMNS": "200"})
     assert_ok(result, "kedro run --to-nodes fit_preprocessor")
     output = " ".join((result.stdout + result.stderr).split())
     assert output.count(DROPPED_MODEL) == 1, output[-3000:]
@@ -237,11 +237,10 @@ def test_users_own_filter_that_drops_the_model_warns_once(first: FirstRun):
 
 
 def test_script_run_tags_real_values_and_a_command_that_reproduces_it(first: FirstRun, tmp_path: Path):
-    """A notebook's `KedroSession.create()` + `session.run()`; its kedro.command, pasted, gives the same run."""
+    """A notebook's `KedroSession.create()` + `session.run()` (in this process); its kedro.command,
+    pasted into a shell, gives the same run."""
     before = {run["id"] for run in _runs(first.project)}
-    script_result("run_kedro_sessions", {"project_path": str(first.project.path), "sessions": [
-        {"runtime_params": {"model_options": {"C": 0.5}}, "pipeline_names": ["training"]}]},
-        what="a script's session.run()", cwd=tmp_path, env=kedro_env(first.project.home), timeout=300)
+    run_session_in_process(first.project, runtime_params={"model_options": {"C": 0.5}}, pipeline_names=["training"])
     (notebook,) = [run for run in _runs(first.project) if run["id"] not in before]
     tags = notebook["tags"]
     assert tags["kedro.runner"] == "SequentialRunner"
@@ -260,7 +259,7 @@ def test_script_run_tags_real_values_and_a_command_that_reproduces_it(first: Fir
 
 def test_inference_pipeline_opens_no_run_and_says_so(first: FirstRun):
     before = len(_runs(first.project))
-    result = first.project.kedro("run", "--pipelines", "inference", env={"COLUMNS": "200"})
+    result = first.project.kedro_in_process("run", "--pipelines", "inference", env={"COLUMNS": "200"})
     assert_ok(result, "kedro run --pipelines inference")
     assert len(_runs(first.project)) == before
     output = " ".join((result.stdout + result.stderr).split())

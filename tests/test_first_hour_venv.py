@@ -11,6 +11,7 @@ kedro, mlflow and scikit-learn from the local index (about 2-3 minutes on 2 shar
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -50,12 +51,17 @@ def model_venv(requirements: Path) -> Path:
     """A venv holding exactly ``requirements``, built once per distinct file and Python.
 
     Built in place and marked complete last: an interrupted build is removed and redone.
-    (One test module builds it, so xdist's ``--dist loadfile`` never builds it twice at once.)
+    A lock file serialises the builds: xdist's workers may run this module's tests at once.
     """
     key = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
     venv = CACHE / key
-    if (venv / ".complete").is_file():
-        return venv
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return venv if (venv / ".complete").is_file() else _build_venv(venv, requirements)
+
+
+def _build_venv(venv: Path, requirements: Path) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -129,8 +129,10 @@ def artifacts(client: Any, run_id: str, path: str | None = None) -> list[str]:
 def test_every_dataset_lands_in_the_one_run_of_a_kedro_run(ml_project: KedroProject, runner: str,
                                                            mp_context: str | None) -> None:
     before = run_ids(ml_project)
-    env = {"MPLBACKEND": "Agg", **({"KEDRO_MP_CONTEXT": mp_context} if mp_context else {})}
-    result = ml_project.run("run", "--runner", runner, env=env)
+    if mp_context:  # ParallelRunner's workers fork or spawn: a process of its own
+        result = ml_project.run("run", "--runner", runner, env={"MPLBACKEND": "Agg", "KEDRO_MP_CONTEXT": mp_context})
+    else:
+        result = ml_project.run_in_process("run", "--runner", runner, env={"MPLBACKEND": "Agg"})
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
 
     new = run_ids(ml_project) - before
@@ -164,7 +166,7 @@ def test_a_new_session_loads_everything_back_by_run_id(ml_project: KedroProject,
     )
 
     if not run_ids(ml_project):  # run alone: the runner tests above have not filled the store
-        result = ml_project.run("run", env={"MPLBACKEND": "Agg"})
+        result = ml_project.run_in_process("run", env={"MPLBACKEND": "Agg"})
         assert result.returncode == 0, result.stderr
     client = client_of(ml_project)
     experiment = client.get_experiment_by_name(ml_project.package)
@@ -198,7 +200,7 @@ def test_a_bad_mlflow_entry_fails_before_any_node_runs(tmp_path: Path, migrated_
     project = make_project(tmp_path, nodes=NODES, registry=REGISTRY, catalog=catalog, raw_rows=6)
     shutil.copy(migrated_db, project.db)
 
-    result = project.run("run", env={"MPLBACKEND": "Agg"})
+    result = project.run_in_process("run", env={"MPLBACKEND": "Agg"})
 
     text = f"{result.stdout}\n{result.stderr}"
     assert result.returncode != 0

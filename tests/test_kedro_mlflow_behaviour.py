@@ -169,7 +169,7 @@ def test_the_kedro_run_is_the_active_run_in_the_projects_own_hooks(project) -> N
     project.write(f"src/{project.package}/hooks.py", RECORDING_HOOKS)
     project.write(f"src/{project.package}/settings.py", "from .hooks import RecordActiveRun\n\nHOOKS = (RecordActiveRun(),)\n")
 
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     run = only_run(project)
     seen = _seen(project)
@@ -179,7 +179,7 @@ def test_the_kedro_run_is_the_active_run_in_the_projects_own_hooks(project) -> N
     assert run.data.metrics["logged_by_project_hook"] == 1.0
     assert run.info.status == "FINISHED"
 
-    failed = project.run("run", "--params", "factor=-1")
+    failed = project.run_in_process("run", "--params", "factor=-1")
     assert failed.returncode != 0
     failed_run = next(r for r in runs_of(project) if r.info.run_id != run.info.run_id)
     seen = _seen(project)
@@ -188,7 +188,7 @@ def test_the_kedro_run_is_the_active_run_in_the_projects_own_hooks(project) -> N
     assert failed_run.info.status == "FAILED"  # ours, not the FINISHED the fluent API would write
     assert failed_run.data.tags["failure_seen_by"] == "project hook"
 
-    hook_failed = project.run("run", "--params", "fail_hook=1")
+    hook_failed = project.run_in_process("run", "--params", "fail_hook=1")
     assert hook_failed.returncode != 0 and "the project's after_pipeline_run failed" in output(hook_failed)
     (hook_failed_run,) = [r for r in runs_of(project) if r.info.run_id not in (run.info.run_id, failed_run.info.run_id)]
     assert [entry["hook"] for entry in _seen(project)][-1] == "after_pipeline_run"

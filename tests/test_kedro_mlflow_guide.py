@@ -137,7 +137,7 @@ class Guide:
     def kedro_run(self, *args: str) -> Any:
         """``kedro run ARGS`` (must succeed), then the one new run it left in the guide's store."""
         before = {run.info.run_id for run in self.all_runs()}
-        result = self.project.run("run", *args, timeout=600)
+        result = self.project.run_in_process("run", *args)
         assert result.returncode == 0, output(result)
         new = [run for run in self.all_runs() if run.info.run_id not in before]
         assert len(new) == 1, f"expected one new run, got {len(new)}:\n{output(result)}"

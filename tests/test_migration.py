@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project_factory import KedroProject, make_project, project_env, script_result
+from tests.project_factory import KedroProject, make_project, project_env, run_kedro, script_result
 
 # kedro-mlflow 2.x's mlflow.yml, as its `kedro mlflow init` writes it (comments shortened),
 # with the values a user fills in: a store, an experiment with tags, a header provider.
@@ -251,8 +251,10 @@ def runner_runs(migrated: KedroProject) -> dict[str, tuple[subprocess.CompletedP
     for runner, context in [("SequentialRunner", None), ("ThreadRunner", None),
                             ("ParallelRunner", "fork"), ("ParallelRunner", "spawn")]:
         before = {r.info.run_id for r in runs(migrated)}
-        env = {"KEDRO_MP_CONTEXT": context} if context else None
-        result = migrated.run("run", f"--runner={runner}", env=env, timeout=600)
+        if context:  # ParallelRunner's workers fork or spawn: a process of its own
+            result = migrated.run("run", f"--runner={runner}", env={"KEDRO_MP_CONTEXT": context}, timeout=600)
+        else:
+            result = migrated.run_in_process("run", f"--runner={runner}")
         new = [r.info.run_id for r in runs(migrated) if r.info.run_id not in before]
         results[f"{runner}-{context}" if context else runner] = (result, new[0] if len(new) == 1 else None)
     return results
@@ -296,7 +298,7 @@ def test_item2_the_untracked_serving_pipeline_loads_the_registered_model_from_th
     runner_runs, migrated
 ) -> None:
     before = len(runs(migrated))
-    result = migrated.run("run", "--pipeline=serving", timeout=300)
+    result = migrated.run_in_process("run", "--pipeline=serving")
     assert result.returncode == 0, result.stdout + result.stderr
     served = (migrated.path / "data/07_model_output/served.csv").read_text().splitlines()
     assert len(served) == 1 + 6
@@ -338,7 +340,7 @@ def test_with_the_hook_disabled_the_migrated_project_runs_locally_with_one_warni
                                                '    mlflow.set_tag("node_saw_run", run.info.run_id)\n'
                                                '    mlflow.log_metric("logged_in_node", 1.0)\n', ""))
 
-    result = project.run("run", "--pipeline=training", timeout=300)
+    result = project.run("run", "--pipeline=training", timeout=300)  # the warning is once per process
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert (project.path / "data/06_models/regressor.pkl").exists()
@@ -362,15 +364,16 @@ def test_item7_pipeline_model_api(tmp_path: Path) -> None:
 
 
 def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_say(
-    tmp_path: Path, starter_home: Path
+    tmp_path: Path, generated_tree: dict[str, bytes]
 ) -> None:
-    """Issue 11 §1: `kedro new --starter=mlflow-iris`, then the opt-out line the READMEs give."""
-    from tests.starter_fixtures import REPO_NAME, assert_ok, kedro_new, write_config
+    """Issue 11 §1: `kedro new --starter=mlflow-iris` (the session's generated project, copied
+    as generated), then the opt-out line the READMEs give."""
+    from tests.starter_fixtures import REPO_NAME
 
-    config = write_config(tmp_path / "config.yml", project_name="Iris Tracking Demo",
-                          mlflow_tracking_uri="sqlite:///mlflow.db", output_dir=str(tmp_path))
-    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=tmp_path, home=starter_home), "kedro new")
     root = tmp_path / REPO_NAME
+    for relative, content in generated_tree.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
     opt_out = 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-starter",)'
     readme = (root / "README.md").read_text()
     [settings] = list(root.glob("src/*/settings.py"))
@@ -378,8 +381,7 @@ def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_sa
     assert opt_out in settings.read_text()  # offered in settings.py's docstring
     settings.write_text(settings.read_text() + f"\n{opt_out}\n")
 
-    result = subprocess.run([str(Path(sys.executable).with_name("kedro")), "run"], cwd=root, env=project_env(),
-                            capture_output=True, text=True, timeout=600)
+    result = run_kedro("run", cwd=root, timeout=600)  # the warning is once per process
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 0, output
     assert output.count("no MLflow run is open") == 1
@@ -389,7 +391,7 @@ def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_sa
 
 def test_item8_init_with_a_missing_environment_says_so_and_creates_nothing(tmp_path: Path) -> None:
     project = make_project(tmp_path)
-    result = project.run("mlflow", "init", "--env", "staging")
+    result = project.run_in_process("mlflow", "init", "--env", "staging")
     assert result.returncode != 0
     assert "Environment 'staging' does not exist" in result.stderr + result.stdout
     assert "base, local" in result.stderr + result.stdout

@@ -68,7 +68,7 @@ class FannedOut:
 def fanned_out(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FannedOut]:
     """The widened starter project run as one task process per node against each store."""
     root = tmp_path_factory.mktemp(f"fanout-{request.param}")
-    project = new_iris_project(root / "work", root / "home")
+    project = new_iris_project(root / "work", root / "home", request.getfixturevalue("generated_tree"))
     add_fanout_nodes(project)
     if request.param == "postgres":
         server: MlflowServer = request.getfixturevalue("pg_mlflow_server")
@@ -131,7 +131,7 @@ def test_every_task_lands_in_one_finished_run_with_the_pipeline_model(fanned_out
 def test_a_plain_kedro_run_logs_the_same_params_and_metric_keys(fanned_out: FannedOut) -> None:
     project = fanned_out.project
     group = the_run(fanned_out.tracking_uri, fanned_out.run_id)
-    assert_ok(project.kedro("run"), "plain kedro run")
+    assert_ok(project.kedro_in_process("run"), "plain kedro run")
     runs = run_summary(fanned_out.tracking_uri, PACKAGE)["runs"]
     plain = next(r for r in runs if r["id"] != fanned_out.run_id)
     assert plain["status"] == "FINISHED"
@@ -202,18 +202,19 @@ def _delete_run(tracking_uri: str, run_id: str) -> None:
     MlflowClient(tracking_uri=tracking_uri).delete_run(run_id)
 
 
-def test_a_task_with_another_env_is_refused_and_open_takes_nodes(tmp_path: Path) -> None:
+def test_a_task_with_another_env_is_refused_and_open_takes_nodes(tmp_path: Path,
+                                                                 generated_tree: dict[str, bytes]) -> None:
     """A task whose --env is not the run's would log another configuration's records into it: it
     is refused, naming both envs and the fix. `open --nodes` narrows the run as `kedro run --nodes`
     does: `close` then expects those nodes only."""
     from mlflow import MlflowClient
 
-    project = new_iris_project(tmp_path / "work", tmp_path / "home")
+    project = new_iris_project(tmp_path / "work", tmp_path / "home", generated_tree)
     (project.path / "conf" / "staging").mkdir()
     client = MlflowClient(tracking_uri=project.tracking_uri)
 
     staging_run = open_run(project, "--env", "staging")
-    refused = project.kedro("run", "--nodes", "split_data", env={"MLFLOW_RUN_ID": staging_run})
+    refused = project.kedro_in_process("run", "--nodes", "split_data", env={"MLFLOW_RUN_ID": staging_run})
     text = refused.stdout + refused.stderr
     assert refused.returncode != 0, text
     assert "runs with --env local" in text and "--env staging" in text, text[-3000:]
@@ -222,7 +223,7 @@ def test_a_task_with_another_env_is_refused_and_open_takes_nodes(tmp_path: Path)
     assert not [key for key in tags if key.startswith("kedro.task.")], tags  # the run was not touched
     assert client.get_run(staging_run).info.status == "RUNNING"
 
-    no_node = project.kedro("mlflow", "run", "open", "--tags", "nightly")  # the starter's nodes have no tags
+    no_node = project.kedro_in_process("mlflow", "run", "open", "--tags", "nightly")  # the starter's nodes have no tags
     assert no_node.returncode != 0 and "No node of the pipeline has the tags nightly" in no_node.stderr, \
         no_node.stderr[-2000:]
 
@@ -231,7 +232,7 @@ def test_a_task_with_another_env_is_refused_and_open_takes_nodes(tmp_path: Path)
     assert run.data.tags["kedro.command"] == "kedro mlflow run open --pipeline=__default__ --nodes=split_data"
     assert run.data.tags["kedro.filter.nodes"] == "split_data"
     assert set(run.data.params) == {"target", "split_options.test_size", "split_options.random_state"}  # its nodes'
-    task = project.kedro("run", "--nodes", "split_data", env={"MLFLOW_RUN_ID": narrowed})
+    task = project.kedro_in_process("run", "--nodes", "split_data", env={"MLFLOW_RUN_ID": narrowed})
     assert_ok(task, "the split_data task")
     closed = close_run(project, narrowed)
     assert f"MLflow run {narrowed} FINISHED" in closed.stdout, closed.stdout  # no other node was expected

@@ -93,7 +93,7 @@ def test_non_numeric_metric_value_fails_the_run_naming_the_dataset(tmp_path, mig
     project = _project(tmp_path, migrated_db)
     raw = _raw(project)
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode != 0
     text = output(result)
@@ -117,7 +117,7 @@ def test_unknown_dataset_type_or_flavor_fails_before_any_node_runs(tmp_path, mig
     project = _project(tmp_path, migrated_db, catalog={**CATALOG, "accuracy": entry})
     raw = _raw(project)
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode != 0
     for fragment in expected:
@@ -134,7 +134,7 @@ def test_registry_model_name_that_does_not_exist_fails_naming_it(tmp_path, migra
     project = _project(tmp_path, migrated_db, registry=REGISTRY_LOADING_A_MODEL, catalog=catalog)
     raw = _raw(project)
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode != 0
     text = output(result)
@@ -149,7 +149,7 @@ def test_invalid_pipeline_ml_factory_fails_before_any_node_runs(tmp_path, migrat
     project = _project(tmp_path, migrated_db, registry=REGISTRY_WITH_BAD_FACTORY)
     raw = _raw(project)
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode != 0
     text = output(result)

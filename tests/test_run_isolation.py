@@ -103,9 +103,9 @@ def add_interleave_hooks(project: GeneratedProject) -> None:
 
 
 @pytest.fixture(scope="module")
-def iris(tmp_path_factory: pytest.TempPathFactory) -> GeneratedProject:
+def iris(tmp_path_factory: pytest.TempPathFactory, generated_tree: dict[str, bytes]) -> GeneratedProject:
     root = tmp_path_factory.mktemp("isolation")
-    project = new_iris_project(root / "work", root / "home")
+    project = new_iris_project(root / "work", root / "home", generated_tree)
     add_interleave_hooks(project)
     return project
 
@@ -208,10 +208,9 @@ TASKS = ("split_data,fit_preprocessor,train_model", "evaluate_model,report,bundl
 
 def run_task(project: GeneratedProject, run_id: str, nodes: str, log: Path, *args: str,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """One orchestrator task: ``kedro run --nodes <nodes>`` with MLFLOW_RUN_ID set."""
-    result = subprocess.run([KEDRO, "run", "--nodes", nodes, *args], cwd=project.path,
-                            env=kedro_env(project.home, {"MLFLOW_RUN_ID": run_id, **(env or {})}),
-                            capture_output=True, text=True, timeout=300)
+    """One orchestrator task: ``kedro run --nodes <nodes>`` with MLFLOW_RUN_ID set (in the test
+    process: the tasks run one after the other, what a task leaves is in the store)."""
+    result = project.kedro_in_process("run", "--nodes", nodes, *args, env={"MLFLOW_RUN_ID": run_id, **(env or {})})
     log.write_text(result.stdout + result.stderr, encoding="utf-8")
     return result
 
@@ -234,8 +233,7 @@ def test_two_group_runs_closed_late_in_another_folder_log_their_own_models(
     set_tracking_uri(GeneratedProject(elsewhere, project.home), uri)
     client = client_of(uri)
     for c_value, run_id in runs.items():
-        closed = subprocess.run([KEDRO, "mlflow", "run", "close", "--run-id", run_id], cwd=elsewhere,
-                                env=kedro_env(project.home), capture_output=True, text=True, timeout=300)
+        closed = project.kedro_in_process("mlflow", "run", "close", "--run-id", run_id, cwd=elsewhere)
         assert_ok(closed, "kedro mlflow run close in another folder")
         assert client.get_run(run_id).info.status == "FINISHED", closed.stdout
         assert not (elsewhere / "data" / "06_models").exists(), "close wrote into the project's data folder"
@@ -266,10 +264,10 @@ def test_stale_runs_finds_a_group_run_whose_close_never_came(iris: GeneratedProj
     run_id = open_run(project)
     assert_ok(run_task(project, run_id, "split_data", tmp_path / "task.log"), "a task")
     assert client.get_run(run_id).data.tags["kedro.heartbeat"].isdigit()
-    fresh = project.kedro("mlflow", "stale-runs")
+    fresh = project.kedro_in_process("mlflow", "stale-runs")
     assert_ok(fresh, "stale-runs")
     assert run_id not in fresh.stdout, "a group run whose task was just alive is not stale"
-    idle = project.kedro("mlflow", "stale-runs", "--idle-minutes", "0", "--mark-killed")
+    idle = project.kedro_in_process("mlflow", "stale-runs", "--idle-minutes", "0", "--mark-killed")
     assert_ok(idle, "stale-runs --idle-minutes 0 --mark-killed")
     assert run_id in idle.stdout and "group run: no task alive" in idle.stdout, idle.stdout
     assert client.get_run(run_id).info.status == "KILLED"

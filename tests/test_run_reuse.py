@@ -52,7 +52,7 @@ def test_mlflow_run_id_from_the_environment_is_joined(project):
     # artifacts under the project (a relative default would resolve against the test's cwd)
     experiment_id = client.create_experiment("scheduler", artifact_location=(project.path / "mlartifacts").as_uri())
     handed_down = client.create_run(experiment_id, run_name="scheduled")
-    result = project.run("run", env={"MLFLOW_RUN_ID": handed_down.info.run_id})
+    result = project.run_in_process("run", env={"MLFLOW_RUN_ID": handed_down.info.run_id})
     assert result.returncode == 0, output(result)
     run = client.get_run(handed_down.info.run_id)
     assert run.data.params["factor"] == "2.0"
@@ -62,7 +62,7 @@ def test_mlflow_run_id_from_the_environment_is_joined(project):
 
 def test_fluent_mlflow_calls_in_nodes_land_in_the_kedro_run(project):
     project.write("src/demo_project/nodes.py", FLUENT_NODES)
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     run = only_run(project)
     assert run.info.status == "FINISHED"

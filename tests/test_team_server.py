@@ -33,7 +33,7 @@ def test_a_project_tracks_to_the_server_and_its_models_load_back(tmp_path, mlflo
     server = mlflow_server
     project = make_team_project(tmp_path, server.uri, package="server_project")
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode == 0, output(result)
     [run] = _new_runs(server, "server_project", set())

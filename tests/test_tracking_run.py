@@ -13,13 +13,13 @@ from tests.tracking_helpers import client_for, only_run, output, runs_of
 
 def test_init_then_run_from_a_subfolder_logs_one_complete_run(tmp_path, migrated_db):
     project = make_project(tmp_path)
-    init = project.run("mlflow", "init", cwd=project.path / "src")
+    init = project.run_in_process("mlflow", "init", cwd=project.path / "src")
     assert init.returncode == 0, output(init)
     shipped = (project.conf / "base" / "mlflow.yml").read_text()
     assert "mlflow_tracking_uri: null" in shipped and "name: demo_project" in shipped
     project.write_yaml("conf/local/mlflow.yml", {"tracking": {"params": {"dict_params": {"flatten": True}}}})
 
-    result = project.run("run", cwd=project.path / "src" / "demo_project")
+    result = project.run_in_process("run", cwd=project.path / "src" / "demo_project")
 
     assert result.returncode == 0, output(result)
     assert project.db.is_file(), "the store must be <project root>/mlflow.db whatever the shell's folder"
@@ -41,7 +41,7 @@ def test_init_then_run_from_a_subfolder_logs_one_complete_run(tmp_path, migrated
 
 
 def test_params_are_logged_whole_without_flatten_and_runner_and_pipelines_are_tagged(project):
-    result = project.run("run", "--pipelines", "processing,summary", "--runner", "ThreadRunner")
+    result = project.run_in_process("run", "--pipelines", "processing,summary", "--runner", "ThreadRunner")
     assert result.returncode == 0, output(result)
     run = only_run(project)
     assert re.fullmatch(r"processing\+summary \d\d:\d\d:\d\d", run.info.run_name), run.info.run_name
@@ -51,7 +51,7 @@ def test_params_are_logged_whole_without_flatten_and_runner_and_pipelines_are_ta
 
 
 def test_only_parameters_the_pipeline_reads_are_logged(project):
-    result = project.run("run", "--pipelines", "processing")
+    result = project.run_in_process("run", "--pipelines", "processing")
     assert result.returncode == 0, output(result)
     assert only_run(project).data.params == {"factor": "2.0"}
 
@@ -60,7 +60,7 @@ def test_a_failing_node_marks_the_run_failed_and_exits_non_zero(tmp_path, migrat
     nodes = "def double(df, factor):\n    raise ValueError('boom in node')\n\ndef total(df, o):\n    return 1.0\n"
     project = make_project(tmp_path, nodes=nodes)
     shutil.copy(migrated_db, project.db)
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode != 0
     assert "boom in node" in output(result)
     assert only_run(project).info.status == "FAILED"
@@ -68,7 +68,7 @@ def test_a_failing_node_marks_the_run_failed_and_exits_non_zero(tmp_path, migrat
 
 def test_disabled_pipeline_opens_no_run(project):
     project.write_yaml("conf/base/mlflow.yml", {"tracking": {"disable_tracking": {"pipelines": ["processing"]}}})
-    result = project.run("run", "--pipelines", "processing")
+    result = project.run_in_process("run", "--pipelines", "processing")
     assert result.returncode == 0, output(result)
     assert runs_of(project) == []
     assert (project.path / "data/02_intermediate/doubled.csv").is_file()
@@ -81,7 +81,7 @@ def test_local_mlflow_yml_overrides_one_key_and_keeps_the_others(project):
         {"tracking": {"experiment": {"name": "base_experiment"}, "run": {"name": "from-base"}}},
     )
     project.write_yaml("conf/local/mlflow.yml", {"tracking": {"run": {"name": "from-local"}}})
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     run = only_run(project, experiment="base_experiment")
     assert run.info.run_name == "from-local"
@@ -98,7 +98,7 @@ def test_run_name_interpolation_env_and_random_name(project):
             name: ${km.random_name:}
         """,
     )
-    result = project.run("run", env={"EXPERIMENT_FROM_ENV": "from_env"})
+    result = project.run_in_process("run", env={"EXPERIMENT_FROM_ENV": "from_env"})
     assert result.returncode == 0, output(result)
     name = only_run(project, experiment="from_env").info.run_name
     adjective, noun, number = name.split("-")
@@ -107,7 +107,7 @@ def test_run_name_interpolation_env_and_random_name(project):
 
 def test_relative_sqlite_uri_resolves_against_project_root(project):
     project.write_yaml("conf/base/mlflow.yml", {"server": {"mlflow_tracking_uri": "sqlite:///stores/team.db"}})
-    result = project.run("run", cwd=project.path / "conf")
+    result = project.run_in_process("run", cwd=project.path / "conf")
     assert result.returncode == 0, output(result)
     store = project.path / "stores" / "team.db"
     assert store.is_file()
@@ -118,17 +118,17 @@ def test_tracking_uri_from_environment_is_used_when_mlflow_yml_has_none(project,
     elsewhere = tmp_path / "env-store.db"
     shutil.copy(project.db, elsewhere)
     project.db.unlink()
-    result = project.run("run", env={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"})
+    result = project.run_in_process("run", env={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"})
     assert result.returncode == 0, output(result)
     assert not project.db.exists()
     assert only_run(project, uri=f"sqlite:///{elsewhere}").info.status == "FINISHED"
 
 
 def test_resume_a_run_by_id(project):
-    assert project.run("run").returncode == 0
+    assert project.run_in_process("run").returncode == 0
     first = only_run(project)
     project.write_yaml("conf/base/mlflow.yml", {"tracking": {"run": {"id": first.info.run_id}}})
-    result = project.run("run", "--pipelines", "processing")
+    result = project.run_in_process("run", "--pipelines", "processing")
     assert result.returncode == 0, output(result)
     again = only_run(project)
     assert again.info.run_id == first.info.run_id and again.info.status == "FINISHED"
@@ -139,7 +139,7 @@ def test_secret_runtime_params_are_redacted_everywhere(project):
     parameters["model_options"]["api_token"] = "placeholder"
     project.write_yaml("conf/base/parameters.yml", parameters)
     secret = "s3cr3t-VALUE-123"
-    result = project.run("run", "--params", f"model_options.api_token={secret},factor=3")
+    result = project.run_in_process("run", "--params", f"model_options.api_token={secret},factor=3")
     assert result.returncode == 0, output(result)
     run = only_run(project)
     everything = repr(run.data.params) + repr(run.data.tags) + repr(run.data.metrics)
@@ -164,7 +164,7 @@ def test_two_sessions_in_one_process_log_two_runs(project):
 
 def test_opting_out_with_disable_hooks_for_plugins(project):
     project.write("src/demo_project/settings.py", 'DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-starter",)\n')
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     assert runs_of(project) == []
 
@@ -174,24 +174,24 @@ def test_experiment_created_with_configured_tags_and_restored_when_deleted(proje
         "conf/base/mlflow.yml",
         {"tracking": {"experiment": {"create_experiment_kwargs": {"tags": {"team": "iris"}}}}},
     )
-    assert project.run("run").returncode == 0
+    assert project.run_in_process("run").returncode == 0
     client = client_for(project)
     experiment = client.get_experiment_by_name("demo_project")
     assert experiment.tags["team"] == "iris"
     client.delete_experiment(experiment.experiment_id)
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     assert len(runs_of(project)) == 2
     client.delete_experiment(experiment.experiment_id)
     project.write_yaml("conf/base/mlflow.yml", {"tracking": {"experiment": {"restore_if_deleted": False}}})
-    refused = project.run("run")
+    refused = project.run_in_process("run")
     assert refused.returncode != 0
     assert "restore_if_deleted" in output(refused) and "is deleted" in output(refused)
 
 
 def test_a_local_folder_store_chosen_in_mlflow_yml_works_from_any_folder(project, monkeypatch):
     project.write_yaml("conf/base/mlflow.yml", {"server": {"mlflow_tracking_uri": "mlruns"}})
-    result = project.run("run", cwd=project.path / "src")
+    result = project.run_in_process("run", cwd=project.path / "src")
     assert result.returncode == 0, output(result)
     assert not (project.path / "src" / "mlruns").exists()
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # to read it back here

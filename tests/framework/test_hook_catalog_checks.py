@@ -29,7 +29,7 @@ def test_dataset_factory_entries_of_ours_get_the_entry_name_as_key(project):
     catalog = yaml.safe_load((project.conf / "base/catalog.yml").read_text())
     catalog["{name}_metric"] = {"type": "kedro_mlflow_starter.io.MlflowMetricDataset"}
     project.write_yaml("conf/base/catalog.yml", catalog)
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     metrics = {k: v for k, v in only_run(project).data.metrics.items() if not k.startswith("time.")}  # timings: issue 14
     assert metrics == {"accuracy_metric": (0 + 1 + 2 + 0 + 10 + 20) * 2.0}
@@ -39,7 +39,7 @@ def test_pipeline_model_artifact_in_memory_fails_before_any_node_runs(tmp_path, 
     project = make_iris_project(tmp_path, migrated_db)
     catalog = {name: entry for name, entry in CATALOG.items() if name != "scaler"}
     project.write_yaml("conf/base/catalog.yml", catalog)
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode != 0
     message = output(result)
     assert "'scaler'" in message and "MemoryDataset" in message and "conf/base/catalog.yml" in message

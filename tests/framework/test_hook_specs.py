@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kedro.framework.hooks import specs
 
-HOOKS = Path(__file__).resolve().parents[1] / "plugin" / "kedro_mlflow_starter" / "framework" / "hooks.py"
+HOOKS = Path(__file__).resolve().parents[2] / "plugin" / "kedro_mlflow_starter" / "framework" / "hooks.py"
 
 
 def _hook_methods() -> list[str]:
