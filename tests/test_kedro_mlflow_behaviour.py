@@ -3,7 +3,7 @@
 Each test is one behaviour a migrating user's code depends on, found by running
 kedro-mlflow's public test suite against this package; each failed before it was matched.
 The fluent active run in the project's own hooks is tested with a generated project in
-``tests/test_mlflow_switches.py`` (it needs a real ``kedro run``).
+``tests/tracking/test_mlflow_switches.py`` (it needs a real ``kedro run``).
 """
 
 from __future__ import annotations

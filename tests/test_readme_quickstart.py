@@ -57,7 +57,7 @@ QUICKSTART_MAP: list[tuple[str, str, str]] = [
     (r"kedro new --starter=git\+https://", SKIP,
      "needs the network; tests/test_starter.py generates from the git URL of a local snapshot"),
     (r"kedro mlflow ui\b", SKIP,
-     "a server that runs until Ctrl-C and opens a browser: tests/test_cli.py::"
+     "a server that runs until Ctrl-C and opens a browser: tests/framework/test_cli.py::"
      "test_ui_serves_the_project_store starts it and reads the project's experiment from it"),
     (r"kedro new --starter=mlflow-iris\s*(#.*)?$", ANSWER_DEFAULTS,
      "interactive: Enter twice accepts the defaults the README names"),

@@ -113,7 +113,7 @@ def test_server_killed_during_the_run_keeps_outputs_and_lists_what_was_not_logge
     assert "MlflowMetricDataset 'r2'" in report or "'r2'" in report
     assert "the pipeline model of pipeline '__default__'" in report
     assert "the run's final status FAILED" in report and "Until then the run shows as RUNNING" in report
-    assert "kedro mlflow run replay --run-id" in report  # tests/test_outage_replay.py replays it
+    assert "kedro mlflow run replay --run-id" in report  # tests/tracking/test_outage_replay.py replays it
     assert "Traceback" not in text
 
     # The server's store (read directly: the server is gone) has what was logged before the kill.
