@@ -19,26 +19,14 @@ from typing import Any
 
 from tests.project_factory import KEDRO, project_env
 from tests.server_fixtures import CATALOG, all_artifacts, make_team_project, start_server
+from tests.server_fixtures import REGISTRY as TEAM_REGISTRY
 from tests.tracking_helpers import output
 
-REGISTRY = '''
-from kedro.pipeline import Pipeline, node
-
-from kedro_mlflow_starter import pipeline_ml_factory
-
-
-def register_pipelines():
-    from {package}.nodes import evaluate, fit, predict
-
-    training = Pipeline([
-        node(fit, ["raw", "params:factor"], ["regressor", "regressor_model"], name="fit"),
-        node(evaluate, ["regressor", "raw"], ["predictions", "r2"], name="evaluate"),
-    ])
-    inference = Pipeline([node(predict, ["instances", "regressor"], "served_predictions", name="predict")])
-    training_ml = pipeline_ml_factory(training, inference, input_name="instances",
-                                      log_model_kwargs={{"registered_model_name": "team_pipeline"}})
-    return {{"__default__": training_ml}}
-'''
+# The team project's registry, its pipeline model registered as `team_pipeline` (one pipeline only).
+REGISTRY = TEAM_REGISTRY.replace(
+    'input_name="instances")',
+    'input_name="instances",\n                                      log_model_kwargs={{"registered_model_name": "team_pipeline"}})',
+).replace(', "training": training_ml', "")
 CATALOG_REGISTERED = {**CATALOG, "regressor_model": {**CATALOG["regressor_model"],
                                                      "save_args": {"registered_model_name": "team_regressor"}}}
 URI_VARIABLE = "TEAM_TRACKING_URI"
