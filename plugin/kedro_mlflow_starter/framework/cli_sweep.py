@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from kedro.framework.context import KedroContext
     from kedro.framework.startup import ProjectMetadata
     from kedro.pipeline import Pipeline
-    from mlflow import MlflowClient
 
     from kedro_mlflow_starter.config import MlflowConfig
     from kedro_mlflow_starter.config.sweeps import Sweep

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kedro.framework.context import KedroContext
+
+    from kedro_mlflow_starter.config.mlflow_config import RequestHeaderProviderConfig
     from mlflow import MlflowClient
 
 ENV_RUN_ID = "KEDRO_MLFLOW_RUN_ID"
@@ -199,7 +202,8 @@ class PublishedEnvironment:
         self._saved = {}
 
 
-def register_request_header_provider(config: Any, context: Any = None) -> None:
+def register_request_header_provider(config: RequestHeaderProviderConfig | None,
+                                     context: KedroContext | None = None) -> None:
     """Honour ``server.request_header_provider`` of mlflow.yml (kedro-mlflow's key).
 
     ``type`` names a subclass of MLflow's ``RequestHeaderProvider``; it is built with

@@ -11,7 +11,11 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
@@ -94,7 +98,7 @@ def plan_join(
     return plan
 
 
-def join(client: Any, run_id: str, params: Mapping[str, str], param_tags: Mapping[str, str]) -> JoinPlan:
+def join(client: MlflowClient, run_id: str, params: Mapping[str, str], param_tags: Mapping[str, str]) -> JoinPlan:
     """Log the task's params (and long-param tags) the orchestrated run does not hold yet.
 
     The run's own tags (command, session, host...) are those of the ``open`` step and stay so.
@@ -138,7 +142,7 @@ def task_outcome(status: str, error: str | None, previous: str | None) -> str:
     return value if not error else f"{value}: {error}"
 
 
-def record_task_outcome(client: Any, run_id: str, label: str, status: str, error: str | None = None,
+def record_task_outcome(client: MlflowClient, run_id: str, label: str, status: str, error: str | None = None,
                         nodes: Iterable[str] = ()) -> None:
     """Tag the run with how this task and each of its nodes ended (``close`` reads these tags)."""
     from mlflow.entities import RunTag
@@ -150,7 +154,7 @@ def record_task_outcome(client: Any, run_id: str, label: str, status: str, error
     client.log_batch(run_id, tags=tags)  # the client sends MLflow's 100-tag chunks
 
 
-def heartbeat_tag() -> Any:
+def heartbeat_tag() -> RunTag:
     """``kedro.heartbeat``: when a task of the run was last seen alive (ms since the epoch)."""
     from mlflow.entities import RunTag
 
@@ -162,7 +166,7 @@ class Heartbeat:
     that ``kedro mlflow stale-runs`` tells a group run whose tasks are alive (on any machine)
     from one whose ``close`` never came."""
 
-    def __init__(self, client: Any, run_id: str, interval: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, interval: float = HEARTBEAT_SECONDS) -> None:
         self._client = client
         self._run_id = run_id
         self._interval = interval

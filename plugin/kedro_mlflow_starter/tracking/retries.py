@@ -7,7 +7,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
 
 ENV_SHARED_RUN = "KEDRO_MLFLOW_SHARED_RUN"
 
@@ -23,7 +27,7 @@ def is_shared_run() -> bool:
     return os.environ.get(ENV_SHARED_RUN) == "1"
 
 
-def points_not_logged(client: Any, run_id: str, metrics: Sequence[Any]) -> list[Any]:
+def points_not_logged(client: MlflowClient, run_id: str, metrics: Sequence[Metric]) -> list[Metric]:
     """``metrics`` less the points (same key, step and value) the run already holds."""
     if not is_shared_run() or not metrics:
         return list(metrics)
@@ -35,7 +39,7 @@ def points_not_logged(client: Any, run_id: str, metrics: Sequence[Any]) -> list[
     return [metric for metric in metrics if (metric.key, metric.step, metric.value) not in held]
 
 
-def drop_earlier_models(client: Any, run_id: str, experiment_id: str, name: str, kept_model_id: str) -> None:
+def drop_earlier_models(client: MlflowClient, run_id: str, experiment_id: str, name: str, kept_model_id: str) -> None:
     """Delete the models named ``name`` that an earlier attempt logged in run ``run_id`` (and
     the registry versions made from them): the run keeps the one ``kept_model_id``."""
     if not is_shared_run():

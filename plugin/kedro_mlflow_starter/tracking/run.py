@@ -42,6 +42,7 @@ from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env,
 from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlflow.entities import Run
     from mlflow import MlflowClient
 
     from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
@@ -65,7 +66,7 @@ def joinable_run_id(nested: bool) -> str | None:
     return None
 
 
-def refuse_to_reopen(run: Any) -> None:
+def refuse_to_reopen(run: Run) -> None:
     """A run handed down to join must still be open: logging into a closed run would set it RUNNING
     again and mix a new pipeline run into a closed record."""
     status = run.info.status
@@ -86,7 +87,7 @@ class TrackedRun:
     end it (``finish`` raises ``TrackingIncompleteError`` when something could not be logged).
     """
 
-    def __init__(self, config: MlflowConfig, client: MlflowClient, run: Any, experiment_name: str,
+    def __init__(self, config: MlflowConfig, client: MlflowClient, run: Run, experiment_name: str,
                  role: OwnedRun | GroupClose, environment: PublishedEnvironment | None = None) -> None:
         self.config = config
         self.client = client
