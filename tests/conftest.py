@@ -140,6 +140,9 @@ def no_active_mlflow_run_left(request: pytest.FixtureRequest):
     fluent = sys.modules.get("mlflow.tracking.fluent")
     if fluent is None:
         return
+    # A test's `mlflow.set_experiment` would make the next test's `start_run(run_id=...)` of a run in
+    # another experiment raise "active experiment ID does not match" (seen under xdist).
+    fluent._active_experiment_id = None
     from kedro_mlflow_starter import compat
 
     leaked = []

@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -152,6 +153,8 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
 
     import kedro.framework.project as kedro_project
     import rich
+    from kedro.framework.cli.utils import KedroCliError
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
@@ -159,6 +162,10 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
 
     saved_env, saved_path, saved_cwd, saved_hook = dict(os.environ), list(sys.path), os.getcwd(), sys.excepthook
     saved_uris = tracking_utils._tracking_uri, registry_utils._registry_uri
+    # process-wide state a `kedro` command may change: `--verbose`, the loggers' levels
+    # (KEDRO_LOGGING_CONFIG), the fluent experiment (user code's mlflow.set_experiment)
+    ours = logging.getLogger("kedro_mlflow_starter")
+    saved_verbose, saved_level, saved_experiment = KedroCliError.VERBOSE_ERROR, ours.level, fluent._active_experiment_id
     saved_package, console = kedro_project.PACKAGE_NAME, rich.get_console()
     saved_width, saved_mlflow_hook, saved_stack = console._width, hooks.mlflow_hook, inspect.stack
     hooks.mlflow_hook = hooks.MlflowHook()
@@ -181,6 +188,8 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
         sys.path[:] = saved_path
         sys.excepthook = saved_hook
         tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
+        KedroCliError.VERBOSE_ERROR, fluent._active_experiment_id = saved_verbose, saved_experiment
+        ours.setLevel(saved_level)
         console._width = saved_width
         hooks.mlflow_hook = saved_mlflow_hook
         inspect.stack = saved_stack

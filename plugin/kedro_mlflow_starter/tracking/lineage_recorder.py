@@ -106,8 +106,13 @@ class LineageRecorder:
             if self.roles.evaluation_inputs:
                 links = metric_links(self._metric_keys(client, run_id), self.roles, self.records)
                 if links:
-                    models = client.search_logged_models(experiment_ids=[experiment_id],
-                                                         filter_string=f"source_run_id = '{run_id}'")
+                    from mlflow.entities import LoggedModelStatus
+
+                    # A model still PENDING is being logged by another task of a group run, and its
+                    # Model.log copies the run's metrics itself: a link written now would collide.
+                    models = [model for model in client.search_logged_models(
+                        experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'")
+                        if model.status == LoggedModelStatus.READY]
                     metrics += metric_link_points(client, run_id, links, models)
         if self.timer is not None:
             metrics += [m for m in self.timer.metrics() if not (one_task_of_many and m.key == PIPELINE_KEY)]
