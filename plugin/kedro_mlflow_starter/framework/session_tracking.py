@@ -9,6 +9,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kedro.framework import project as kedro_project
+from omegaconf import OmegaConf
+
 from kedro_mlflow_starter.config import MlflowConfig, load_mlflow_config
 from kedro_mlflow_starter.config.credentials import export_credentials
 from kedro_mlflow_starter.config.run_names import random_run_name
@@ -51,16 +54,14 @@ class SessionTracking:
     def context_created(self, context: KedroContext) -> MlflowConfig:
         """Read mlflow.yml; from now on every dataset and fluent call of the session talks to its
         store, tracked or not (untracked pipelines, notebooks after ``load_context()``)."""
-        from kedro.framework.project import PACKAGE_NAME
-        from omegaconf import OmegaConf
-
         self._untracked_reason = None
         if not OmegaConf.has_resolver(RESOLVER):
             OmegaConf.register_new_resolver(RESOLVER, random_run_name, use_cache=False)
         ours = logging.getLogger("kedro_mlflow_starter")  # Kedro shows only its own logger at INFO
         if ours.level == logging.NOTSET:
             ours.setLevel(logging.INFO)
-        config = self.config = load_mlflow_config(context.config_loader, Path(context.project_path), PACKAGE_NAME)
+        config = self.config = load_mlflow_config(context.config_loader, Path(context.project_path),
+                                                       kedro_project.PACKAGE_NAME)
         if config.server.credentials:
             export_credentials(context.config_loader, config.server.credentials)
         remember_user_run_store()  # where the user's active run was opened, before the store changes
@@ -144,8 +145,6 @@ def _model_artifacts_to_copy(pipeline: Pipeline, catalog: DataCatalog, run_param
     of the registered pipelines it is a slice of (``close`` builds the model)."""
     models = [pipeline] if isinstance(pipeline, PipelineML) else []
     if one_task:
-        from kedro.framework.project import pipelines
-
         models += [registered for name in run_params.get("pipeline_names") or ["__default__"]
-                   if isinstance(registered := pipelines.get(name), PipelineML)]
+                   if isinstance(registered := kedro_project.pipelines.get(name), PipelineML)]
     return plan_environment(snapshot_plan(pipeline, catalog, models) if models else {})
