@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,9 @@ from kedro.framework.project import pipelines
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.redaction import redact_uri
 from kedro_mlflow_starter.errors import OrchestratedRunError, RunNotFoundError
-from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+from kedro_mlflow_starter.framework.console import log_run_pipeline_model
 from kedro_mlflow_starter.framework.project_session import Project, project_metadata, project_session
-from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog, log_pipeline_model
+from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
 from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
@@ -172,10 +173,7 @@ def close_pipeline_run(  # noqa: PLR0913
         outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
                                  expected_nodes=sorted(node.name for node in pipeline.nodes))
 
-        def log_model() -> str | None:
-            with mlflow_prints_logged():  # MLflow's bare registration prints: one log line
-                return log_pipeline_model(pipeline, context.catalog, run_id, produced=pipeline.all_outputs())
-
+        log_model = partial(log_run_pipeline_model, pipeline, context.catalog, run_id)
         tracked.role = role = GroupClose(outcome, log_model if isinstance(pipeline, PipelineML) else None,
                                          pipeline_time=config.tracking.lineage.node_timings)
         problem = tracked.close(outcome.status, announce=False)

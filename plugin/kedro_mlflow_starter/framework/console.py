@@ -10,7 +10,12 @@ import logging
 import re
 import sys
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kedro.io import DataCatalog
+
+    from kedro_mlflow_starter.pipeline import PipelineML
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
@@ -81,3 +86,12 @@ def mlflow_prints_logged() -> Iterator[None]:
             sys.stderr = real
         catalog_log.setLevel(catalog_level)
         lines.close_and_report()
+
+
+def log_run_pipeline_model(pipeline: PipelineML, catalog: DataCatalog, run_id: str) -> str | None:
+    """Log the pipeline model of run ``run_id`` from the artifacts its nodes produced, MLflow's
+    registration prints turned into log lines (the end of a ``kedro run`` and of ``run close``)."""
+    from kedro_mlflow_starter.models.logging import log_pipeline_model  # imports mlflow
+
+    with mlflow_prints_logged():
+        return log_pipeline_model(pipeline, catalog, run_id, produced=pipeline.all_outputs())

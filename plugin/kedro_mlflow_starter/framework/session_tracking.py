@@ -17,7 +17,7 @@ from kedro_mlflow_starter.config.credentials import export_credentials
 from kedro_mlflow_starter.config.run_names import random_run_name
 from kedro_mlflow_starter.errors import PipelineModelArtifactMissingError
 from kedro_mlflow_starter.framework.catalog_checks import check_catalog_before_run
-from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+from kedro_mlflow_starter.framework.console import log_run_pipeline_model
 from kedro_mlflow_starter.models.snapshots import plan_environment, snapshot_plan
 from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
@@ -125,7 +125,6 @@ def _log_pipeline_model(pipeline: PipelineML, catalog: DataCatalog, pipeline_nam
                         run: TrackedRun) -> str | None:
     """Log the pipeline model from the run's own copies of its artifacts; an outage (or a copy an
     outage stopped) is recorded and kept for `kedro mlflow run replay`."""
-    from kedro_mlflow_starter.models.logging import log_pipeline_model
 
     def lost(error: BaseException) -> bool:
         return is_transient(error) or (isinstance(error, PipelineModelArtifactMissingError) and bool(run.failures()))
@@ -133,8 +132,7 @@ def _log_pipeline_model(pipeline: PipelineML, catalog: DataCatalog, pipeline_nam
     replay = {"kind": "pipeline_model", "pipeline": pipeline_name, "env": run_params.get("env"),
               "runtime_params": run_params.get("runtime_params") or {}}
     with outage_policy(f"the pipeline model of pipeline '{pipeline_name}'", None, replay, transient=lost):
-        with mlflow_prints_logged():  # MLflow's bare "Successfully registered model" prints: one log line
-            return log_pipeline_model(pipeline, catalog, run.run_id, produced=pipeline.all_outputs())
+        return log_run_pipeline_model(pipeline, catalog, run.run_id)
     return None
 
 

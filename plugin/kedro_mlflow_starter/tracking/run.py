@@ -28,6 +28,7 @@ from kedro_mlflow_starter.tracking.failures import (
     call_with_retry,
     describe_error,
     describe_failures,
+    is_transient,
     outage_policy,
     read_failures,
 )
@@ -64,6 +65,11 @@ def joinable_run_id(nested: bool) -> str | None:
         if active is not None:
             return active.info.run_id
     return None
+
+
+def _store_unreachable(error: BaseException) -> bool:
+    """What opening a run treats as an unreachable store: our health check's verdict, or an outage."""
+    return isinstance(error, TrackingStoreUnreachableError) or is_transient(error)
 
 
 def refuse_to_reopen(run: Run) -> None:
@@ -145,7 +151,7 @@ class TrackedRun:
         environment = PublishedEnvironment()
         environment.set({**http_retry_env(), **file_store_env(uri)})
         try:
-            with outage_policy(None) as outage:
+            with outage_policy(None, transient=_store_unreachable) as outage:
                 check_reachable(uri, config.server.connect_timeout)
                 client = client_for(uri, config.registry_uri())
                 experiment_id = ensure_experiment(client, config)
@@ -154,8 +160,6 @@ class TrackedRun:
                 tracked = cls._start_or_join(config, client, experiment_id, run_name, tags, environment,
                                              run_params, nodes)
                 tracked.role.join(tracked, params, tags)
-        except TrackingStoreUnreachableError as error:
-            outage.error = error
         except BaseException:
             environment.restore()
             raise
