@@ -77,3 +77,23 @@ def test_close_of_a_finished_group_run_fails_it_when_its_pipeline_model_cannot_b
     assert (run.info.status, role.model_uri) == ("FAILED", None)
     assert "pipeline model (RuntimeError: classifier.pkl is missing)" in run.data.tags["mlflow.note.content"]
     assert "time.pipeline" not in run.data.metrics
+
+
+def test_a_close_the_store_cannot_record_says_so_and_names_the_fix(
+        config: MlflowConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.project_factory import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    opened = TrackedRun.create(config, "group", {ORCHESTRATED_TAG: "true"})
+    task = TrackedRun.attach(config, opened.run_id, GroupTask("train", ["train"], {}))
+    task.client = MlflowClient(f"http://127.0.0.1:{free_port()}")  # the server went away
+
+    with caplog.at_level("WARNING", logger="kedro_mlflow_starter"):
+        problem = task.close("FINISHED", announce=False)
+
+    assert problem is not None and "cannot connect to" in problem
+    assert f"could not mark run {opened.run_id} FINISHED" in caplog.text
+    assert "`kedro mlflow stale-runs --mark-killed`" in caplog.text
+    assert task.close("FINISHED", announce=False) is None  # closed once: a second close does nothing
+    assert "kedro.task.train" not in MlflowClient(config.tracking_uri()).get_run(opened.run_id).data.tags
