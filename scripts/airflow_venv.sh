@@ -23,9 +23,16 @@ echo "airflow_venv: building $venv (pins changed or first build)" >&2
 start=$SECONDS
 rm -rf "$venv"
 mkdir -p "$(dirname "$venv")"
-"$python" -m venv "$venv"
-"$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
+# uv (the test extra's, beside the project venv's Python) when there is one: seconds instead of minutes.
+uv="${UV:-$root/.venv/bin/uv}"
+if [[ -x "$uv" ]]; then
+    "$uv" venv --quiet --python "$python" "$venv"
+    "$uv" pip install --quiet --python "$venv/bin/python" -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
+else
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip
+    "$venv/bin/pip" install --quiet -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
+fi
 # The stamp is written last: an interrupted build is rebuilt, never half used.
 echo "$key" > "$stamp"
 echo "airflow_venv: built in $((SECONDS - start)) s" >&2
