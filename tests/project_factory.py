@@ -168,6 +168,16 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
     saved_verbose, saved_level, saved_experiment = KedroCliError.VERBOSE_ERROR, ours.level, fluent._active_experiment_id
     saved_package, console = kedro_project.PACKAGE_NAME, rich.get_console()
     saved_width, saved_mlflow_hook, saved_stack = console._width, hooks.mlflow_hook, inspect.stack
+    root = logging.getLogger()
+    saved_root_handlers, saved_configure = list(root.handlers), kedro_project.LOGGING.configure
+
+    def configure_keeping_pytest_handlers(logging_config: dict) -> None:
+        # Kedro's dictConfig (run the first time a process configures a package) replaces the root
+        # logger's handlers, caplog's among them: the block's log records would reach no test.
+        saved_configure(logging_config)
+        root.handlers.extend(h for h in saved_root_handlers if h not in root.handlers)
+
+    kedro_project.LOGGING.configure = configure_keeping_pytest_handlers
     hooks.mlflow_hook = hooks.MlflowHook()
     inspect.stack = _stack_without_source
     forget_package(package)
@@ -190,6 +200,7 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
         tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
         KedroCliError.VERBOSE_ERROR, fluent._active_experiment_id = saved_verbose, saved_experiment
         ours.setLevel(saved_level)
+        kedro_project.LOGGING.configure = saved_configure
         console._width = saved_width
         hooks.mlflow_hook = saved_mlflow_hook
         inspect.stack = saved_stack
