@@ -46,7 +46,7 @@ def test_bad_mlflow_yml_fails_before_any_node_runs(project, case):
     project.write("conf/base/mlflow.yml", text)
     raw_before = (project.path / "data/01_raw/raw.csv").read_bytes()
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode != 0
     message = output(result)
@@ -73,7 +73,7 @@ def test_bad_key_in_local_override_names_the_local_file(project):
 def test_long_parameter_values_follow_the_strategy(project, strategy, expected):
     project.write_yaml("conf/base/parameters.yml", {"factor": 2.0, "model_options": {"bias": 1.0, "blob": "x" * 7000}})
     project.write_yaml("conf/base/mlflow.yml", {"tracking": {"params": {"long_params_strategy": strategy}}})
-    result = project.run("run")
+    result = project.run_in_process("run")
     runs = runs_of(project)
     if expected is None:
         assert result.returncode != 0
@@ -93,7 +93,7 @@ def test_long_parameter_values_follow_the_strategy(project, strategy, expected):
 def test_parameter_names_mlflow_rejects_are_sanitised_with_a_warning(project):
     project.write_yaml("conf/base/parameters.yml", {"factor": 2.0, "model_options": {"bias": 1.0, "weird#key!": 5}})
     project.write_yaml("conf/base/mlflow.yml", {"tracking": {"params": {"dict_params": {"flatten": True}}}})
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     (run,) = runs_of(project)
     assert run.data.params["model_options.weird_key_"] == "5"

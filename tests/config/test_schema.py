@@ -128,7 +128,7 @@ def test_typos_and_wrong_types_are_rejected_by_the_schema_as_by_the_model(docume
 
 
 def test_kedro_mlflow_init_writes_the_schema_its_file_points_at(project):
-    result = project.run("mlflow", "init", "--env", "local")
+    result = project.run_in_process("mlflow", "init", "--env", "local")
     assert result.returncode == 0, result.stdout + result.stderr
     written = project.conf / "local" / "mlflow.yml"
     target = written.parent / written.read_text().splitlines()[0].split("$schema=")[1]

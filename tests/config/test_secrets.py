@@ -79,9 +79,9 @@ def test_planted_secrets_are_found_nowhere_in_mlflow_or_the_console(tmp_path, ml
     })
     authority = mlflow_server.uri.replace("http://", f"http://alice:{URI_SECRET}@")
 
-    result = project.run("run", "--params",
-                         f"api_token={PARAM_SECRET},service.endpoint=https://svc:{RUNTIME_URL_SECRET}@api.example/v2",
-                         env={"TEAM_TRACKING_URI": authority, "HOME": str(home)})
+    result = project.run_in_process("run", "--params",
+                                    f"api_token={PARAM_SECRET},service.endpoint=https://svc:{RUNTIME_URL_SECRET}@api.example/v2",
+                                    env={"TEAM_TRACKING_URI": authority, "HOME": str(home)})
 
     text = output(result)
     assert result.returncode == 0, text
@@ -141,7 +141,7 @@ def test_unreachable_error_does_not_print_the_uri_password(tmp_path):
 
     uri = f"http://alice:{URI_SECRET}@127.0.0.1:{free_port()}"
     project = make_team_project(tmp_path, "${oc.env:TEAM_TRACKING_URI}", package="secret_down")
-    result = project.run("run", env={"TEAM_TRACKING_URI": uri}, timeout=60)
+    result = project.run_in_process("run", env={"TEAM_TRACKING_URI": uri})
     assert result.returncode != 0
     assert URI_SECRET not in output(result)
     assert "http://***@127.0.0.1" in output(result) and "unreachable" in output(result)

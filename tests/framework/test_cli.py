@@ -41,7 +41,7 @@ def test_mlflow_commands_outside_a_project_say_so(tmp_path):
 
 
 def test_ui_serves_the_project_store(project):
-    assert project.run("run").returncode == 0
+    assert project.run_in_process("run").returncode == 0
     port = free_port()
     server = subprocess.Popen([KEDRO, "mlflow", "ui", "--port", str(port), "--no-browser"], cwd=project.path / "src",
                               env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

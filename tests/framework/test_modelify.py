@@ -16,7 +16,7 @@ from tests.project_factory import script_result
 def project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path):
     """The iris project trained once by an untracked `kedro run` (no model logged yet)."""
     created = make_iris_project(tmp_path_factory.mktemp("modelify"), migrated_db, settings=SETTINGS_WITHOUT_PLUGIN_HOOK)
-    created.run("run", check=True)
+    created.run_in_process("run", check=True)
     return created
 
 

@@ -25,7 +25,7 @@ from tests.pipeline_ml_fixtures import (
 def trained(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path):
     """The iris project after one untracked `kedro run`, configured in this process."""
     project = make_iris_project(tmp_path_factory.mktemp("logging"), migrated_db, settings=SETTINGS_WITHOUT_PLUGIN_HOOK)
-    project.run("run", check=True)
+    project.run_in_process("run", check=True)
     bootstrap(project)
     return project
 

@@ -102,7 +102,7 @@ def lineage_project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path)
     project.write_yaml("conf/off/mlflow.yml", {"tracking": {"lineage": {
         "datasets": False, "config": False, "node_timings": False, "pipeline_graph": False}}})
     for args in (("run", "--params", "factor=3"), ("run", "--env", "off")):
-        result = project.run(*args)
+        result = project.run_in_process(*args)
         assert result.returncode == 0, output(result)
         assert "lineage was not" not in output(result), output(result)
     return project
