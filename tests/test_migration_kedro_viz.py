@@ -72,15 +72,15 @@ def test_a_kedro_viz_tracking_project_migrates_to_mlflow_datasets(tmp_path: Path
                            catalog=KEDRO_VIZ_CATALOG, settings=KEDRO_VIZ_SETTINGS)
     shutil.copy(migrated_db, project.db)
 
-    before = project.run("run")
+    before = project.run_in_process("run")
     assert before.returncode != 0 and "kedro_viz" in output(before), output(before)
     project.write(f"src/{project.package}/settings.py", "\n")  # SESSION_STORE_* lines deleted
-    catalog_only = project.run("run")
+    catalog_only = project.run_in_process("run")
     assert catalog_only.returncode != 0 and "No module named 'tracking'" in output(catalog_only), output(catalog_only)
 
     project.write_yaml("conf/base/catalog.yml", MIGRATED_CATALOG)
 
-    after = project.run("run")
+    after = project.run_in_process("run")
 
     assert after.returncode == 0, output(after)
     run = only_run(project)
