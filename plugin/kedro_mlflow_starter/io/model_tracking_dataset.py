@@ -19,7 +19,7 @@ from kedro_mlflow_starter.io._signature import check_signature_args, resolve_sig
 from kedro_mlflow_starter.models.logging import log_model
 from kedro_mlflow_starter.tracking.current import current_client
 from kedro_mlflow_starter.tracking.failures import log_or_record, outage_policy, record_failure
-from kedro_mlflow_starter.tracking.replay import is_kept
+from kedro_mlflow_starter.tracking.replay import is_kept, register_model
 from kedro_mlflow_starter.tracking.retries import drop_earlier_models
 
 DEFAULT_MODEL_NAME = "model"
@@ -151,7 +151,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             log_or_record(
                 f"registration of model {logged.model_id} as '{registered_name}'",
                 None,
-                lambda: _register(logged.model_id, registered_name, await_for),
+                lambda: register_model(logged.model_id, registered_name, await_for),
                 {"kind": "register", "model_id": logged.model_id, "name": registered_name,
                  "await_registration_for": await_for},
             )
@@ -223,9 +223,3 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             "await_registration_for": args.get("await_registration_for", 0)})
         if is_kept(local_path):  # the copy in the run's pending folder is the one that stays
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _register(model_id: str, registered_name: str, await_for: int) -> None:
-    import mlflow
-
-    mlflow.register_model(f"models:/{model_id}", registered_name, await_registration_for=await_for)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,19 +38,14 @@ def record_failure(what: str, local_path: str | None, error: BaseException,
         from kedro_mlflow_starter.tracking.replay import keep_for_replay
 
         entry["pending"], copy = keep_for_replay(what, local_path, replay)
-        if copy and local_path and _in_temp_folder(local_path):
+        temp_folder = os.path.abspath(tempfile.gettempdir()) + os.sep
+        if copy and local_path and os.path.abspath(local_path).startswith(temp_folder):
             entry["local_path"] = copy  # the temp copy is removed when the run ends; this one stays
     path = os.environ.get(ENV_FAILURE_LOG)
     if path:
         with open(path, "a", encoding="utf-8") as ledger:
             ledger.write(json.dumps(entry) + "\n")
     logger.warning("Could not log %s to MLflow: %s", what, entry["error"])
-
-
-def _in_temp_folder(path: str) -> bool:
-    import tempfile
-
-    return os.path.abspath(path).startswith(os.path.abspath(tempfile.gettempdir()) + os.sep)
 
 
 _CONNECTION_FAILED = re.compile(r"Failed to establish a new connection: (?P<reason>[^\"')]+)")
@@ -220,10 +216,6 @@ class Outage:
 
     error: BaseException | None = None
 
-    @property
-    def logged(self) -> bool:
-        return self.error is None
-
 
 @contextlib.contextmanager
 def outage_policy(what: str | None, local_path: str | None = None,
@@ -238,7 +230,7 @@ def outage_policy(what: str | None, local_path: str | None = None,
 
         with outage_policy("metric 'loss'", replay={"kind": "metric", ...}) as outage:
             call_with_retry(lambda: client.log_metric(run_id, "loss", 0.1))
-        return outage.logged
+        return outage.error is None
     """
     outage = Outage()
     try:
@@ -256,4 +248,4 @@ def log_or_record(what: str, local_path: str | None, log: Callable[[], Any],
     """``log()`` with retries under ``outage_policy``: True when it reached the store."""
     with outage_policy(what, local_path, replay) as outage:
         call_with_retry(log)
-    return outage.logged
+    return outage.error is None

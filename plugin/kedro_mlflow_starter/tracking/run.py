@@ -52,16 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("kedro_mlflow_starter")
 
 
-def joinable_run_id(nested: bool) -> str | None:
-    """A run that something else already opened: handed down by env or active in this process."""
-    return (os.environ.get("MLFLOW_RUN_ID") or user_run_id()) if nested else None
-
-
-def _store_unreachable(error: BaseException) -> bool:
-    """What opening a run treats as an unreachable store: our health check's verdict, or an outage."""
-    return isinstance(error, TrackingStoreUnreachableError) or is_transient(error)
-
-
 class TrackedRun:
     """An open MLflow run of one Kedro pipeline run, addressed by id.
 
@@ -122,7 +112,9 @@ class TrackedRun:
         environment = PublishedEnvironment()
         environment.set({**http_retry_env(), **file_store_env(uri)})
         try:
-            with outage_policy(None, transient=_store_unreachable) as outage:
+            # an unreachable store is our health check's verdict, or an outage
+            with outage_policy(None, transient=lambda error: isinstance(error, TrackingStoreUnreachableError)
+                               or is_transient(error)) as outage:
                 check_reachable(uri, config.server.connect_timeout)
                 client = client_for(uri, config.registry_uri())
                 experiment_id = ensure_experiment(client, config)
@@ -187,7 +179,9 @@ class TrackedRun:
         from mlflow.entities import RunStatus
 
         resume_id = config.tracking.run.id
-        joined = joinable_run_id(config.tracking.run.nested) if resume_id is None else None
+        # a run something else already opened: handed down by env, or active in this process
+        nested = config.tracking.run.nested and resume_id is None
+        joined = (os.environ.get("MLFLOW_RUN_ID") or user_run_id()) if nested else None
         if resume_id or joined:
             run = client.get_run(resume_id or joined)
             if joined and run.info.status != "RUNNING":  # logging into it would set a closed run RUNNING again

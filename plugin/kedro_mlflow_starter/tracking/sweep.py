@@ -179,7 +179,10 @@ def claim_trial(storage: BaseStorage, study: optuna.Study, sweep: Sweep) -> Tria
         trial_id = compat.optuna_trial_id(frozen)
         try:
             if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                study.sampler = sampler_for(sweep, frozen.number)  # before the trial samples anything
+                # before the trial samples anything; with a seed, one per trial number (the same draws on any worker)
+                seed = None if sweep.seed is None else sweep.seed * 1_000_003 + frozen.number
+                samplers = optuna.samplers
+                study.sampler = (samplers.RandomSampler if sweep.method == "random" else samplers.TPESampler)(seed=seed)
                 return Trial(study, trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -198,14 +201,6 @@ def suggest(trial: Trial, sweep: Sweep) -> dict[str, Any]:
         else:
             values[name] = trial.suggest_float(name, space.low, space.high, step=space.step, log=space.log)
     return values
-
-
-def sampler_for(sweep: Sweep, trial_number: int | None = None) -> optuna.samplers.BaseSampler:
-    """``random``: RandomSampler, else TPE; with a seed, one per trial number (the same draws on any worker)."""
-    seed = None if sweep.seed is None else sweep.seed * 1_000_003 + (trial_number or 0)
-    if sweep.method == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
 
 
 def parent_params(sweep: Sweep, budget: int, fixed: dict[str, Any], secret_patterns: list[str]) -> dict[str, str]:
