@@ -27,6 +27,7 @@ from kedro_mlflow_starter.framework.project_session import project_metadata, pro
 from kedro_mlflow_starter.kedro_names import is_parameter, parameter_key
 from kedro_mlflow_starter.tracking import sweep as sweeps
 from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.lineage import METRIC_TYPES
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
 from kedro_mlflow_starter.tracking.run_tags import kedro_command, run_tags
 from kedro_mlflow_starter.tracking.store import check_reachable
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from kedro_mlflow_starter.config.sweeps import Sweep
 
 STOP_GRACE_S = 30.0
-METRIC_TYPES = ("MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset")
 
 
 @click.command(name="sweep")
@@ -235,7 +235,8 @@ class Coordinator:
         self.workers.append(process)
         tail = self.output[process.pid] = collections.deque(maxlen=60)
         threading.Thread(target=_read_events, args=(read_fd, process.pid, self.events), daemon=True).start()
-        threading.Thread(target=_read_output, args=(process, tail), daemon=True).start()
+        threading.Thread(target=lambda: tail.extend(line.decode("utf-8", "replace").rstrip()
+                                                    for line in process.stdout or ()), daemon=True).start()
 
     def _run_workers(self, handle: sweeps.SweepHandle) -> Progress:
         from rich.console import Console
@@ -262,7 +263,8 @@ class Coordinator:
                 state.done += 1
                 if event["status"] == "FAILED":
                     state.failed += 1
-                    line = f"trial #{event['trial']} FAILED ({_short(event['params'])}): {event.get('error')}"
+                    values = ", ".join(f"{key}={value}" for key, value in event["params"].items())
+                    line = f"trial #{event['trial']} FAILED ({values}): {event.get('error')}"
                     state.failures.append(line)
                     bar.console.print(line, markup=False, highlight=False)
                 elif event.get("value") is not None:
@@ -355,10 +357,6 @@ class Coordinator:
                              f"{state.failures[0] if state.failures else 'see the child runs'}")
 
 
-def _short(params: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in params.items())
-
-
 def _read_events(fd: int, pid: int, events: queue.Queue[dict[str, Any]]) -> None:
     with os.fdopen(fd, "r", encoding="utf-8") as stream:
         for line in stream:
@@ -366,11 +364,6 @@ def _read_events(fd: int, pid: int, events: queue.Queue[dict[str, Any]]) -> None
                 events.put({**json.loads(line), "pid": pid})
             except ValueError:
                 continue
-
-
-def _read_output(process: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
-    for line in process.stdout or ():
-        tail.append(line.decode("utf-8", "replace").rstrip())
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

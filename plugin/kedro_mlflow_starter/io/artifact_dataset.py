@@ -233,7 +233,8 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
 
     def _needs_png(self, data: Any) -> bool:
         """A matplotlib figure stored as a non-image file also gets a PNG (the UI shows images only)."""
-        return _is_figure(data) and PurePosixPath(self._describe_target()).suffix.lower() not in _IMAGE_SUFFIXES
+        is_figure = type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
+        return is_figure and PurePosixPath(self._describe_target()).suffix.lower() not in _IMAGE_SUFFIXES
 
     def _log_png(self, figure: Any, folder: str, run_id: str, what: str) -> bool:
         png = os.path.join(folder, f"{PurePosixPath(self._describe_target()).stem or 'figure'}.png")
@@ -282,10 +283,6 @@ def _type_name(dataset_type: Any) -> str:
     if isinstance(dataset_type, type):
         return f"{dataset_type.__module__}.{dataset_type.__qualname__}"
     return str(dataset_type)
-
-
-def _is_figure(data: Any) -> bool:
-    return type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
 
 
 def _strip_slash(path: str) -> str:

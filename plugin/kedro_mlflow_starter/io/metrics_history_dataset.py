@@ -65,9 +65,6 @@ class MlflowMetricsHistoryDataset(MetricDatasetBase):
     def name(self) -> str | None:
         return self.prefix
 
-    def _full_key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
     def _owns(self, key: str) -> bool:
         return key.startswith(f"{self.prefix}.") if self.prefix else True
 
@@ -78,7 +75,8 @@ class MlflowMetricsHistoryDataset(MetricDatasetBase):
                 f"{where}: the data must be a dict of metrics ({{name: value}}, {{name: {{value, "
                 f"step}}}} or {{name: [{{value, step}}, ...]}}); got {short(data, 80)}."
             )
-        kept = {self._full_key(str(name)): _points(entry, f"{where}, metric '{name}'") for name, entry in data.items()}
+        kept = {f"{self.prefix}.{name}" if self.prefix else str(name): _points(entry, f"{where}, metric '{name}'")
+                for name, entry in data.items()}
         run_id = run_to_log_into(where, self.run_id)
         self._kept = kept
         if run_id is not None:

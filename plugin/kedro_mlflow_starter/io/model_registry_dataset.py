@@ -90,21 +90,20 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
                 f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `stage_or_version:`, "
                 f"not both (got alias {alias!r} and stage {self._stage!r}). Prefer `alias:`."
             )
-        version = model_version
-        if alias is not None and version is not None:
+        if alias is not None and model_version is not None:
             raise DatasetError(
                 f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `model_version:`, "
-                f"not both (got alias {alias!r} and version {version!r}). Prefer `alias:`."
+                f"not both (got alias {alias!r} and version {model_version!r}). Prefer `alias:`."
             )
-        if version is not None and not str(version).isdigit():
+        if model_version is not None and not str(model_version).isdigit():
             raise DatasetError(
                 f"MlflowModelRegistryDataset '{model_name}': `model_version:` must be a version "
-                f"number such as 3, got {version!r}. For a named version use `alias:`."
+                f"number such as 3, got {model_version!r}. For a named version use `alias:`."
             )
         check_flavor("MlflowModelRegistryDataset", flavor, "python_model" if flavor == PYFUNC else None, {})
         self._model_name = model_name
         self._alias = alias
-        self._version = str(version) if version is not None else None
+        self._version = str(model_version) if model_version is not None else None
         self._flavor = flavor
         self._load_args = dict(load_args or {})
         self.metadata = metadata

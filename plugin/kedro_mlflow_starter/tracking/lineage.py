@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 CONTEXT_TAG = "mlflow.data.context"  # the input tag the MLflow UI shows as the dataset's context
 TRAINING, EVALUATION, INPUT = "training", "evaluation", "input"
 _PATH_KEYS = ("filepath", "path", "uri", "url", "table_name", "table", "sql", "query")
-_METRIC_TYPES = ("MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset")
+METRIC_TYPES = ("MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset")
 _MODEL_TYPES = ("MlflowModelTrackingDataset",)
 _SCHEMES = {"gcs": "gs", "https": "http", "abfs": "azure", "abfss": "azure", "az": "azure"}
 
@@ -73,7 +73,7 @@ def pipeline_roles(pipeline: Pipeline, catalog_types: Mapping[str, str], models_
     )
     for node in pipeline.nodes:
         for output in node.outputs:
-            if catalog_types.get(output, "").endswith(_METRIC_TYPES):
+            if catalog_types.get(output, "").endswith(METRIC_TYPES):
                 roles.evaluation_inputs[output] = [n for n in node.inputs if not is_parameter(n)]
     return roles
 
