@@ -56,13 +56,6 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
             type: pandas.CSVDataset
             filepath: data/07_model_output/predictions.csv
 
-    Save: the wrapped dataset saves locally, then the written file (a versioned dataset: the
-    version just written; a ``PartitionedDataset``: the partitions of this save) is logged
-    into the current run or ``run_id``; with no run, only the local save happens. Load: with
-    ``run_id``, the artifact is downloaded from that run; without, the local file is loaded.
-    ``log_only: true`` keeps no local file: the data goes through a temporary file, and stays
-    in memory for the nodes downstream.
-
     Python API (``run_id`` is an existing MLflow run, ``tmp_path`` a scratch folder):
 
     >>> import pandas as pd
@@ -89,8 +82,6 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         metadata: dict[str, Any] | None = None,
         log_only: bool = False,
     ) -> None:
-        """``dataset`` is the wrapped dataset: a ``type:`` string or class, or a dict with ``type``
-        and its own arguments; ``credentials`` are passed on to it."""
         config = _wrapped_config(dataset)
         if credentials is not None:
             config.setdefault("credentials", credentials)

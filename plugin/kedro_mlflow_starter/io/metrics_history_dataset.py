@@ -14,14 +14,8 @@ from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowMetricsHistoryDataset(MetricDatasetBase):
-    """Several metrics at once, each logged as ``<prefix>.<name>``.
-
-    Save accepts, per metric name, a number (logged at step 0), ``{"value": v, "step": s}``,
-    or a list of those dicts. Load returns the metrics under their MLflow keys, one point as
-    ``{"value": v, "step": s}`` and several as a list of them (``load_args.mode: history``,
-    the default), or ``{key: last value}`` (``load_args.mode: value``). ``prefix`` defaults
-    to the catalog entry name; ``prefix: null`` (or a dataset built in Python without
-    ``prefix``) logs the names unprefixed, as kedro-mlflow does.
+    """Several metrics at once, each logged as ``<prefix>.<name>`` (``prefix``: the catalog entry name by
+    default; ``prefix: null`` logs the names unprefixed, as kedro-mlflow does).
 
     Example catalog entries (``conf/base/catalog.yml``):
 

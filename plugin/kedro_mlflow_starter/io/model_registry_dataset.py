@@ -12,11 +12,8 @@ from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
-    """Load a model from the MLflow Model Registry (load-only).
-
-    Name the version with ``alias`` (preferred) or ``model_version`` (Kedro keeps the catalog
-    key ``version:`` for its own versioning); with neither, the latest version is loaded.
-    Models are registered by ``MlflowModelTrackingDataset``'s ``save_args.registered_model_name``.
+    """Load a model from the MLflow Model Registry (load-only): by ``alias`` (preferred) or
+    ``model_version`` (Kedro keeps ``version:`` for its own versioning), else the latest version.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -32,9 +29,6 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
           model_name: iris-regressor
           model_version: 3
           flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
-
-    kedro-mlflow's ``stage_or_version:`` is accepted (a number, ``latest``, or a stage name:
-    prefer an alias), and its ``pyfunc_workflow:`` (unused: nothing is saved).
 
     Python API (``run_id`` is an existing MLflow run, ``client`` an ``MlflowClient`` of the
     same store; the model is registered by logging it, then given an alias):
@@ -65,7 +59,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         stage_or_version: int | str | None = None,
         pyfunc_workflow: str | None = None,
     ) -> None:
-        """``stage_or_version`` and ``pyfunc_workflow`` are kedro-mlflow's arguments (see above)."""
+        """``stage_or_version`` (a number, ``latest`` or a stage) and ``pyfunc_workflow`` (unused): kedro-mlflow's."""
         if not model_name or not isinstance(model_name, str):
             raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
         if pyfunc_workflow is not None and pyfunc_workflow not in PYFUNC_WORKFLOWS:

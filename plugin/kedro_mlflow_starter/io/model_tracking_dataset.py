@@ -28,16 +28,8 @@ DEFAULT_MODEL_NAME = "model"
 class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
     """Log a model into the run of the current ``kedro run`` as a LoggedModel; load it back.
 
-    Save logs the model with ``mlflow.models.Model.log`` (``models:/m-<id>``, linked to the run),
-    with pinned ``pip_requirements`` so that MLflow does not spend seconds inferring them.
-    ``save_args`` are ``log_model``'s: ``name`` (the catalog entry name by default),
-    ``registered_model_name``, ``params``, ``tags``, ``model_type``, ``step``, and the flavor's
-    ``save_model`` arguments (``signature``, ``input_example``, ``pip_requirements``...). In
-    YAML, ``signature`` is the columns (``{inputs: {engines: double}, outputs: {price: double}}``)
-    or ``infer``, and ``input_example`` may read a dataset (``{dataset: {type: ..., filepath:
-    ...}, rows: 5}``). Load returns ``load_args.model_uri``, else the model saved last in this
-    session, else the latest model with this name in ``run_id`` (or the current run). With no
-    run, the model is kept in memory for the nodes downstream and logged nowhere.
+    ``save_args`` are ``log_model``'s (``name``: the catalog entry name by default) and the flavor's
+    ``save_model`` arguments; docs/datasets.md says what load returns and what YAML may give.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
