@@ -42,11 +42,8 @@ def is_mlflow_dataset_type(dataset_type: Any) -> bool:
 
 
 def build_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = None) -> None:
-    """Build every MLflow dataset of ``catalog`` now (each takes its entry's name as it is built).
-
-    ``names``: more names to resolve through the catalog's dataset factories (a pipeline's datasets).
-    Raises ``CatalogEntryError`` naming the entry when one of our datasets cannot be built.
-    """
+    """Build every MLflow dataset of ``catalog`` (and of ``names``, resolved through its dataset factories) now,
+    or raise ``CatalogEntryError`` naming the entry."""
     candidates = list(catalog.keys())
     candidates += [name for name in names or () if name not in candidates]
     for name in candidates:
@@ -112,11 +109,8 @@ def _arguments_of(short_type: str) -> list[str]:
 
 
 def _keep_registry_version(catalog: DataCatalog, name: str, dataset_type: Any) -> None:
-    """Pass a registry entry's ``version:`` on as ``model_version:``.
-
-    Kedro reserves ``version:`` and drops it (with a warning) when it builds a dataset,
-    which would silently load the latest model instead of the one asked for.
-    """
+    """Pass a registry entry's ``version:`` on as ``model_version:`` (Kedro drops its reserved ``version:``: the
+    latest model would load instead of the one asked for)."""
     if _short_type(dataset_type) != "MlflowModelRegistryDataset":
         return
     lazy_config = compat.lazy_dataset_config(catalog, name)
@@ -155,12 +149,8 @@ def _short_type(dataset_type: Any) -> str:
 
 
 def check_catalog_before_run(pipeline: Pipeline, catalog: DataCatalog) -> None:
-    """Build every catalog entry the pipeline uses and check the pipeline model's inputs.
-
-    The runner would build them a moment later; doing it first reports a misspelt ``type:``,
-    a bad argument or an unpersisted model artifact before any node runs and before the
-    MLflow run is opened.
-    """
+    """Build every catalog entry the pipeline uses and check the pipeline model's inputs, so that a misspelt
+    ``type:`` or an unpersisted model artifact fails before the MLflow run is opened."""
     build_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
     for name in sorted(pipeline.datasets()):
         if not is_parameter(name) and name in catalog:

@@ -1,8 +1,5 @@
-"""``kedro mlflow run open | close | replay``: one MLflow run for a pipeline an orchestrator runs as many tasks.
-
-``open_pipeline_run``, ``close_pipeline_run`` and ``replay_pending_runs`` are the same steps for Python callers
-(the Airflow DAG template); see docs/orchestrators.md.
-"""
+"""``kedro mlflow run open | close | replay``: one MLflow run for a pipeline an orchestrator runs as many tasks; the
+``*_pipeline_run(s)`` functions are the same steps for Python callers (docs/orchestrators.md)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""One worker process of ``kedro mlflow sweep`` (``python -m ...sweep_worker '<json>'``): runs queued trials, each as
-one run of a ``KedroServiceSession`` with the trial's values as runtime parameters, until none is left.
-
-Events go to the coordinator as JSON lines on ``events_fd``. SIGTERM during a trial ends it KILLED; between
-trials it stops the worker once the bookkeeping is done.
-"""
+"""One worker process of ``kedro mlflow sweep``: runs queued trials (each one run of a ``KedroServiceSession``),
+sending events as JSON lines on ``events_fd``, until none is left; SIGTERM kills the trial, or stops the worker."""
 
 from __future__ import annotations
 

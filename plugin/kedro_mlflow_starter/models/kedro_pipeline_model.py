@@ -1,11 +1,5 @@
 """``KedroPipelineModel``: a Kedro inference pipeline as an MLflow pyfunc model that reads its artifacts once
-and calls the node functions in order on a dict of its own per ``predict`` (thread-safe, no catalog, no logs)::
-
-    from kedro_mlflow_starter import KedroPipelineModel
-
-    kpm = KedroPipelineModel(inference_pipeline, catalog, input_name="instances")
-    kpm.predict(None, dataframe)
-"""
+and calls the node functions in order on a dict of its own per ``predict`` (thread-safe, no catalog, no logs)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Log a model into an MLflow run, addressed by id, with ``mlflow.models.Model.log``: any flavor
-(``log_model``, for ``MlflowModelTrackingDataset``) or a ``PipelineML``'s inference pipeline as a
-``KedroPipelineModel`` with its artifacts, code, requirements, signature and description.
-"""
+"""Log a model into an MLflow run, addressed by id, with ``mlflow.models.Model.log``: any flavor (``log_model``), or a
+``PipelineML``'s inference pipeline as a ``KedroPipelineModel`` with its artifacts, code, requirements and signature."""
 
 from __future__ import annotations
 

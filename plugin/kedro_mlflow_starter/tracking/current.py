@@ -38,11 +38,8 @@ def tracking_disabled() -> bool:
 
 
 def user_run_id() -> str | None:
-    """The run user code opened with ``mlflow.start_run()`` in this thread, if any.
-
-    Only consulted when no Kedro run is open (a notebook's ``with mlflow.start_run():``);
-    ``mlflow`` is not imported for it: if nothing imported it, no run can be active.
-    """
+    """The run user code opened with ``mlflow.start_run()`` in this thread, if any (without importing
+    ``mlflow``: if nothing imported it, no run can be active)."""
     if "mlflow" not in sys.modules:
         return None
     import mlflow
@@ -107,10 +104,8 @@ def leave_node_run() -> None:
 
 
 def leave_all_node_runs() -> None:
-    """Undo every ``enter_node_run`` of this thread, and ``enter_pipeline_run``. A node
-    interrupted by Ctrl-C or SIGTERM never gets its ``after_node_run``; left active, its run
-    would be ended FINISHED by MLflow's own exit handler (an orchestrator's run included,
-    which is not ours to end)."""
+    """Undo every ``enter_node_run`` of this thread (a node interrupted by Ctrl-C or SIGTERM gets no
+    ``after_node_run``: MLflow's exit handler would end its run FINISHED), and ``enter_pipeline_run``."""
     while _entered_stack():
         leave_node_run()
     leave_pipeline_run()

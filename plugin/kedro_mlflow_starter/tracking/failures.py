@@ -1,7 +1,5 @@
-"""The run's failure policy and its ledger: an outage of the tracking store is recorded (with what
-``kedro mlflow run replay`` needs) and the pipeline goes on; anything else raises. The ledger is a
-JSON-lines file named by an environment variable, so every worker process appends to it; once a call
-failed for good, later calls make one attempt without MLflow's own HTTP retries."""
+"""The run's failure policy and its ledger (a JSON-lines file every worker process appends to): an outage of the
+tracking store is recorded and the pipeline goes on; anything else raises."""
 
 from __future__ import annotations
 
@@ -28,11 +26,8 @@ RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 def record_failure(what: str, local_path: str | None, error: BaseException,
                    replay: Mapping[str, Any] | None = None) -> None:
-    """Append one failed logging call to the ledger (or log it when there is none).
-
-    ``replay`` (JSON-able) says how ``kedro mlflow run replay`` logs the item later; it is
-    kept, with a copy of ``local_path``, in the run's pending folder.
-    """
+    """Append one failed logging call to the ledger (or log it when there is none); ``replay`` (JSON-able) is kept,
+    with a copy of ``local_path``, in the run's pending folder for ``kedro mlflow run replay``."""
     entry: dict[str, Any] = {"what": what, "local_path": local_path, "error": describe_error(error)}
     if replay is not None:
         from kedro_mlflow_starter.tracking.replay import keep_for_replay
@@ -53,11 +48,8 @@ _REQUEST = re.compile(r"API request to (?P<url>\S+) failed")
 
 
 def describe_error(error: BaseException, limit: int = 500) -> str:
-    """``Type: message`` on one line, bounded, without credentials.
-
-    A refused connection becomes ``cannot connect to <url> (<reason>)`` instead of
-    urllib3's nested retry report.
-    """
+    """``Type: message`` on one line, bounded, without credentials; a refused connection becomes
+    ``cannot connect to <url> (<reason>)`` instead of urllib3's nested retry report."""
     text = redact_uri(f"{type(error).__name__}: {error}").replace("\n", " ")
     refused = _CONNECTION_FAILED.search(text)
     if refused:
@@ -156,11 +148,8 @@ def retry_lost_insert_race(fn: Callable[[], T], delays: tuple[float, ...] = (0.0
 
 
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
-    """Call ``fn``; on a transient error retry after each delay, then re-raise.
-
-    After an outage was recorded in this run (the server is known down), ``fn`` gets one
-    attempt, and MLflow's HTTP client makes no retries of its own for it.
-    """
+    """Call ``fn``; on a transient error retry after each delay, then re-raise. Once an outage was recorded in
+    this run, ``fn`` gets one attempt, without MLflow's own HTTP retries."""
     if outage_recorded():
         with _no_http_retries():
             return fn()
@@ -175,11 +164,8 @@ _retries_saved: str | None = None
 
 @contextlib.contextmanager
 def _no_http_retries() -> Iterator[None]:
-    """``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` while the call runs (MLflow reads it per request).
-
-    Counted, so that threads of one process (ThreadRunner) calling at once restore the
-    value the run set only when the last of them is done.
-    """
+    """``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` while the call runs (MLflow reads it per request); counted, so that
+    threads calling at once restore the run's value when the last of them is done."""
     global _retries_users, _retries_saved
     with _retries_lock:
         if _retries_users == 0:

@@ -1,8 +1,5 @@
-"""Data lineage: what a run read, as MLflow dataset inputs, and which data its metrics were computed on.
-
-Nothing here reads data: tables are described from the object a node loaded, anything else
-from file metadata (path, size, mtime), so the cost does not grow with the data.
-"""
+"""Data lineage: what a run read, as MLflow dataset inputs, and which data its metrics were computed on; described
+from the object a node loaded, or from file metadata, never by reading data."""
 
 from __future__ import annotations
 

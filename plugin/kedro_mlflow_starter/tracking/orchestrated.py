@@ -46,12 +46,8 @@ def task_label(run_params: Mapping[str, Any]) -> str:
 
 
 def check_same_env(run_id: str, run_tags: Mapping[str, str], run_params: Mapping[str, Any]) -> None:
-    """Refuse a task whose ``--env`` is not the one the run was opened with.
-
-    Another env reads another ``mlflow.yml``, catalog and parameters: the task's records would
-    not be those of the pipeline run it claims to be part of (``kedro.env`` is ``local`` for
-    ``kedro run`` without ``--env``, as ``open`` writes it).
-    """
+    """Refuse a task whose ``--env`` (``local`` when not given) is not the one the run was opened with: another
+    env reads another ``mlflow.yml``, catalog and parameters."""
     from kedro_mlflow_starter.errors import OrchestratedRunError
 
     opened = run_tags.get("kedro.env")
@@ -99,12 +95,8 @@ def plan_join(
 
 
 def join(client: MlflowClient, run_id: str, params: Mapping[str, str], param_tags: Mapping[str, str]) -> JoinPlan:
-    """Log the task's params (and long-param tags) the orchestrated run does not hold yet.
-
-    The run's own tags (command, session, host...) are those of the ``open`` step and stay so.
-    A value that differs from the run's (e.g. ``--params`` given to one task only) is kept out
-    and reported: MLflow params are write-once.
-    """
+    """Log the task's params (and long-param tags) the orchestrated run does not hold yet; a value that differs
+    from the run's is kept out and reported (MLflow params are write-once)."""
     from mlflow.entities import Param, RunTag
     from mlflow.exceptions import MlflowException
 

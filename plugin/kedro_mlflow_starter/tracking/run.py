@@ -53,12 +53,8 @@ logger = logging.getLogger("kedro_mlflow_starter")
 
 
 class TrackedRun:
-    """An open MLflow run of one Kedro pipeline run, addressed by id.
-
-    Build it with ``open`` (a ``kedro run``), ``create`` or ``attach``; its ``role`` (tracking/run_roles.py)
-    says what this process is to the run. The hook calls the event methods; ``finish`` and ``close``
-    end it (``finish`` raises ``TrackingIncompleteError`` when something could not be logged).
-    """
+    """An open MLflow run of one Kedro pipeline run, addressed by id (``open``, ``create`` or ``attach``); its
+    ``role`` (tracking/run_roles.py) says what this process is to the run."""
 
     def __init__(self, config: MlflowConfig, client: MlflowClient, run: Run, experiment_name: str,
                  role: OwnedRun | GroupClose, environment: PublishedEnvironment | None = None) -> None:
@@ -285,10 +281,8 @@ class TrackedRun:
             logger.warning("MLflow: the run's lineage was not fully recorded: %s", describe_error(error))
 
     def finish(self, model_uri: str | None = None) -> None:
-        """End a run whose pipeline succeeded: FINISHED, or FAILED when something was not logged.
-
-        Raises ``TrackingIncompleteError`` listing each item that did not reach MLflow.
-        """
+        """End a run whose pipeline succeeded: FINISHED, or FAILED and ``TrackingIncompleteError`` listing each
+        item that did not reach MLflow."""
         failures = self.failures()
         status = "FAILED" if failures else "FINISHED"
         self._earned = "FINISHED"  # the pipeline succeeded: what `kedro mlflow run replay` sets once all is in
@@ -302,12 +296,8 @@ class TrackedRun:
             )
 
     def close(self, status: str, model_uri: str | None = None, announce: bool = True) -> str | None:
-        """End the run with ``status`` as its role says (once), restore the environment, say where
-        the run is (``announce``).
-
-        Returns None when the status was recorded, else why not (the tracking server went
-        away): the run then stays RUNNING in the store, and the caller says so.
-        """
+        """End the run with ``status`` as its role says (once), restore the environment, say where the run is
+        (``announce``). Returns None when the status was recorded, else why not (the run stays RUNNING)."""
         if not self.is_open:
             return None
         self.is_open = False
