@@ -234,7 +234,7 @@ class Coordinator:
         os.close(write_fd)
         self.workers.append(process)
         tail = self.output[process.pid] = collections.deque(maxlen=60)
-        threading.Thread(target=_read_events, args=(read_fd, process.pid, self.events), daemon=True).start()
+        threading.Thread(target=_read_events, args=(read_fd, self.events), daemon=True).start()
         threading.Thread(target=lambda: tail.extend(line.decode("utf-8", "replace").rstrip()
                                                     for line in process.stdout or ()), daemon=True).start()
 
@@ -254,9 +254,7 @@ class Coordinator:
                  console=Console()) as bar:
             task = bar.add_task(self._describe(state), total=handle.budget, completed=state.done)
 
-            def on_event(event: dict[str, Any]) -> None:
-                if event.get("event") != "finished":
-                    return
+            def on_event(event: dict[str, Any]) -> None:  # a trial finished
                 if event["status"] == "KILLED":
                     state.killed += 1
                     return
@@ -357,11 +355,11 @@ class Coordinator:
                              f"{state.failures[0] if state.failures else 'see the child runs'}")
 
 
-def _read_events(fd: int, pid: int, events: queue.Queue[dict[str, Any]]) -> None:
+def _read_events(fd: int, events: queue.Queue[dict[str, Any]]) -> None:
     with os.fdopen(fd, "r", encoding="utf-8") as stream:
         for line in stream:
             try:
-                events.put({**json.loads(line), "pid": pid})
+                events.put(json.loads(line))
             except ValueError:
                 continue
 
