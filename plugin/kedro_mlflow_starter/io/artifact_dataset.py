@@ -82,10 +82,25 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         metadata: dict[str, Any] | None = None,
         log_only: bool = False,
     ) -> None:
-        config = _wrapped_config(dataset)
+        if isinstance(dataset, (str, type)):
+            config: dict[str, Any] = {"type": dataset}
+        elif isinstance(dataset, dict) and "type" in dataset:
+            config = copy.deepcopy(dataset)
+        else:
+            raise DatasetError(
+                "MlflowArtifactDataset needs `dataset:` to be a dataset definition with a `type:` "
+                f"(e.g. `dataset: {{type: pandas.CSVDataset, filepath: data/out.csv}}`), got {dataset!r}."
+            )
         if credentials is not None:
             config.setdefault("credentials", credentials)
-        dataset_class, kwargs = _parse_wrapped(config)
+        try:
+            dataset_class, kwargs = parse_dataset_definition(config)
+        except DatasetError as error:
+            raise DatasetError(
+                f"MlflowArtifactDataset cannot use the wrapped dataset type "
+                f"'{_type_name(config['type'])}': {error}\nFix `dataset: type:` to name an existing "
+                "Kedro dataset, e.g. `pandas.CSVDataset` or `pickle.PickleDataset`."
+            ) from error
         try:
             self._dataset = dataset_class(**kwargs)
         except Exception as error:
@@ -246,28 +261,6 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
             # (removed when the process exits).
             shutil.rmtree(destination, ignore_errors=True)
         return result
-
-
-def _wrapped_config(dataset: Any) -> dict[str, Any]:
-    if isinstance(dataset, (str, type)):
-        return {"type": dataset}
-    if isinstance(dataset, dict) and "type" in dataset:
-        return copy.deepcopy(dataset)
-    raise DatasetError(
-        "MlflowArtifactDataset needs `dataset:` to be a dataset definition with a `type:` "
-        f"(e.g. `dataset: {{type: pandas.CSVDataset, filepath: data/out.csv}}`), got {dataset!r}."
-    )
-
-
-def _parse_wrapped(config: dict[str, Any]) -> tuple[type[AbstractDataset], dict[str, Any]]:
-    try:
-        return parse_dataset_definition(config)
-    except DatasetError as error:
-        raise DatasetError(
-            f"MlflowArtifactDataset cannot use the wrapped dataset type "
-            f"'{_type_name(config['type'])}': {error}\nFix `dataset: type:` to name an existing "
-            "Kedro dataset, e.g. `pandas.CSVDataset` or `pickle.PickleDataset`."
-        ) from error
 
 
 def _type_name(dataset_type: Any) -> str:

@@ -60,9 +60,8 @@ def current_client() -> MlflowClient:
     return client_for(*store_uris())
 
 
-# -- the Kedro run as MLflow's fluent active run (thread-local) of a node, and of the project's hooks ---------
-# User code reads `mlflow.active_run()` in a node or in the project's hooks; the run is taken off the fluent
-# stack afterwards, never ended by it (the run object records the status).
+# The Kedro run as MLflow's (thread-local) fluent active run of a node and of the project's hooks, where user code
+# reads `mlflow.active_run()`; it is taken off the fluent stack afterwards, never ended by it.
 
 _node_runs = threading.local()
 _logger = logging.getLogger("kedro_mlflow_starter")

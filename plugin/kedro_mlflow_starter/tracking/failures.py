@@ -128,10 +128,8 @@ def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, 
     return "\n".join(lines)
 
 
-# MLflow's SQL store checks whether a row exists, then inserts it: two processes writing the
-# same row at once (orchestrated tasks logging the same dataset input to one run) make the
-# later one fail on the unique constraint, as a 400 through a server. Nothing is lost by
-# retrying: the second attempt sees the row the other process wrote and reuses it.
+# MLflow's SQL store checks whether a row exists, then inserts it: of two processes writing the same row, the
+# later fails on the unique constraint (a 400 through a server); a retry sees the other's row and reuses it.
 _LOST_INSERT_RACE = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
                      "Duplicate entry", "IntegrityError")
 
