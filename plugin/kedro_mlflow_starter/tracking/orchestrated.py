@@ -154,7 +154,7 @@ def heartbeat_tag() -> RunTag:
 
 
 class Heartbeat:
-    """While a task runs, refresh the run's ``kedro.heartbeat`` every ``interval`` seconds, so
+    """From its creation until ``stop``, refresh the run's ``kedro.heartbeat`` every ``interval`` seconds, so
     that ``kedro mlflow stale-runs`` tells a group run whose tasks are alive (on any machine)
     from one whose ``close`` never came."""
 
@@ -163,10 +163,7 @@ class Heartbeat:
         self._run_id = run_id
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="kedro-mlflow-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        threading.Thread(target=self._beat, name="kedro-mlflow-heartbeat", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()

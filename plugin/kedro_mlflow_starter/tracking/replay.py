@@ -94,7 +94,7 @@ def has_pending(folder: Path | str | None) -> bool:
 def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True) -> None:
     """Record, when the run ends, the status it earned (replay sets it) and the one it got;
     ``owned`` False (a task of an orchestrated run): replay leaves the status to ``run close``."""
-    if not folder or not (Path(folder) / ITEMS).is_file():
+    if not has_pending(folder):
         return
     (Path(folder) / RUN_FILE).write_text(json.dumps({
         "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned,
