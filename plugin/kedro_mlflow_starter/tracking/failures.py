@@ -142,7 +142,7 @@ def lost_insert_race(error: BaseException) -> bool:
 
 def retry_lost_insert_race(fn: Callable[[], T], delays: tuple[float, ...] = (0.05, 0.2, 0.5)) -> T:
     """Call ``fn``; when it lost an insert race to another writer, call it again after each delay."""
-    return _retrying(fn, delays, lost_insert_race)
+    return retrying(fn, delays, lost_insert_race)
 
 
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
@@ -151,7 +151,7 @@ def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAY
     if outage_recorded():
         with _no_http_retries():
             return fn()
-    return _retrying(fn, delays, is_transient)
+    return retrying(fn, delays, is_transient)
 
 
 _HTTP_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
@@ -182,7 +182,7 @@ def _no_http_retries() -> Iterator[None]:
                     os.environ[_HTTP_RETRIES] = _retries_saved
 
 
-def _retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callable[[BaseException], bool]) -> T:
+def retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callable[[BaseException], bool]) -> T:
     """Call ``fn``; after an error ``retryable`` accepts, wait each delay and call it again (the last
     attempt's error propagates); any other error propagates at once."""
     for delay in delays:

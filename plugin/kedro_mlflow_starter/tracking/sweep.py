@@ -23,7 +23,7 @@ from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.redaction import is_secret, redact_uri
 from kedro_mlflow_starter.config.sweeps import Sweep
 from kedro_mlflow_starter.errors import SweepError
-from kedro_mlflow_starter.tracking.failures import call_with_retry
+from kedro_mlflow_starter.tracking.failures import call_with_retry, retrying
 from kedro_mlflow_starter.tracking.params import flatten, to_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,13 +48,10 @@ def open_storage(storage: str | None, project_path: Path) -> tuple[BaseStorage, 
     if storage and "://" in storage:
         from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-        for attempt in range(8):  # workers starting together on an empty database race to create its tables
-            try:
-                return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}), redact_uri(storage)
-            except (IntegrityError, ProgrammingError):
-                if attempt == 7:
-                    raise
-                time.sleep(0.5 + random.random())  # noqa: S311 - jitter, not security
+        # workers starting together on an empty database race to create its tables
+        jitter = tuple(0.5 + random.random() for _ in range(7))  # noqa: S311 - jitter, not security
+        return retrying(lambda: optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}), jitter,
+                        lambda error: isinstance(error, (IntegrityError, ProgrammingError))), redact_uri(storage)
     path = Path(storage) if storage else project_path / DEFAULT_JOURNAL
     if not path.is_absolute():
         path = project_path / path
