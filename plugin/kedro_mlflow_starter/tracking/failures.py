@@ -205,12 +205,9 @@ class Outage:
 def outage_policy(what: str | None, local_path: str | None = None,
                   replay: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
                   transient: Callable[[BaseException], bool] = is_transient) -> Iterator[Outage]:
-    """The one failure policy of a run: an outage of the tracking store (``transient``) does not
-    fail the pipeline, anything else does (a bad key or run id is the user's to fix).
-
-    An outage that stops the block is recorded in the run's ledger as ``what`` (with ``replay``,
-    a mapping or a function building one, kept for ``kedro mlflow run replay``); with ``what``
-    None it is only handed to the caller as ``outage.error``::
+    """The one failure policy of a run: an outage of the tracking store (``transient``) stops the block and is
+    recorded in the run's ledger as ``what`` (with ``replay``, a mapping or a function building one); with
+    ``what`` None it is only handed to the caller as ``outage.error``. Anything else raises::
 
         with outage_policy("metric 'loss'", replay={"kind": "metric", ...}) as outage:
             call_with_retry(lambda: client.log_metric(run_id, "loss", 0.1))

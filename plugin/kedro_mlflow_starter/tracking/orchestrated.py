@@ -209,13 +209,9 @@ def derive_outcome(  # noqa: PLR0913
     tags: Mapping[str, str], requested: str = "auto", failed_tasks: Iterable[str] = (),
     killed_tasks: Iterable[str] = (), expected_nodes: Iterable[str] = (),
 ) -> Outcome:
-    """The run's honest status from its task tags and what the orchestrator reports.
-
-    ``auto``: FAILED if any task failed, else KILLED if any was cancelled, else FAILED if a
-    node of ``expected_nodes`` was never reported by a task, else FINISHED. An explicit ``requested``
-    status is only ever made worse by the tasks' outcomes (a run whose task failed is never
-    FINISHED).
-    """
+    """The run's honest status from its task tags and what the orchestrator reports: FAILED if a task failed,
+    else KILLED if one was cancelled, else FAILED if a node of ``expected_nodes`` was never reported, else
+    FINISHED; an explicit ``requested`` status is only ever made worse by the tasks' outcomes."""
     outcome = Outcome(status="FINISHED")
     for key in sorted(tags):
         if not key.startswith(TASK_TAG_PREFIX):
