@@ -106,13 +106,6 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         """``load_args.model_uri`` if set, else the model this dataset saved last, else None."""
         return self._load_args.get("model_uri") or (f"models:/{self._model_id}" if self._model_id else None)
 
-    @model_uri.setter
-    def model_uri(self, model_uri: str | None) -> None:
-        if model_uri is None:
-            self._load_args.pop("model_uri", None)
-        else:
-            self._load_args["model_uri"] = model_uri
-
     @property
     def model_id(self) -> str | None:
         """The id of the LoggedModel this dataset saved last in this session."""
