@@ -22,10 +22,6 @@ def starter_root() -> Path:
     )
 
 
-def mlflow_yml_template() -> Path:
-    return starter_root() / "starter" / PROJECT_DIR_NAME / "conf" / "base" / "mlflow.yml"
-
-
 def mlflow_schema_template() -> Path:
     """The JSON Schema the first line of ``mlflow.yml`` points editors at (``conf/mlflow.schema.json``)."""
     return starter_root() / "starter" / PROJECT_DIR_NAME / "conf" / "mlflow.schema.json"
@@ -40,4 +36,5 @@ def render_mlflow_yml(python_package: str, tracking_uri: str | None = None) -> s
         "mlflow_tracking_uri": tracking_uri or "null",
     }
     env = Environment(keep_trailing_newline=True, undefined=StrictUndefined)
-    return env.from_string(mlflow_yml_template().read_text(encoding="utf-8")).render(cookiecutter=context)
+    template = starter_root() / "starter" / PROJECT_DIR_NAME / "conf" / "base" / "mlflow.yml"
+    return env.from_string(template.read_text(encoding="utf-8")).render(cookiecutter=context)

@@ -1,22 +1,5 @@
-"""``conf/<env>/sweeps.yml``: the hyperparameter sweeps of a project, validated.
-
-One top-level key per sweep::
-
-    c_search:
-      pipeline: training                # default: __default__
-      objective: {metric: test.accuracy, direction: maximize}
-      method: optuna                    # grid | random | optuna (Optuna's TPE)
-      trials: 20                        # grid: defaults to (and is capped at) the grid's size
-      seed: 42                          # optional: random and optuna draw the same trials again
-      best_alias: champion              # optional: the best trial's registered model version gets this alias
-      params:                           # dotted parameter names, as `kedro run --params` takes them
-        model_options.C: {low: 0.001, high: 10.0, log: true}
-        model_options.solver: [lbfgs, liblinear]
-        model_options.max_iter: {low: 100, high: 500, step: 100}
-
-A search space is a list of values or a range ``{low, high}`` with optional ``log: true`` or ``step``
-(integer bounds and step: an integer range); a grid needs a list or a ``step`` for each parameter.
-"""
+"""``conf/<env>/sweeps.yml``: the hyperparameter sweeps of a project (one top-level key per sweep, docs/sweeps.md),
+validated."""
 
 from __future__ import annotations
 

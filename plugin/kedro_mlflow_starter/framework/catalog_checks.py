@@ -4,6 +4,7 @@ a misspelt ``type:`` or a bad argument) and the pipeline model's inputs checked.
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from kedro.io.core import DatasetError
 
 from kedro_mlflow_starter import compat
+from kedro_mlflow_starter import io as our_io
 from kedro_mlflow_starter.errors import CatalogEntryError
 from kedro_mlflow_starter.kedro_names import is_parameter
 from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog
@@ -20,18 +22,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from kedro.io import DataCatalog
     from kedro.pipeline import Pipeline
 
-_OUR_PACKAGE = "kedro_mlflow_starter.io"
-_OUR_CLASSES = frozenset(
-    {
-        "MlflowArtifactDataset",
-        "MlflowModelTrackingDataset",
-        "MlflowModelLocalFileSystemDataset",
-        "MlflowModelRegistryDataset",
-        "MlflowMetricDataset",
-        "MlflowMetricHistoryDataset",
-        "MlflowMetricsHistoryDataset",
-    }
-)
+_OUR_PACKAGE = our_io.__name__
+_OUR_CLASSES = frozenset(our_io.__all__)
+
+
+def _in_our_package(module: str) -> bool:
+    return module == _OUR_PACKAGE or module.startswith(_OUR_PACKAGE + ".")
 
 
 def is_mlflow_dataset_type(dataset_type: Any) -> bool:
@@ -42,20 +38,18 @@ def is_mlflow_dataset_type(dataset_type: Any) -> bool:
         module, _, name = dataset_type.rpartition(".")
     else:
         return False
-    return name in _OUR_CLASSES and (module == _OUR_PACKAGE or module.startswith(_OUR_PACKAGE + "."))
+    return name in _OUR_CLASSES and _in_our_package(module)
 
 
 def build_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = None) -> None:
-    """Build every MLflow dataset of ``catalog`` now (each takes its entry's name as it is built).
-
-    ``names``: more names to resolve through the catalog's dataset factories (a pipeline's datasets).
-    Raises ``CatalogEntryError`` naming the entry when one of our datasets cannot be built.
-    """
+    """Build every MLflow dataset of ``catalog`` (and of ``names``, resolved through its dataset factories) now,
+    or raise ``CatalogEntryError`` naming the entry."""
     candidates = list(catalog.keys())
     candidates += [name for name in names or () if name not in candidates]
     for name in candidates:
         dataset_type = _declared_type(catalog, name)
-        if _names_our_package(dataset_type) and not is_mlflow_dataset_type(dataset_type):
+        if isinstance(dataset_type, str) and _in_our_package(dataset_type.rpartition(".")[0]) \
+                and not is_mlflow_dataset_type(dataset_type):
             raise CatalogEntryError(_unknown_type_message(name, dataset_type))
         if not is_mlflow_dataset_type(dataset_type):
             continue
@@ -64,13 +58,6 @@ def build_mlflow_datasets(catalog: DataCatalog, names: Iterable[str] | None = No
             catalog.get(name)
         except DatasetError as error:
             raise CatalogEntryError(_invalid_entry_message(name, dataset_type, error)) from error
-
-
-def _names_our_package(dataset_type: Any) -> bool:
-    if not isinstance(dataset_type, str):
-        return False
-    module = dataset_type.rpartition(".")[0]
-    return module == _OUR_PACKAGE or module.startswith(_OUR_PACKAGE + ".")
 
 
 def close_dataset_type(dataset_type: Any) -> str | None:
@@ -117,20 +104,13 @@ def _invalid_entry_message(name: str, dataset_type: Any, error: DatasetError) ->
 
 
 def _arguments_of(short_type: str) -> list[str]:
-    import inspect
-
-    import kedro_mlflow_starter.io as ours
-
-    cls = getattr(ours, short_type)
+    cls = getattr(our_io, short_type)
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
 
 
 def _keep_registry_version(catalog: DataCatalog, name: str, dataset_type: Any) -> None:
-    """Pass a registry entry's ``version:`` on as ``model_version:``.
-
-    Kedro reserves ``version:`` and drops it (with a warning) when it builds a dataset,
-    which would silently load the latest model instead of the one asked for.
-    """
+    """Pass a registry entry's ``version:`` on as ``model_version:`` (Kedro drops its reserved ``version:``: the
+    latest model would load instead of the one asked for)."""
     if _short_type(dataset_type) != "MlflowModelRegistryDataset":
         return
     lazy_config = compat.lazy_dataset_config(catalog, name)
@@ -169,16 +149,15 @@ def _short_type(dataset_type: Any) -> str:
 
 
 def check_catalog_before_run(pipeline: Pipeline, catalog: DataCatalog) -> None:
-    """Build every catalog entry the pipeline uses and check the pipeline model's inputs.
-
-    The runner would build them a moment later; doing it first reports a misspelt ``type:``,
-    a bad argument or an unpersisted model artifact before any node runs and before the
-    MLflow run is opened.
-    """
+    """Build every catalog entry the pipeline uses and check the pipeline model's inputs, so that a misspelt
+    ``type:`` or an unpersisted model artifact fails before the MLflow run is opened."""
     build_mlflow_datasets(catalog, names=pipeline.datasets())  # dataset-factory entries too
     for name in sorted(pipeline.datasets()):
         if not is_parameter(name) and name in catalog:
-            dataset_type = _declared_type_or_none(catalog, name)  # before get: a failed get drops the entry
+            try:  # the declared type, before get: a failed get drops the entry
+                dataset_type = _declared_type(catalog, name)
+            except Exception:  # noqa: BLE001 - only used to improve a message
+                dataset_type = None
             try:
                 catalog.get(name)
             except DatasetError as error:
@@ -188,10 +167,3 @@ def check_catalog_before_run(pipeline: Pipeline, catalog: DataCatalog) -> None:
                 raise CatalogEntryError(_unknown_type_message(name, dataset_type)) from error
     if isinstance(pipeline, PipelineML):
         check_model_inputs_in_catalog(pipeline.artifact_names, catalog, after_run=True)
-
-
-def _declared_type_or_none(catalog: DataCatalog, name: str) -> Any:
-    try:
-        return _declared_type(catalog, name)
-    except Exception:  # noqa: BLE001 - only used to improve a message
-        return None

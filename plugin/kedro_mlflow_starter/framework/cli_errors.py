@@ -1,9 +1,5 @@
-"""Our errors on the command line: one ``Error: <message>`` paragraph, no traceback (its cause is in the message).
-
-``kedro mlflow ...`` commands turn them into click errors (``UserErrorsAsClickErrors``); for ``kedro run``,
-a Kedro CLI hook (``kedro.cli_hooks``) installs an ``excepthook`` before the command runs. The traceback
-still shows with ``--verbose`` or the ``kedro_mlflow_starter`` logger at DEBUG.
-"""
+"""Our errors on the command line: one ``Error: <message>`` paragraph, no traceback (``--verbose`` or our logger at
+DEBUG shows it), for ``kedro mlflow ...`` (click errors) and for ``kedro run`` (an ``excepthook``, from a CLI hook)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""``kedro mlflow`` outside a project: say where to run it instead of "No such command".
-
-Kedro's global commands win over project ones, so this group carries ``mlflow`` only outside a project; inside
-one it is named ``kedro``, without help text, so that Kedro merges it into its own (empty) section.
-"""
+"""``kedro mlflow`` outside a project: say where to run it instead of "No such command" (inside one this group is
+named ``kedro``, without help text, so that Kedro merges it into its own empty section)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""``kedro mlflow run open | close | replay``: one MLflow run for a pipeline an orchestrator runs as many tasks.
-
-``open_pipeline_run``, ``close_pipeline_run`` and ``replay_pending_runs`` are the same steps for Python callers
-(the Airflow DAG template); see docs/orchestrators.md.
-"""
+"""``kedro mlflow run open | close | replay``: one MLflow run for a pipeline an orchestrator runs as many tasks; the
+``*_pipeline_run(s)`` functions are the same steps for Python callers (docs/orchestrators.md)."""
 
 from __future__ import annotations
 
@@ -71,14 +68,6 @@ def _filtered(pipeline: Pipeline, tags: Iterable[str], node_names: Iterable[str]
         raise OrchestratedRunError(f"--tags/--nodes: {error}") from None
 
 
-def _check_reachable(config: MlflowConfig) -> None:
-    check_reachable(config.tracking_uri(), config.server.connect_timeout)
-
-
-def _tag_list(tags: Mapping[str, str], key: str) -> list[str]:
-    return [value for value in tags.get(key, "").split(",") if value]
-
-
 def open_pipeline_run(  # noqa: PLR0913
     project_path: Project,
     pipeline_name: str = "__default__",
@@ -118,7 +107,7 @@ def open_pipeline_run(  # noqa: PLR0913
         run_tag_values.pop("kedro.pid", None)
         for notice in prepared.notices():
             click.echo(notice, err=True)
-        _check_reachable(config)
+        check_reachable(config.tracking_uri(), config.server.connect_timeout)
         run = TrackedRun.create(config, run_name or default_run_name(config, [pipeline_name]), run_tag_values)
         run.log_params_and_tags(prepared.params, prepared.tags)
         switches = config.tracking.lineage  # the run's kedro/ folder for the whole pipeline: the tasks see slices
@@ -149,7 +138,7 @@ def close_pipeline_run(  # noqa: PLR0913
     tasks persisted. Closing a run that is already closed changes nothing (retries are safe).
     """
     with project_session(project_path, env, conf_source) as (_, context, config):
-        _check_reachable(config)
+        check_reachable(config.tracking_uri(), config.server.connect_timeout)
         try:
             tracked = TrackedRun.attach(config, run_id)
         except RunNotFoundError as error:
@@ -168,8 +157,8 @@ def close_pipeline_run(  # noqa: PLR0913
             return {"run_id": run_id, "status": current, "already_closed": True, "model_uri": None,
                     "summary": f"already {current}"}
         name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
-        pipeline = _filtered(_pipeline(pipelines, name), _tag_list(tags, FILTER_TAGS["tags"]),
-                             _tag_list(tags, FILTER_TAGS["node_names"]))
+        pipeline = _filtered(_pipeline(pipelines, name), *([value for value in tags.get(FILTER_TAGS[key], "").split(",")
+                                                             if value] for key in ("tags", "node_names")))
         outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
                                  expected_nodes=sorted(node.name for node in pipeline.nodes))
 
@@ -209,7 +198,7 @@ def replay_pending_runs(project_path: Project, run_id: str | None = None, env: s
     session = Session(open_session)
     try:
         _, config, _ = session.get(None, {})
-        _check_reachable(config)
+        check_reachable(config.tracking_uri(), config.server.connect_timeout)
         client = client_for(config.tracking_uri(), config.registry_uri())
         return [replay_run(client, pending_dir(root, pending), pending, session) for pending in run_ids]
     finally:

@@ -27,6 +27,7 @@ from kedro_mlflow_starter.framework.project_session import project_metadata, pro
 from kedro_mlflow_starter.kedro_names import is_parameter, parameter_key
 from kedro_mlflow_starter.tracking import sweep as sweeps
 from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.lineage import METRIC_TYPES
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
 from kedro_mlflow_starter.tracking.run_tags import kedro_command, run_tags
 from kedro_mlflow_starter.tracking.store import check_reachable
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from kedro_mlflow_starter.config.sweeps import Sweep
 
 STOP_GRACE_S = 30.0
-METRIC_TYPES = ("MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset")
 
 
 @click.command(name="sweep")
@@ -234,8 +234,9 @@ class Coordinator:
         os.close(write_fd)
         self.workers.append(process)
         tail = self.output[process.pid] = collections.deque(maxlen=60)
-        threading.Thread(target=_read_events, args=(read_fd, process.pid, self.events), daemon=True).start()
-        threading.Thread(target=_read_output, args=(process, tail), daemon=True).start()
+        threading.Thread(target=_read_events, args=(read_fd, self.events), daemon=True).start()
+        threading.Thread(target=lambda: tail.extend(line.decode("utf-8", "replace").rstrip()
+                                                    for line in process.stdout or ()), daemon=True).start()
 
     def _run_workers(self, handle: sweeps.SweepHandle) -> Progress:
         from rich.console import Console
@@ -253,16 +254,15 @@ class Coordinator:
                  console=Console()) as bar:
             task = bar.add_task(self._describe(state), total=handle.budget, completed=state.done)
 
-            def on_event(event: dict[str, Any]) -> None:
-                if event.get("event") != "finished":
-                    return
+            def on_event(event: dict[str, Any]) -> None:  # a trial finished
                 if event["status"] == "KILLED":
                     state.killed += 1
                     return
                 state.done += 1
                 if event["status"] == "FAILED":
                     state.failed += 1
-                    line = f"trial #{event['trial']} FAILED ({_short(event['params'])}): {event.get('error')}"
+                    values = ", ".join(f"{key}={value}" for key, value in event["params"].items())
+                    line = f"trial #{event['trial']} FAILED ({values}): {event.get('error')}"
                     state.failures.append(line)
                     bar.console.print(line, markup=False, highlight=False)
                 elif event.get("value") is not None:
@@ -355,22 +355,13 @@ class Coordinator:
                              f"{state.failures[0] if state.failures else 'see the child runs'}")
 
 
-def _short(params: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in params.items())
-
-
-def _read_events(fd: int, pid: int, events: queue.Queue[dict[str, Any]]) -> None:
+def _read_events(fd: int, events: queue.Queue[dict[str, Any]]) -> None:
     with os.fdopen(fd, "r", encoding="utf-8") as stream:
         for line in stream:
             try:
-                events.put({**json.loads(line), "pid": pid})
+                events.put(json.loads(line))
             except ValueError:
                 continue
-
-
-def _read_output(process: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
-    for line in process.stdout or ():
-        tail.append(line.decode("utf-8", "replace").rstrip())
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

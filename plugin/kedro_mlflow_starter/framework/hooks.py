@@ -1,10 +1,5 @@
 """``MlflowHook``: one honest MLflow run per ``kedro run``, each Kedro hook handed to the session's
-tracking (framework/session_tracking.py) or to the run (tracking/run.py).
-
-Registered through the ``kedro.hooks`` entry point (opt out with
-``DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-starter",)`` in settings.py). Loading this module and
-creating the context never imports ``mlflow``; the first tracking call does.
-"""
+tracking (framework/session_tracking.py) or to the run (tracking/run.py)."""
 
 from __future__ import annotations
 

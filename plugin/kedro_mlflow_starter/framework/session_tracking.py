@@ -74,11 +74,8 @@ class SessionTracking:
 
     def pipeline_started(self, run_params: dict[str, Any], pipeline: Pipeline,
                          catalog: DataCatalog) -> TrackedRun | None:
-        """The run this pipeline logs into, opened and published to every worker; None when untracked.
-
-        A bad catalog entry or parameter fails here, before any node runs and before the store
-        is touched: no stray run is left behind.
-        """
+        """The run this pipeline logs into, opened and published to every worker; None when untracked. A bad
+        catalog entry or parameter fails here, before the store is touched: no stray run is left behind."""
         config = self.config
         if config is None:  # the hook was registered after the context was created
             return None

@@ -1,9 +1,5 @@
-"""One worker process of ``kedro mlflow sweep`` (``python -m ...sweep_worker '<json>'``): runs queued trials, each as
-one run of a ``KedroServiceSession`` with the trial's values as runtime parameters, until none is left.
-
-Events go to the coordinator as JSON lines on ``events_fd``. SIGTERM during a trial ends it KILLED; between
-trials it stops the worker once the bookkeeping is done.
-"""
+"""One worker process of ``kedro mlflow sweep``: runs queued trials (each one run of a ``KedroServiceSession``) until
+none is left, each finished one a JSON line on ``events_fd``; SIGTERM kills the trial, or stops the worker."""
 
 from __future__ import annotations
 
@@ -37,12 +33,7 @@ def main(argv: list[str]) -> int:
     import optuna
 
     spec = json.loads(argv[1])
-    events = os.fdopen(spec["events_fd"], "w", buffering=1, encoding="utf-8")
-
-    def emit(**event: Any) -> None:
-        events.write(json.dumps(event, default=str) + "\n")
-        events.flush()
-
+    events = os.fdopen(spec["events_fd"], "w", buffering=1, encoding="utf-8")  # line-buffered: one line per trial
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)
     project_path = Path(spec["project_path"])
@@ -54,13 +45,11 @@ def main(argv: list[str]) -> int:
     study = optuna.load_study(study_name=spec["study_name"], storage=storage)
     client = client_for(spec["tracking_uri"], spec["registry_uri"])
     session = KedroServiceSession.create(project_path=project_path, env=spec["env"])
-    emit(event="ready", pid=os.getpid())
     while not _stop["requested"]:
         trial = sweeps.claim_trial(storage, study, sweep)
         if trial is None:
             break
         values = sweeps.suggest(trial, sweep)
-        emit(event="started", trial=trial.number, params=values)
         outcome = run_trial(session, client, spec, sweep, trial.number, merge(spec["fixed"], nested(values)))
         if outcome["run_id"]:
             trial.set_user_attr(sweeps.RUN_ATTR, outcome["run_id"])
@@ -71,7 +60,7 @@ def main(argv: list[str]) -> int:
             study.tell(trial, outcome["value"])
         else:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        emit(event="finished", trial=trial.number, params=values, **outcome)
+        events.write(json.dumps({"trial": trial.number, "params": values, **outcome}, default=str) + "\n")
         if outcome["status"] == "KILLED":
             return 130
     events.close()

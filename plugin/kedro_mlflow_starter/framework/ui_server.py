@@ -117,11 +117,8 @@ def check_port_free(host: str, port: int) -> None:
 
 
 class ServerOutput(threading.Thread):
-    """Copies the server's output to ours, line by line, leaving out the noise unless ``verbose``.
-
-    A traceback is held until its last line: one ending in ``CancelledError`` or ``KeyboardInterrupt``
-    is Ctrl-C reaching the server and is dropped. After ``silence()`` nothing more is copied.
-    """
+    """Copies the server's output to ours, line by line, leaving out the noise unless ``verbose`` (and a
+    traceback ending in ``CancelledError`` or ``KeyboardInterrupt``: Ctrl-C); nothing after ``silence()``."""
 
     def __init__(self, stream: IO[str], verbose: bool, out: IO[str] | None = None):
         super().__init__(daemon=True)

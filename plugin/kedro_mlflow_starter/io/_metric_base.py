@@ -64,11 +64,8 @@ def history(run_id: str, key: str) -> list[Metric]:
 
 
 class MetricDatasetBase(AbstractDataset[Any, Any]):
-    """The run a metric dataset reads and the values it keeps when no run is open.
-
-    ``name`` is the metric key (or the prefix); the subclass sets it and says what it is
-    called (``NAME_ARG``) in messages.
-    """
+    """The run a metric dataset reads and the values it keeps when no run is open; ``name`` is the metric key
+    (or the prefix), called ``NAME_ARG`` in messages."""
 
     DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {}
     DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {}

@@ -56,13 +56,6 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
             type: pandas.CSVDataset
             filepath: data/07_model_output/predictions.csv
 
-    Save: the wrapped dataset saves locally, then the written file (a versioned dataset: the
-    version just written; a ``PartitionedDataset``: the partitions of this save) is logged
-    into the current run or ``run_id``; with no run, only the local save happens. Load: with
-    ``run_id``, the artifact is downloaded from that run; without, the local file is loaded.
-    ``log_only: true`` keeps no local file: the data goes through a temporary file, and stays
-    in memory for the nodes downstream.
-
     Python API (``run_id`` is an existing MLflow run, ``tmp_path`` a scratch folder):
 
     >>> import pandas as pd
@@ -89,12 +82,25 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         metadata: dict[str, Any] | None = None,
         log_only: bool = False,
     ) -> None:
-        """``dataset`` is the wrapped dataset: a ``type:`` string or class, or a dict with ``type``
-        and its own arguments; ``credentials`` are passed on to it."""
-        config = _wrapped_config(dataset)
+        if isinstance(dataset, (str, type)):
+            config: dict[str, Any] = {"type": dataset}
+        elif isinstance(dataset, dict) and "type" in dataset:
+            config = copy.deepcopy(dataset)
+        else:
+            raise DatasetError(
+                "MlflowArtifactDataset needs `dataset:` to be a dataset definition with a `type:` "
+                f"(e.g. `dataset: {{type: pandas.CSVDataset, filepath: data/out.csv}}`), got {dataset!r}."
+            )
         if credentials is not None:
             config.setdefault("credentials", credentials)
-        dataset_class, kwargs = _parse_wrapped(config)
+        try:
+            dataset_class, kwargs = parse_dataset_definition(config)
+        except DatasetError as error:
+            raise DatasetError(
+                f"MlflowArtifactDataset cannot use the wrapped dataset type "
+                f"'{_type_name(config['type'])}': {error}\nFix `dataset: type:` to name an existing "
+                "Kedro dataset, e.g. `pandas.CSVDataset` or `pickle.PickleDataset`."
+            ) from error
         try:
             self._dataset = dataset_class(**kwargs)
         except Exception as error:
@@ -233,7 +239,8 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
 
     def _needs_png(self, data: Any) -> bool:
         """A matplotlib figure stored as a non-image file also gets a PNG (the UI shows images only)."""
-        return _is_figure(data) and PurePosixPath(self._describe_target()).suffix.lower() not in _IMAGE_SUFFIXES
+        is_figure = type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
+        return is_figure and PurePosixPath(self._describe_target()).suffix.lower() not in _IMAGE_SUFFIXES
 
     def _log_png(self, figure: Any, folder: str, run_id: str, what: str) -> bool:
         png = os.path.join(folder, f"{PurePosixPath(self._describe_target()).stem or 'figure'}.png")
@@ -256,36 +263,10 @@ class MlflowArtifactDataset(AbstractDataset[Any, Any]):
         return result
 
 
-def _wrapped_config(dataset: Any) -> dict[str, Any]:
-    if isinstance(dataset, (str, type)):
-        return {"type": dataset}
-    if isinstance(dataset, dict) and "type" in dataset:
-        return copy.deepcopy(dataset)
-    raise DatasetError(
-        "MlflowArtifactDataset needs `dataset:` to be a dataset definition with a `type:` "
-        f"(e.g. `dataset: {{type: pandas.CSVDataset, filepath: data/out.csv}}`), got {dataset!r}."
-    )
-
-
-def _parse_wrapped(config: dict[str, Any]) -> tuple[type[AbstractDataset], dict[str, Any]]:
-    try:
-        return parse_dataset_definition(config)
-    except DatasetError as error:
-        raise DatasetError(
-            f"MlflowArtifactDataset cannot use the wrapped dataset type "
-            f"'{_type_name(config['type'])}': {error}\nFix `dataset: type:` to name an existing "
-            "Kedro dataset, e.g. `pandas.CSVDataset` or `pickle.PickleDataset`."
-        ) from error
-
-
 def _type_name(dataset_type: Any) -> str:
     if isinstance(dataset_type, type):
         return f"{dataset_type.__module__}.{dataset_type.__qualname__}"
     return str(dataset_type)
-
-
-def _is_figure(data: Any) -> bool:
-    return type(data).__module__.startswith("matplotlib") and hasattr(data, "savefig")
 
 
 def _strip_slash(path: str) -> str:

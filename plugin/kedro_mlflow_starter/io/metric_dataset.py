@@ -12,12 +12,8 @@ from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowMetricDataset(MetricDatasetBase):
-    """One number logged as an MLflow metric of the run.
-
-    ``key`` defaults to the catalog entry name. ``save_args.mode``: ``overwrite`` (default)
-    logs the value at ``save_args.step`` (0 by default); ``append`` adds it after the highest
-    step already logged. Load returns the value at ``load_args.step`` if given, else the value
-    logged last (whatever its step).
+    """One number logged as an MLflow metric of the run (``key``: the catalog entry name by default);
+    ``save_args.mode: append`` logs it after the highest step already logged.
 
     Example catalog entries (``conf/base/catalog.yml``):
 

@@ -16,12 +16,8 @@ _SHAPES = {"list": "a list of numbers", "dict": "a {step: value} dict",
 
 
 class MlflowMetricHistoryDataset(MetricDatasetBase):
-    """A series of values of one metric (``key``: the catalog entry name by default).
-
-    The series is given (``save_args.mode``) and read back (``load_args.mode``, the save
-    mode by default) as ``list`` (``[v0, v1, ...]`` at steps 0, 1, ...), ``dict``
-    (``{step: value}``) or ``history`` (``[{"step": s, "value": v, "timestamp": t}, ...]``,
-    ``timestamp`` in milliseconds, optional when saving).
+    """A series of values of one metric (``key``: the catalog entry name by default), given and read
+    back as ``list``, ``dict`` (``{step: value}``) or ``history`` (``save_args.mode``, ``load_args.mode``).
 
     Example catalog entries (``conf/base/catalog.yml``):
 

@@ -14,14 +14,8 @@ from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowMetricsHistoryDataset(MetricDatasetBase):
-    """Several metrics at once, each logged as ``<prefix>.<name>``.
-
-    Save accepts, per metric name, a number (logged at step 0), ``{"value": v, "step": s}``,
-    or a list of those dicts. Load returns the metrics under their MLflow keys, one point as
-    ``{"value": v, "step": s}`` and several as a list of them (``load_args.mode: history``,
-    the default), or ``{key: last value}`` (``load_args.mode: value``). ``prefix`` defaults
-    to the catalog entry name; ``prefix: null`` (or a dataset built in Python without
-    ``prefix``) logs the names unprefixed, as kedro-mlflow does.
+    """Several metrics at once, each logged as ``<prefix>.<name>`` (``prefix``: the catalog entry name by
+    default; ``prefix: null`` logs the names unprefixed, as kedro-mlflow does).
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -65,9 +59,6 @@ class MlflowMetricsHistoryDataset(MetricDatasetBase):
     def name(self) -> str | None:
         return self.prefix
 
-    def _full_key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
     def _owns(self, key: str) -> bool:
         return key.startswith(f"{self.prefix}.") if self.prefix else True
 
@@ -78,7 +69,8 @@ class MlflowMetricsHistoryDataset(MetricDatasetBase):
                 f"{where}: the data must be a dict of metrics ({{name: value}}, {{name: {{value, "
                 f"step}}}} or {{name: [{{value, step}}, ...]}}); got {short(data, 80)}."
             )
-        kept = {self._full_key(str(name)): _points(entry, f"{where}, metric '{name}'") for name, entry in data.items()}
+        kept = {f"{self.prefix}.{name}" if self.prefix else str(name): _points(entry, f"{where}, metric '{name}'")
+                for name, entry in data.items()}
         run_id = run_to_log_into(where, self.run_id)
         self._kept = kept
         if run_id is not None:

@@ -15,10 +15,7 @@ from kedro_mlflow_starter.io._flavors import check_flavor, import_flavor, model_
 
 
 class MlflowModelLocalFileSystemDataset(AbstractVersionedDataset[Any, Any]):
-    """Save and load an MLflow model folder (``MLmodel`` and files) at ``filepath``.
-
-    Nothing is logged: the local counterpart of ``MlflowModelTrackingDataset`` (serve it with
-    ``mlflow models serve -m <filepath>``). A save that fails midway leaves the previous model.
+    """Save and load an MLflow model folder at ``filepath``, logging nothing (a failed save leaves the previous one).
 
     Example catalog entries (``conf/base/catalog.yml``):
 

@@ -12,11 +12,8 @@ from kedro_mlflow_starter.tracking.current import current_client
 
 
 class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
-    """Load a model from the MLflow Model Registry (load-only).
-
-    Name the version with ``alias`` (preferred) or ``model_version`` (Kedro keeps the catalog
-    key ``version:`` for its own versioning); with neither, the latest version is loaded.
-    Models are registered by ``MlflowModelTrackingDataset``'s ``save_args.registered_model_name``.
+    """Load a model from the MLflow Model Registry (load-only): by ``alias`` (preferred) or
+    ``model_version`` (Kedro keeps ``version:`` for its own versioning), else the latest version.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -32,9 +29,6 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
           model_name: iris-regressor
           model_version: 3
           flavor: mlflow.sklearn      # the native model instead of a pyfunc wrapper
-
-    kedro-mlflow's ``stage_or_version:`` is accepted (a number, ``latest``, or a stage name:
-    prefer an alias), and its ``pyfunc_workflow:`` (unused: nothing is saved).
 
     Python API (``run_id`` is an existing MLflow run, ``client`` an ``MlflowClient`` of the
     same store; the model is registered by logging it, then given an alias):
@@ -65,7 +59,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         stage_or_version: int | str | None = None,
         pyfunc_workflow: str | None = None,
     ) -> None:
-        """``stage_or_version`` and ``pyfunc_workflow`` are kedro-mlflow's arguments (see above)."""
+        """``stage_or_version`` (a number, ``latest`` or a stage) and ``pyfunc_workflow`` (unused): kedro-mlflow's."""
         if not model_name or not isinstance(model_name, str):
             raise DatasetError("MlflowModelRegistryDataset needs `model_name:`, the registered model's name.")
         if pyfunc_workflow is not None and pyfunc_workflow not in PYFUNC_WORKFLOWS:
@@ -90,21 +84,20 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
                 f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `stage_or_version:`, "
                 f"not both (got alias {alias!r} and stage {self._stage!r}). Prefer `alias:`."
             )
-        version = model_version
-        if alias is not None and version is not None:
+        if alias is not None and model_version is not None:
             raise DatasetError(
                 f"MlflowModelRegistryDataset '{model_name}': give either `alias:` or `model_version:`, "
-                f"not both (got alias {alias!r} and version {version!r}). Prefer `alias:`."
+                f"not both (got alias {alias!r} and version {model_version!r}). Prefer `alias:`."
             )
-        if version is not None and not str(version).isdigit():
+        if model_version is not None and not str(model_version).isdigit():
             raise DatasetError(
                 f"MlflowModelRegistryDataset '{model_name}': `model_version:` must be a version "
-                f"number such as 3, got {version!r}. For a named version use `alias:`."
+                f"number such as 3, got {model_version!r}. For a named version use `alias:`."
             )
         check_flavor("MlflowModelRegistryDataset", flavor, "python_model" if flavor == PYFUNC else None, {})
         self._model_name = model_name
         self._alias = alias
-        self._version = str(version) if version is not None else None
+        self._version = str(model_version) if model_version is not None else None
         self._flavor = flavor
         self._load_args = dict(load_args or {})
         self.metadata = metadata

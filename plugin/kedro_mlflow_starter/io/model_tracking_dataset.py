@@ -19,7 +19,7 @@ from kedro_mlflow_starter.io._signature import check_signature_args, resolve_sig
 from kedro_mlflow_starter.models.logging import log_model
 from kedro_mlflow_starter.tracking.current import current_client
 from kedro_mlflow_starter.tracking.failures import log_or_record, outage_policy, record_failure
-from kedro_mlflow_starter.tracking.replay import is_kept
+from kedro_mlflow_starter.tracking.replay import is_kept, register_model
 from kedro_mlflow_starter.tracking.retries import drop_earlier_models
 
 DEFAULT_MODEL_NAME = "model"
@@ -28,16 +28,8 @@ DEFAULT_MODEL_NAME = "model"
 class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
     """Log a model into the run of the current ``kedro run`` as a LoggedModel; load it back.
 
-    Save logs the model with ``mlflow.models.Model.log`` (``models:/m-<id>``, linked to the run),
-    with pinned ``pip_requirements`` so that MLflow does not spend seconds inferring them.
-    ``save_args`` are ``log_model``'s: ``name`` (the catalog entry name by default),
-    ``registered_model_name``, ``params``, ``tags``, ``model_type``, ``step``, and the flavor's
-    ``save_model`` arguments (``signature``, ``input_example``, ``pip_requirements``...). In
-    YAML, ``signature`` is the columns (``{inputs: {engines: double}, outputs: {price: double}}``)
-    or ``infer``, and ``input_example`` may read a dataset (``{dataset: {type: ..., filepath:
-    ...}, rows: 5}``). Load returns ``load_args.model_uri``, else the model saved last in this
-    session, else the latest model with this name in ``run_id`` (or the current run). With no
-    run, the model is kept in memory for the nodes downstream and logged nowhere.
+    ``save_args`` are ``log_model``'s (``name``: the catalog entry name by default) and the flavor's
+    ``save_model`` arguments; docs/datasets.md says what load returns and what YAML may give.
 
     Example catalog entries (``conf/base/catalog.yml``):
 
@@ -114,13 +106,6 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         """``load_args.model_uri`` if set, else the model this dataset saved last, else None."""
         return self._load_args.get("model_uri") or (f"models:/{self._model_id}" if self._model_id else None)
 
-    @model_uri.setter
-    def model_uri(self, model_uri: str | None) -> None:
-        if model_uri is None:
-            self._load_args.pop("model_uri", None)
-        else:
-            self._load_args["model_uri"] = model_uri
-
     @property
     def model_id(self) -> str | None:
         """The id of the LoggedModel this dataset saved last in this session."""
@@ -151,7 +136,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             log_or_record(
                 f"registration of model {logged.model_id} as '{registered_name}'",
                 None,
-                lambda: _register(logged.model_id, registered_name, await_for),
+                lambda: register_model(logged.model_id, registered_name, await_for),
                 {"kind": "register", "model_id": logged.model_id, "name": registered_name,
                  "await_registration_for": await_for},
             )
@@ -223,9 +208,3 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
             "await_registration_for": args.get("await_registration_for", 0)})
         if is_kept(local_path):  # the copy in the run's pending folder is the one that stays
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _register(model_id: str, registered_name: str, await_for: int) -> None:
-    import mlflow
-
-    mlflow.register_model(f"models:/{model_id}", registered_name, await_registration_for=await_for)

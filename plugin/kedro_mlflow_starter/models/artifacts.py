@@ -44,11 +44,6 @@ def artifact_config(dataset: AbstractDataset) -> dict[str, Any] | None:
     return config
 
 
-def save_artifact(name: str, dataset: AbstractDataset, data: Any, target: Path) -> dict[str, Any]:
-    """Write ``data`` (already read through the catalog) under ``target``; return its spec."""
-    return save_with_config(name, artifact_config(dataset), data, target)
-
-
 def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target: Path) -> dict[str, Any]:
     """Write ``data`` under ``target`` with a local copy of the dataset ``config`` describes, or with
     cloudpickle when there is none; return its spec."""
@@ -72,7 +67,7 @@ def save_with_config(name: str, config: dict[str, Any] | None, data: Any, target
 
 
 def artifact_dataset(name: str, spec: dict[str, Any], folder: str | Path) -> AbstractDataset:
-    """A dataset reading what ``save_artifact`` wrote into ``folder``."""
+    """A dataset reading what ``save_with_config`` wrote into ``folder``."""
     if spec["kind"] == "dataset":
         config = spec["config"]
         return AbstractDataset.from_config(name, dict(config, filepath=(Path(folder) / config["filepath"]).as_posix()))
@@ -102,7 +97,7 @@ def hand_mapped_spec(dataset: AbstractDataset) -> dict[str, Any] | None:
 
 def load_hand_mapped(name: str, spec: dict[str, Any] | None, path: str | Path) -> Any:
     """Read an artifact from the path MLflow gives for a hand-built mapping: the file itself,
-    or a folder holding it (or the layout ``save_artifact`` writes)."""
+    or a folder holding it (or the layout ``save_with_config`` writes)."""
     path = Path(path)
     if path.is_dir():
         if spec is not None and (path / spec["config"]["filepath"]).exists():

@@ -1,11 +1,5 @@
 """``KedroPipelineModel``: a Kedro inference pipeline as an MLflow pyfunc model that reads its artifacts once
-and calls the node functions in order on a dict of its own per ``predict`` (thread-safe, no catalog, no logs)::
-
-    from kedro_mlflow_starter import KedroPipelineModel
-
-    kpm = KedroPipelineModel(inference_pipeline, catalog, input_name="instances")
-    kpm.predict(None, dataframe)
-"""
+and calls the node functions in order on a dict of its own per ``predict`` (thread-safe, no catalog, no logs)."""
 
 from __future__ import annotations
 
@@ -31,11 +25,12 @@ from kedro_mlflow_starter.errors import (
 )
 from kedro_mlflow_starter.kedro_names import PARAMS_PREFIX, parameter_key
 from kedro_mlflow_starter.models.artifacts import (
+    artifact_config,
     hand_mapped_spec,
     load_artifact,
     load_hand_mapped,
     safe_dirname,
-    save_artifact,
+    save_with_config,
 )
 from kedro_mlflow_starter.models.contract import check_model_inputs_in_catalog, model_datasets
 
@@ -162,7 +157,7 @@ class KedroPipelineModel(PythonModel):
         for name in self.artifact_names:
             data = self._catalog.load(name)
             target = directory / safe_dirname(name)
-            self.artifact_specs[name] = save_artifact(name, self._catalog.get(name), data, target)
+            self.artifact_specs[name] = save_with_config(name, artifact_config(self._catalog.get(name)), data, target)
             loaded[name] = data
             mapping[name] = str(target)
         self._state = _State(self, loaded)

@@ -1,7 +1,5 @@
-"""Log a model into an MLflow run, addressed by id, with ``mlflow.models.Model.log``: any flavor
-(``log_model``, for ``MlflowModelTrackingDataset``) or a ``PipelineML``'s inference pipeline as a
-``KedroPipelineModel`` with its artifacts, code, requirements, signature and description.
-"""
+"""Log a model into an MLflow run, addressed by id, with ``mlflow.models.Model.log``: any flavor (``log_model``), or a
+``PipelineML``'s inference pipeline as a ``KedroPipelineModel`` with its artifacts, code, requirements and signature."""
 
 from __future__ import annotations
 
@@ -94,9 +92,7 @@ def log_kedro_pipeline_model(  # noqa: PLR0913
 
     with tempfile.TemporaryDirectory(prefix="kedro-pipeline-model-") as tmp:
         artifacts = model.save_artifacts(Path(tmp) / "artifacts")
-        sample = None
-        if signature == AUTO or input_example == AUTO:
-            sample = load_sample(catalog, model.input_name)
+        sample = load_sample(catalog, model.input_name) if signature == AUTO or input_example == AUTO else None
         if signature == AUTO:
             signature = infer_model_signature(model, sample)
         if input_example == AUTO:
@@ -267,10 +263,9 @@ def _drop_cloudpickle_notice(record: logging.LogRecord) -> bool:
 
 @contextmanager
 def _quiet_mlflow() -> Iterator[None]:
-    # MLflow suggests "models from code" to every PythonModel object: a pipeline model is a pickled
-    # object by design. pandas 3 warns on MLflow's input-example code; skops' module scan warns on
-    # every deprecated alias Airflow loads (about 1,100 lines per task). Validating the input
-    # example loads the model in-process, which prepends its code folder (a temp dir) to sys.path.
+    # Quiet: MLflow's "models from code" advice (a pipeline model is a pickled object by design), pandas 3 on MLflow's
+    # input-example code, skops' scan of Airflow's deprecated aliases; and sys.path, which validating the input
+    # example prepends the model's code folder (a temp dir) to.
     pyfunc_logger = logging.getLogger("mlflow.pyfunc")
     pyfunc_logger.addFilter(_drop_cloudpickle_notice)
     saved_path = list(sys.path)

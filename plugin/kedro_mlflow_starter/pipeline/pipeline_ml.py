@@ -1,15 +1,5 @@
-"""``PipelineML``: the training ``Pipeline`` Kedro runs, carrying the inference pipeline the hook logs as a model::
-
-    from kedro_mlflow_starter import pipeline_ml_factory
-
-    training = pipeline([...])   # fits "encoder" and "model"
-    inference = pipeline([...])  # reads "instances", "encoder", "model" -> "predictions"
-    training_ml = pipeline_ml_factory(training, inference, input_name="instances")
-    return {"training": training_ml, "__default__": data_processing + training_ml}
-
-A filter that drops what inference needs gives a plain ``Pipeline`` carrying a notice (``model_not_logged_notice``).
-Never imports mlflow: every project's pipeline registry imports it.
-"""
+"""``PipelineML``: the training ``Pipeline`` Kedro runs, carrying the inference pipeline the hook logs as a model
+(built by ``pipeline_ml_factory``); a filter that drops what inference needs gives a plain ``Pipeline``. No mlflow."""
 
 from __future__ import annotations
 

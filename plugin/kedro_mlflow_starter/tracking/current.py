@@ -11,6 +11,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.errors import MlflowConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from kedro.framework.context import KedroContext
@@ -36,11 +38,8 @@ def tracking_disabled() -> bool:
 
 
 def user_run_id() -> str | None:
-    """The run user code opened with ``mlflow.start_run()`` in this thread, if any.
-
-    Only consulted when no Kedro run is open (a notebook's ``with mlflow.start_run():``);
-    ``mlflow`` is not imported for it: if nothing imported it, no run can be active.
-    """
+    """The run user code opened with ``mlflow.start_run()`` in this thread, if any (without importing
+    ``mlflow``: if nothing imported it, no run can be active)."""
     if "mlflow" not in sys.modules:
         return None
     import mlflow
@@ -61,91 +60,67 @@ def current_client() -> MlflowClient:
     return client_for(*store_uris())
 
 
-# -- the Kedro run as the fluent "active run" of a node ----------------------------------------
-# User code in a node may call `mlflow.active_run()` (to read the run id, to tag the run). The
-# fluent active run is thread-local, so it is set around each node, in the thread (or worker
-# process) that runs it, and taken off afterwards without ending the run. Our own code never
-# reads it while a Kedro run is open.
+# The Kedro run as MLflow's (thread-local) fluent active run of a node and of the project's hooks, where user code
+# reads `mlflow.active_run()`; it is taken off the fluent stack afterwards, never ended by it.
 
 _node_runs = threading.local()
 _logger = logging.getLogger("kedro_mlflow_starter")
+_pipeline_run: dict[str, Any] = {}  # {"run_id": ..., "thread": ident} while entered
+
+
+def _make_active(run_id: str, for_what: str) -> bool:
+    """Make ``run_id`` the fluent active run of this thread (False: a run is active already, or it failed)."""
+    import mlflow
+
+    if mlflow.active_run() is not None:  # user code (or a joined run) already made a run active here
+        return False
+    try:
+        mlflow.start_run(run_id=run_id, log_system_metrics=False)
+    except Exception as error:  # e.g. mlflow.set_experiment() to another experiment in user code
+        _logger.debug("MLflow: could not make run %s active for %s: %s", run_id, for_what, error)
+        return False
+    return True
 
 
 def enter_node_run() -> None:
     """Make the current Kedro run ``mlflow.active_run()`` for the node about to run in this thread."""
     run_id = active_run_id()
-    stack = _entered_stack()
     if run_id is None or tracking_disabled():
-        stack.append(None)
+        _entered_stack().append(None)
         return
-    import mlflow
-
-    from kedro_mlflow_starter.tracking.switches import autolog_in_this_process
+    from kedro_mlflow_starter.tracking.switches import autolog_in_this_process  # switches imports this module
 
     autolog_in_this_process()  # tracking.autolog: a worker process turns it on before its first node
-    active = mlflow.active_run()
-    if active is not None:  # user code (or a joined run) already made a run active here
-        stack.append(None)
-        return
-    try:
-        mlflow.start_run(run_id=run_id, log_system_metrics=False)
-    except Exception as error:  # e.g. mlflow.set_experiment() to another experiment in user code
-        _logger.debug("MLflow: could not make run %s active for the node: %s", run_id, error)
-        stack.append(None)
-        return
-    stack.append(run_id)
+    _entered_stack().append(run_id if _make_active(run_id, "the node") else None)
 
 
 def leave_node_run() -> None:
     """Undo ``enter_node_run`` for this thread; the run's status is left as it is."""
     stack = _entered_stack()
     run_id = stack.pop() if stack else None
-    if run_id is None:
-        return
-    from kedro_mlflow_starter import compat
-
-    compat.leave_fluent_run(run_id)
+    if run_id is not None:
+        compat.leave_fluent_run(run_id)
 
 
 def leave_all_node_runs() -> None:
-    """Undo every ``enter_node_run`` of this thread, and ``enter_pipeline_run``. A node
-    interrupted by Ctrl-C or SIGTERM never gets its ``after_node_run``; left active, its run
-    would be ended FINISHED by MLflow's own exit handler (an orchestrator's run included,
-    which is not ours to end)."""
+    """Undo every ``enter_node_run`` of this thread (a node interrupted by Ctrl-C or SIGTERM gets no
+    ``after_node_run``: MLflow's exit handler would end its run FINISHED), and ``enter_pipeline_run``."""
     while _entered_stack():
         leave_node_run()
     leave_pipeline_run()
-    from kedro_mlflow_starter.tracking.switches import stop_run_switches
+    from kedro_mlflow_starter.tracking.switches import stop_run_switches  # switches imports this module
 
     stop_run_switches()
 
 
-# -- the Kedro run as the fluent "active run" of the project's own hooks -----------------------
-# kedro-mlflow's users read `mlflow.active_run().info.run_id` in their project's hooks
-# (before_pipeline_run, after_node_run, after_pipeline_run, on_pipeline_error). From the
-# hook's before_pipeline_run until the run is closed (after the project's after_pipeline_run or
-# on_pipeline_error), the Kedro run is the fluent active run of the thread that runs the
-# pipeline. It is taken off the fluent stack, never ended, by the fluent API: the run object
-# records the status.
-
-_pipeline_run: dict[str, Any] = {}  # {"run_id": ..., "thread": ident} while entered
-
-
 def enter_pipeline_run() -> None:
-    """Make the current Kedro run ``mlflow.active_run()`` in this thread for the whole pipeline."""
+    """Make the current Kedro run ``mlflow.active_run()`` in this thread until the run is closed (the project's
+    hooks read it, as kedro-mlflow's users do)."""
     run_id = active_run_id()
     if run_id is None or tracking_disabled() or _pipeline_run:
         return
-    import mlflow
-
-    if mlflow.active_run() is not None:  # the user's own run, joined: it is active already
-        return
-    try:
-        mlflow.start_run(run_id=run_id, log_system_metrics=False)
-    except Exception as error:  # e.g. MLFLOW_EXPERIMENT_ID names another experiment
-        _logger.debug("MLflow: could not make run %s active for the project's hooks: %s", run_id, error)
-        return
-    _pipeline_run.update(run_id=run_id, thread=threading.get_ident())
+    if _make_active(run_id, "the project's hooks"):
+        _pipeline_run.update(run_id=run_id, thread=threading.get_ident())
 
 
 def leave_pipeline_run() -> None:
@@ -154,8 +129,6 @@ def leave_pipeline_run() -> None:
         return
     run_id = _pipeline_run.pop("run_id")
     _pipeline_run.clear()
-    from kedro_mlflow_starter import compat
-
     compat.leave_fluent_run(run_id)
 
 
@@ -194,30 +167,18 @@ class PublishedEnvironment:
         self.set({ENV_TRACKING_DISABLED: "1", ENV_RUN_ID: None})
 
     def restore(self) -> None:
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        self.set(self._saved)  # each key is saved already: set() only writes the saved values back
         self._saved = {}
 
 
 def register_request_header_provider(config: RequestHeaderProviderConfig | None,
                                      context: KedroContext | None = None) -> None:
-    """Honour ``server.request_header_provider`` of mlflow.yml (kedro-mlflow's key).
-
-    ``type`` names a subclass of MLflow's ``RequestHeaderProvider``; it is built with
-    ``init_kwargs`` (and ``kedro_context=<the context>`` when ``pass_context`` is true) and
-    asked for headers on every request to the tracking server. Nothing happens (and
-    ``mlflow`` is not imported) when ``type`` is null, as in the file ``kedro mlflow init``
-    writes.
-    """
+    """Honour ``server.request_header_provider`` of mlflow.yml (kedro-mlflow's key): build ``type`` with
+    ``init_kwargs`` (and ``kedro_context`` when ``pass_context``); ``type: null`` imports no mlflow."""
     if config is None or not config.type:
         return
     from kedro.utils import load_obj
 
-    from kedro_mlflow_starter import compat
-    from kedro_mlflow_starter.errors import MlflowConfigError
 
     where = "server.request_header_provider in conf/*/mlflow.yml"
     try:

@@ -1,7 +1,5 @@
-"""The run's failure policy and its ledger: an outage of the tracking store is recorded (with what
-``kedro mlflow run replay`` needs) and the pipeline goes on; anything else raises. The ledger is a
-JSON-lines file named by an environment variable, so every worker process appends to it; once a call
-failed for good, later calls make one attempt without MLflow's own HTTP retries."""
+"""The run's failure policy and its ledger (a JSON-lines file every worker process appends to): an outage of the
+tracking store is recorded and the pipeline goes on; anything else raises."""
 
 from __future__ import annotations
 
@@ -11,6 +9,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,17 +26,15 @@ RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 def record_failure(what: str, local_path: str | None, error: BaseException,
                    replay: Mapping[str, Any] | None = None) -> None:
-    """Append one failed logging call to the ledger (or log it when there is none).
-
-    ``replay`` (JSON-able) says how ``kedro mlflow run replay`` logs the item later; it is
-    kept, with a copy of ``local_path``, in the run's pending folder.
-    """
+    """Append one failed logging call to the ledger (or log it when there is none); ``replay`` (JSON-able) is kept,
+    with a copy of ``local_path``, in the run's pending folder for ``kedro mlflow run replay``."""
     entry: dict[str, Any] = {"what": what, "local_path": local_path, "error": describe_error(error)}
     if replay is not None:
         from kedro_mlflow_starter.tracking.replay import keep_for_replay
 
         entry["pending"], copy = keep_for_replay(what, local_path, replay)
-        if copy and local_path and _in_temp_folder(local_path):
+        temp_folder = os.path.abspath(tempfile.gettempdir()) + os.sep
+        if copy and local_path and os.path.abspath(local_path).startswith(temp_folder):
             entry["local_path"] = copy  # the temp copy is removed when the run ends; this one stays
     path = os.environ.get(ENV_FAILURE_LOG)
     if path:
@@ -46,22 +43,13 @@ def record_failure(what: str, local_path: str | None, error: BaseException,
     logger.warning("Could not log %s to MLflow: %s", what, entry["error"])
 
 
-def _in_temp_folder(path: str) -> bool:
-    import tempfile
-
-    return os.path.abspath(path).startswith(os.path.abspath(tempfile.gettempdir()) + os.sep)
-
-
 _CONNECTION_FAILED = re.compile(r"Failed to establish a new connection: (?P<reason>[^\"')]+)")
 _REQUEST = re.compile(r"API request to (?P<url>\S+) failed")
 
 
 def describe_error(error: BaseException, limit: int = 500) -> str:
-    """``Type: message`` on one line, bounded, without credentials.
-
-    A refused connection becomes ``cannot connect to <url> (<reason>)`` instead of
-    urllib3's nested retry report.
-    """
+    """``Type: message`` on one line, bounded, without credentials; a refused connection becomes
+    ``cannot connect to <url> (<reason>)`` instead of urllib3's nested retry report."""
     text = redact_uri(f"{type(error).__name__}: {error}").replace("\n", " ")
     refused = _CONNECTION_FAILED.search(text)
     if refused:
@@ -140,10 +128,8 @@ def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, 
     return "\n".join(lines)
 
 
-# MLflow's SQL store checks whether a row exists, then inserts it: two processes writing the
-# same row at once (orchestrated tasks logging the same dataset input to one run) make the
-# later one fail on the unique constraint, as a 400 through a server. Nothing is lost by
-# retrying: the second attempt sees the row the other process wrote and reuses it.
+# MLflow's SQL store checks whether a row exists, then inserts it: of two processes writing the same row, the
+# later fails on the unique constraint (a 400 through a server); a retry sees the other's row and reuses it.
 _LOST_INSERT_RACE = ("UNIQUE constraint failed", "duplicate key value violates unique constraint",
                      "Duplicate entry", "IntegrityError")
 
@@ -156,19 +142,16 @@ def lost_insert_race(error: BaseException) -> bool:
 
 def retry_lost_insert_race(fn: Callable[[], T], delays: tuple[float, ...] = (0.05, 0.2, 0.5)) -> T:
     """Call ``fn``; when it lost an insert race to another writer, call it again after each delay."""
-    return _retrying(fn, delays, lost_insert_race)
+    return retrying(fn, delays, lost_insert_race)
 
 
 def call_with_retry(fn: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS) -> T:
-    """Call ``fn``; on a transient error retry after each delay, then re-raise.
-
-    After an outage was recorded in this run (the server is known down), ``fn`` gets one
-    attempt, and MLflow's HTTP client makes no retries of its own for it.
-    """
+    """Call ``fn``; on a transient error retry after each delay, then re-raise. Once an outage was recorded in
+    this run, ``fn`` gets one attempt, without MLflow's own HTTP retries."""
     if outage_recorded():
         with _no_http_retries():
             return fn()
-    return _retrying(fn, delays, is_transient)
+    return retrying(fn, delays, is_transient)
 
 
 _HTTP_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
@@ -179,11 +162,8 @@ _retries_saved: str | None = None
 
 @contextlib.contextmanager
 def _no_http_retries() -> Iterator[None]:
-    """``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` while the call runs (MLflow reads it per request).
-
-    Counted, so that threads of one process (ThreadRunner) calling at once restore the
-    value the run set only when the last of them is done.
-    """
+    """``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0`` while the call runs (MLflow reads it per request); counted, so that
+    threads calling at once restore the run's value when the last of them is done."""
     global _retries_users, _retries_saved
     with _retries_lock:
         if _retries_users == 0:
@@ -202,7 +182,7 @@ def _no_http_retries() -> Iterator[None]:
                     os.environ[_HTTP_RETRIES] = _retries_saved
 
 
-def _retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callable[[BaseException], bool]) -> T:
+def retrying(fn: Callable[[], T], delays: tuple[float, ...], retryable: Callable[[BaseException], bool]) -> T:
     """Call ``fn``; after an error ``retryable`` accepts, wait each delay and call it again (the last
     attempt's error propagates); any other error propagates at once."""
     for delay in delays:
@@ -220,25 +200,18 @@ class Outage:
 
     error: BaseException | None = None
 
-    @property
-    def logged(self) -> bool:
-        return self.error is None
-
 
 @contextlib.contextmanager
 def outage_policy(what: str | None, local_path: str | None = None,
                   replay: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
                   transient: Callable[[BaseException], bool] = is_transient) -> Iterator[Outage]:
-    """The one failure policy of a run: an outage of the tracking store (``transient``) does not
-    fail the pipeline, anything else does (a bad key or run id is the user's to fix).
-
-    An outage that stops the block is recorded in the run's ledger as ``what`` (with ``replay``,
-    a mapping or a function building one, kept for ``kedro mlflow run replay``); with ``what``
-    None it is only handed to the caller as ``outage.error``::
+    """The one failure policy of a run: an outage of the tracking store (``transient``) stops the block and is
+    recorded in the run's ledger as ``what`` (with ``replay``, a mapping or a function building one); with
+    ``what`` None it is only handed to the caller as ``outage.error``. Anything else raises::
 
         with outage_policy("metric 'loss'", replay={"kind": "metric", ...}) as outage:
             call_with_retry(lambda: client.log_metric(run_id, "loss", 0.1))
-        return outage.logged
+        return outage.error is None
     """
     outage = Outage()
     try:
@@ -256,4 +229,4 @@ def log_or_record(what: str, local_path: str | None, log: Callable[[], Any],
     """``log()`` with retries under ``outage_policy``: True when it reached the store."""
     with outage_policy(what, local_path, replay) as outage:
         call_with_retry(log)
-    return outage.logged
+    return outage.error is None

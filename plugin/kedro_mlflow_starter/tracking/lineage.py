@@ -1,8 +1,5 @@
-"""Data lineage: what a run read, as MLflow dataset inputs, and which data its metrics were computed on.
-
-Nothing here reads data: tables are described from the object a node loaded, anything else
-from file metadata (path, size, mtime), so the cost does not grow with the data.
-"""
+"""Data lineage: what a run read, as MLflow dataset inputs, and which data its metrics were computed on; described
+from the object a node loaded, or from file metadata, never by reading data."""
 
 from __future__ import annotations
 
@@ -28,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 CONTEXT_TAG = "mlflow.data.context"  # the input tag the MLflow UI shows as the dataset's context
 TRAINING, EVALUATION, INPUT = "training", "evaluation", "input"
 _PATH_KEYS = ("filepath", "path", "uri", "url", "table_name", "table", "sql", "query")
-_METRIC_TYPES = ("MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset")
+METRIC_TYPES = ("MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsHistoryDataset")
 _MODEL_TYPES = ("MlflowModelTrackingDataset",)
 _SCHEMES = {"gcs": "gs", "https": "http", "abfs": "azure", "abfss": "azure", "az": "azure"}
 
@@ -73,7 +70,7 @@ def pipeline_roles(pipeline: Pipeline, catalog_types: Mapping[str, str], models_
     )
     for node in pipeline.nodes:
         for output in node.outputs:
-            if catalog_types.get(output, "").endswith(_METRIC_TYPES):
+            if catalog_types.get(output, "").endswith(METRIC_TYPES):
                 roles.evaluation_inputs[output] = [n for n in node.inputs if not is_parameter(n)]
     return roles
 

@@ -88,11 +88,8 @@ class LineageRecorder:
             self.timer.stop_pipeline()
 
     def finish(self, client: MlflowClient, run_id: str, experiment_id: str, *, one_task_of_many: bool = False) -> None:
-        """Log everything collected into ``run_id``, each part as its switch says.
-
-        ``one_task_of_many``: a task of an orchestrated run; the ``kedro/`` folder and
-        ``time.pipeline`` describe the whole pipeline and are left to ``kedro mlflow run open/close``.
-        """
+        """Log everything collected into ``run_id``, each part as its switch says; ``one_task_of_many`` leaves the
+        ``kedro/`` folder and ``time.pipeline`` (the whole pipeline's) to ``kedro mlflow run open/close``."""
         metrics: list[Metric] = []
         tags: dict[str, str] = {}
         inputs_error: Exception | None = None

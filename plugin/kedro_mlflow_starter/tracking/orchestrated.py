@@ -46,12 +46,8 @@ def task_label(run_params: Mapping[str, Any]) -> str:
 
 
 def check_same_env(run_id: str, run_tags: Mapping[str, str], run_params: Mapping[str, Any]) -> None:
-    """Refuse a task whose ``--env`` is not the one the run was opened with.
-
-    Another env reads another ``mlflow.yml``, catalog and parameters: the task's records would
-    not be those of the pipeline run it claims to be part of (``kedro.env`` is ``local`` for
-    ``kedro run`` without ``--env``, as ``open`` writes it).
-    """
+    """Refuse a task whose ``--env`` (``local`` when not given) is not the one the run was opened with: another
+    env reads another ``mlflow.yml``, catalog and parameters."""
     from kedro_mlflow_starter.errors import OrchestratedRunError
 
     opened = run_tags.get("kedro.env")
@@ -99,12 +95,8 @@ def plan_join(
 
 
 def join(client: MlflowClient, run_id: str, params: Mapping[str, str], param_tags: Mapping[str, str]) -> JoinPlan:
-    """Log the task's params (and long-param tags) the orchestrated run does not hold yet.
-
-    The run's own tags (command, session, host...) are those of the ``open`` step and stay so.
-    A value that differs from the run's (e.g. ``--params`` given to one task only) is kept out
-    and reported: MLflow params are write-once.
-    """
+    """Log the task's params (and long-param tags) the orchestrated run does not hold yet; a value that differs
+    from the run's is kept out and reported (MLflow params are write-once)."""
     from mlflow.entities import Param, RunTag
     from mlflow.exceptions import MlflowException
 
@@ -162,7 +154,7 @@ def heartbeat_tag() -> RunTag:
 
 
 class Heartbeat:
-    """While a task runs, refresh the run's ``kedro.heartbeat`` every ``interval`` seconds, so
+    """From its creation until ``stop``, refresh the run's ``kedro.heartbeat`` every ``interval`` seconds, so
     that ``kedro mlflow stale-runs`` tells a group run whose tasks are alive (on any machine)
     from one whose ``close`` never came."""
 
@@ -171,10 +163,7 @@ class Heartbeat:
         self._run_id = run_id
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="kedro-mlflow-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        threading.Thread(target=self._beat, name="kedro-mlflow-heartbeat", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -220,13 +209,9 @@ def derive_outcome(  # noqa: PLR0913
     tags: Mapping[str, str], requested: str = "auto", failed_tasks: Iterable[str] = (),
     killed_tasks: Iterable[str] = (), expected_nodes: Iterable[str] = (),
 ) -> Outcome:
-    """The run's honest status from its task tags and what the orchestrator reports.
-
-    ``auto``: FAILED if any task failed, else KILLED if any was cancelled, else FAILED if a
-    node of ``expected_nodes`` was never reported by a task, else FINISHED. An explicit ``requested``
-    status is only ever made worse by the tasks' outcomes (a run whose task failed is never
-    FINISHED).
-    """
+    """The run's honest status from its task tags and what the orchestrator reports: FAILED if a task failed,
+    else KILLED if one was cancelled, else FAILED if a node of ``expected_nodes`` was never reported, else
+    FINISHED; an explicit ``requested`` status is only ever made worse by the tasks' outcomes."""
     outcome = Outcome(status="FINISHED")
     for key in sorted(tags):
         if not key.startswith(TASK_TAG_PREFIX):

@@ -94,7 +94,7 @@ def has_pending(folder: Path | str | None) -> bool:
 def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True) -> None:
     """Record, when the run ends, the status it earned (replay sets it) and the one it got;
     ``owned`` False (a task of an orchestrated run): replay leaves the status to ``run close``."""
-    if not folder or not (Path(folder) / ITEMS).is_file():
+    if not has_pending(folder):
         return
     (Path(folder) / RUN_FILE).write_text(json.dumps({
         "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned,
@@ -117,12 +117,6 @@ def read_items(folder: Path) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     return sorted((json.loads(line) for line in lines if line.strip()), key=lambda item: item["id"])
-
-
-def _write_items(folder: Path, items: list[dict[str, Any]]) -> None:
-    temporary = folder / (ITEMS + ".new")
-    temporary.write_text("".join(json.dumps(item, default=str) + "\n" for item in items), encoding="utf-8")
-    temporary.replace(folder / ITEMS)
 
 
 @dataclass
@@ -181,7 +175,9 @@ def replay_run(client: MlflowClient, folder: Path, run_id: str, session: Session
             continue
         result.replayed.append(item["what"])
         remaining.remove(item)
-        _write_items(folder, remaining)  # a replay stopped here never logs it twice
+        temporary = folder / (ITEMS + ".new")  # a replay stopped here never logs it twice
+        temporary.write_text("".join(json.dumps(kept, default=str) + "\n" for kept in remaining), encoding="utf-8")
+        temporary.replace(folder / ITEMS)
     try:
         recorded = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
@@ -224,11 +220,25 @@ def _replay_item(client: MlflowClient, run: Run, folder: Path, item: dict[str, A
 
         client.finalize_logged_model(replay["model_id"], getattr(LoggedModelStatus, replay["status"]))
     elif kind == "register":
-        _register(replay["model_id"], replay["name"], replay.get("await_registration_for"))
-    elif kind == "pipeline_model":
-        _replay_pipeline_model(run_id, replay, session)
-    elif kind == "lineage":
-        _replay_lineage(client, run, replay, session)
+        register_model(replay["model_id"], replay["name"], replay.get("await_registration_for"))
+    elif kind in ("pipeline_model", "lineage"):
+        from kedro_mlflow_starter.models.logging import log_pipeline_model  # imports mlflow
+        from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder  # imports failures, and so this
+
+        context, config, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
+        if kind == "pipeline_model":
+            pipeline = pipelines[replay["pipeline"]]
+            if not isinstance(pipeline, PipelineML):
+                raise ValueError(f"pipeline '{replay['pipeline']}' is no longer a pipeline_ml_factory pipeline")
+            log_pipeline_model(pipeline, context.catalog, run_id)
+        else:
+            names = replay.get("pipeline_names") or ["__default__"]
+            pipeline = sum((pipelines[name] for name in names[1:]), pipelines[names[0]])
+            recorder = LineageRecorder.from_replay(replay, config.tracking.lineage, pipeline, context.catalog,
+                                                   project_path=config.project_path,
+                                                   secret_patterns=config.tracking.params.secret_patterns)
+            recorder.finish(client, run_id, run.info.experiment_id,
+                            one_task_of_many=bool(replay.get("one_task_of_many")))
     else:
         raise ValueError(f"unknown item kind {kind!r} (kept by a newer kedro-mlflow-starter?)")
 
@@ -258,33 +268,10 @@ def _replay_model(client: MlflowClient, run: Run, copy: Path, replay: Mapping[st
     client.log_model_artifacts(model_id, str(copy))
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)
     if replay.get("registered_model_name"):
-        _register(model_id, replay["registered_model_name"], replay.get("await_registration_for"))
+        register_model(model_id, replay["registered_model_name"], replay.get("await_registration_for"))
 
 
-def _register(model_id: str, name: str, await_for: int | None = None) -> None:
+def register_model(model_id: str, name: str, await_for: int | None = None) -> None:
     import mlflow
 
     mlflow.register_model(f"models:/{model_id}", name, await_registration_for=int(await_for or 0))
-
-
-def _replay_pipeline_model(run_id: str, replay: Mapping[str, Any], session: Session) -> None:
-    from kedro_mlflow_starter.models.logging import log_pipeline_model  # imports mlflow
-
-    context, _, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
-    pipeline = pipelines[replay["pipeline"]]
-    if not isinstance(pipeline, PipelineML):
-        raise ValueError(f"pipeline '{replay['pipeline']}' is no longer a pipeline_ml_factory pipeline")
-    log_pipeline_model(pipeline, context.catalog, run_id)
-
-
-def _replay_lineage(client: MlflowClient, run: Run, replay: Mapping[str, Any], session: Session) -> None:
-    from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder  # lineage imports failures, which imports this module
-
-    context, config, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
-    names = replay.get("pipeline_names") or ["__default__"]
-    pipeline = sum((pipelines[name] for name in names[1:]), pipelines[names[0]])
-    recorder = LineageRecorder.from_replay(replay, config.tracking.lineage, pipeline, context.catalog,
-                                           project_path=config.project_path,
-                                           secret_patterns=config.tracking.params.secret_patterns)
-    recorder.finish(client, run.info.run_id, run.info.experiment_id,
-                    one_task_of_many=bool(replay.get("one_task_of_many")))

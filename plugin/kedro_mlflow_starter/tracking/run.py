@@ -22,7 +22,7 @@ from kedro_mlflow_starter.errors import (
     TrackingStoreUnreachableError,
 )
 from kedro_mlflow_starter.tracking.client import client_for
-from kedro_mlflow_starter.tracking.current import PublishedEnvironment, leave_all_node_runs
+from kedro_mlflow_starter.tracking.current import PublishedEnvironment, leave_all_node_runs, user_run_id
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
 from kedro_mlflow_starter.tracking.failures import (
     call_with_retry,
@@ -52,46 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("kedro_mlflow_starter")
 
 
-def joinable_run_id(nested: bool) -> str | None:
-    """A run that something else already opened: handed down by env or active in this process."""
-    if not nested:
-        return None
-    if os.environ.get("MLFLOW_RUN_ID"):
-        return os.environ["MLFLOW_RUN_ID"]
-    if "mlflow" in sys.modules:  # nothing can be active if mlflow was never imported
-        import mlflow
-
-        active = mlflow.active_run()
-        if active is not None:
-            return active.info.run_id
-    return None
-
-
-def _store_unreachable(error: BaseException) -> bool:
-    """What opening a run treats as an unreachable store: our health check's verdict, or an outage."""
-    return isinstance(error, TrackingStoreUnreachableError) or is_transient(error)
-
-
-def refuse_to_reopen(run: Run) -> None:
-    """A run handed down to join must still be open: logging into a closed run would set it RUNNING
-    again and mix a new pipeline run into a closed record."""
-    status = run.info.status
-    if status == "RUNNING":
-        return
-    raise RunNotJoinableError(
-        f"MLflow run {run.info.run_id} ('{run.info.run_name}') is {status}, so this kedro run cannot join it "
-        "(that would reopen a closed run). It was handed down by MLFLOW_RUN_ID: unset it to log a new run, or "
-        "open a new group run with `kedro mlflow run open` and give its id to every task."
-    )
-
-
 class TrackedRun:
-    """An open MLflow run of one Kedro pipeline run, addressed by id.
-
-    Build it with ``open`` (a ``kedro run``), ``create`` or ``attach``; its ``role`` (tracking/run_roles.py)
-    says what this process is to the run. The hook calls the event methods; ``finish`` and ``close``
-    end it (``finish`` raises ``TrackingIncompleteError`` when something could not be logged).
-    """
+    """An open MLflow run of one Kedro pipeline run, addressed by id (``open``, ``create`` or ``attach``); its
+    ``role`` (tracking/run_roles.py) says what this process is to the run."""
 
     def __init__(self, config: MlflowConfig, client: MlflowClient, run: Run, experiment_name: str,
                  role: OwnedRun | GroupClose, environment: PublishedEnvironment | None = None) -> None:
@@ -128,8 +91,6 @@ class TrackedRun:
         one task of a group run (the orchestrator may retry the task), or resumed by id."""
         return not self.owned or bool(self.config.tracking.run.id)
 
-    # -- opening ---------------------------------------------------------------------------
-
     @classmethod
     def open(  # noqa: PLR0913
         cls,
@@ -139,19 +100,17 @@ class TrackedRun:
         run_name: str | Callable[[datetime], str],
         nodes: Sequence[str] = (),
     ) -> TrackedRun | None:
-        """Open (or join, or resume) the run and log its params and tags in one batch.
-
-        ``run_name`` may be a function of the run's start time (``default_run_name``). ``nodes``:
-        what this kedro run runs (a task of a group run reports them). Returns None when the
-        store is unreachable and ``server.on_unreachable`` is ``run_untracked``; raises
-        ``TrackingStoreUnreachableError`` when it is ``fail``.
-        """
+        """Open (or join, or resume) the run and log its params and tags in one batch; None when the store
+        is unreachable and ``server.on_unreachable`` is ``run_untracked``. ``run_name`` may be a function of
+        the run's start time; ``nodes``: what this kedro run runs (a task of a group run reports them)."""
         config = config_for_user_run(config)  # a run the user opened in another store is joined there
         uri = config.tracking_uri()
         environment = PublishedEnvironment()
         environment.set({**http_retry_env(), **file_store_env(uri)})
         try:
-            with outage_policy(None, transient=_store_unreachable) as outage:
+            # an unreachable store is our health check's verdict, or an outage
+            with outage_policy(None, transient=lambda error: isinstance(error, TrackingStoreUnreachableError)
+                               or is_transient(error)) as outage:
                 check_reachable(uri, config.server.connect_timeout)
                 client = client_for(uri, config.registry_uri())
                 experiment_id = ensure_experiment(client, config)
@@ -216,11 +175,18 @@ class TrackedRun:
         from mlflow.entities import RunStatus
 
         resume_id = config.tracking.run.id
-        joined = joinable_run_id(config.tracking.run.nested) if resume_id is None else None
+        # a run something else already opened: handed down by env, or active in this process
+        nested = config.tracking.run.nested and resume_id is None
+        joined = (os.environ.get("MLFLOW_RUN_ID") or user_run_id()) if nested else None
         if resume_id or joined:
             run = client.get_run(resume_id or joined)
+            if joined and run.info.status != "RUNNING":  # logging into it would set a closed run RUNNING again
+                raise RunNotJoinableError(
+                    f"MLflow run {run.info.run_id} ('{run.info.run_name}') is {run.info.status}, so this kedro run "
+                    "cannot join it (that would reopen a closed run). It was handed down by MLFLOW_RUN_ID: unset it "
+                    "to log a new run, or open a new group run with `kedro mlflow run open` and give its id to every "
+                    "task.")
             if joined:
-                refuse_to_reopen(run)
                 role: OwnedRun = (GroupTask(orchestrated.task_label(run_params), nodes, run_params)
                                   if orchestrated.is_orchestrated(run.data.tags) else JoinedRun())
             else:  # an explicit `tracking.run.id` resumes the run, as kedro-mlflow does
@@ -266,8 +232,6 @@ class TrackedRun:
     def failures(self) -> list[dict[str, Any]]:
         """What could not be logged so far (from every process of this run)."""
         return read_failures(self._failure_log) if self._failure_log else []
-
-    # -- events, in the order a kedro run calls them ------------------------------------------
 
     def node_started(self, node_name: str) -> None:
         if self.lineage is not None:
@@ -316,13 +280,9 @@ class TrackedRun:
         except Exception as error:  # noqa: BLE001 - lineage never fails a pipeline that ran
             logger.warning("MLflow: the run's lineage was not fully recorded: %s", describe_error(error))
 
-    # -- ending ------------------------------------------------------------------------------
-
     def finish(self, model_uri: str | None = None) -> None:
-        """End a run whose pipeline succeeded: FINISHED, or FAILED when something was not logged.
-
-        Raises ``TrackingIncompleteError`` listing each item that did not reach MLflow.
-        """
+        """End a run whose pipeline succeeded: FINISHED, or FAILED and ``TrackingIncompleteError`` listing each
+        item that did not reach MLflow."""
         failures = self.failures()
         status = "FAILED" if failures else "FINISHED"
         self._earned = "FINISHED"  # the pipeline succeeded: what `kedro mlflow run replay` sets once all is in
@@ -336,12 +296,8 @@ class TrackedRun:
             )
 
     def close(self, status: str, model_uri: str | None = None, announce: bool = True) -> str | None:
-        """End the run with ``status`` as its role says (once), restore the environment, say where
-        the run is (``announce``).
-
-        Returns None when the status was recorded, else why not (the tracking server went
-        away): the run then stays RUNNING in the store, and the caller says so.
-        """
+        """End the run with ``status`` as its role says (once), restore the environment, say where the run is
+        (``announce``). Returns None when the status was recorded, else why not (the run stays RUNNING)."""
         if not self.is_open:
             return None
         self.is_open = False
@@ -369,37 +325,26 @@ class TrackedRun:
 
     def end(self, status: str) -> None:
         """Set the run's end status; drop it from MLflow's fluent stack if user code joined it."""
-        if "mlflow" in sys.modules:
+        if user_run_id() == self.run_id:
             import mlflow
 
-            active = mlflow.active_run()
-            if active is not None and active.info.run_id == self.run_id:
-                mlflow.end_run(status=status)
-                return
-        call_with_retry(lambda: self.client.set_terminated(self.run_id, status=status))
+            mlflow.end_run(status=status)
+        else:
+            call_with_retry(lambda: self.client.set_terminated(self.run_id, status=status))
 
     def _announce(self, status: str, model_uri: str | None) -> None:
-        """One log line for the run, then its URL and the model's URI each on a line of its own.
-
-        The two addresses are printed, not logged: Kedro's rich log handler wraps long lines
-        at the terminal's width and would cut a URI in two (copy-paste then fails).
-        """
+        """One log line for the run, then its URL and the model's URI, printed: Kedro's rich log handler
+        would wrap a long URI at the terminal's width (copy-paste then fails)."""
         uri = redact_uri(self.config.tracking_uri())
         base = ui_base(uri, self.config.ui.host, self.config.ui.port)
         how = "" if uri.startswith(("http://", "https://")) else " (`kedro mlflow ui` serves it)"
         logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s:", self.run_name, self.run_id,
                     self.role.state(status), self.experiment_name, how)
-        lines = [f"Run:   {run_url(base, self.experiment_id, self.run_id)}"]
-        if model_uri:
-            lines.append(f"Model: {model_uri}")
-        _print_lines(lines)
-
-
-def _print_lines(lines: Sequence[str]) -> None:
-    for handler in logging.getLogger().handlers:  # let the log line above reach the terminal first
-        handler.flush()
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
-    sys.stdout.flush()
+        for handler in logging.getLogger().handlers:  # let the log line above reach the terminal first
+            handler.flush()
+        sys.stdout.write(f"Run:   {run_url(base, self.experiment_id, self.run_id)}\n"
+                         + (f"Model: {model_uri}\n" if model_uri else ""))
+        sys.stdout.flush()
 
 
 def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: datetime | None = None) -> str:

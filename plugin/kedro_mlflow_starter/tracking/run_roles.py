@@ -75,7 +75,6 @@ class GroupTask(JoinedRun):
 
     def started(self, run: TrackedRun) -> None:
         self._heartbeat = orchestrated.Heartbeat(run.client, run.run_id)
-        self._heartbeat.start()
 
     def failed(self, error: BaseException) -> None:
         self.error = describe_error(error)

@@ -23,7 +23,7 @@ from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.redaction import is_secret, redact_uri
 from kedro_mlflow_starter.config.sweeps import Sweep
 from kedro_mlflow_starter.errors import SweepError
-from kedro_mlflow_starter.tracking.failures import call_with_retry
+from kedro_mlflow_starter.tracking.failures import call_with_retry, retrying
 from kedro_mlflow_starter.tracking.params import flatten, to_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,13 +48,10 @@ def open_storage(storage: str | None, project_path: Path) -> tuple[BaseStorage, 
     if storage and "://" in storage:
         from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-        for attempt in range(8):  # workers starting together on an empty database race to create its tables
-            try:
-                return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}), redact_uri(storage)
-            except (IntegrityError, ProgrammingError):
-                if attempt == 7:
-                    raise
-                time.sleep(0.5 + random.random())  # noqa: S311 - jitter, not security
+        # workers starting together on an empty database race to create its tables
+        jitter = tuple(0.5 + random.random() for _ in range(7))  # noqa: S311 - jitter, not security
+        return retrying(lambda: optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True}), jitter,
+                        lambda error: isinstance(error, (IntegrityError, ProgrammingError))), redact_uri(storage)
     path = Path(storage) if storage else project_path / DEFAULT_JOURNAL
     if not path.is_absolute():
         path = project_path / path
@@ -179,7 +176,10 @@ def claim_trial(storage: BaseStorage, study: optuna.Study, sweep: Sweep) -> Tria
         trial_id = compat.optuna_trial_id(frozen)
         try:
             if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                study.sampler = sampler_for(sweep, frozen.number)  # before the trial samples anything
+                # before the trial samples anything; with a seed, one per trial number (the same draws on any worker)
+                seed = None if sweep.seed is None else sweep.seed * 1_000_003 + frozen.number
+                samplers = optuna.samplers
+                study.sampler = (samplers.RandomSampler if sweep.method == "random" else samplers.TPESampler)(seed=seed)
                 return Trial(study, trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -198,14 +198,6 @@ def suggest(trial: Trial, sweep: Sweep) -> dict[str, Any]:
         else:
             values[name] = trial.suggest_float(name, space.low, space.high, step=space.step, log=space.log)
     return values
-
-
-def sampler_for(sweep: Sweep, trial_number: int | None = None) -> optuna.samplers.BaseSampler:
-    """``random``: RandomSampler, else TPE; with a seed, one per trial number (the same draws on any worker)."""
-    seed = None if sweep.seed is None else sweep.seed * 1_000_003 + (trial_number or 0)
-    if sweep.method == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
 
 
 def parent_params(sweep: Sweep, budget: int, fixed: dict[str, Any], secret_patterns: list[str]) -> dict[str, str]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.config.redaction import redact_uri
 from kedro_mlflow_starter.config.uris import resolve_tracking_uri
 from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.current import user_run_id
 
 logger = logging.getLogger("kedro_mlflow_starter")
 
@@ -21,26 +21,21 @@ _user_run_stores: dict[str, str] = {}  # run id -> the tracking URI it was opene
 def remember_user_run_store() -> None:
     """Note the store of the run user code made active, before the session publishes ``mlflow.yml``'s
     store as ``MLFLOW_TRACKING_URI`` (a no-op, importing nothing, when nothing imported ``mlflow``)."""
-    if "mlflow" not in sys.modules:
-        return
-    import mlflow
+    run_id = user_run_id()
+    if run_id is not None and run_id not in _user_run_stores:
+        import mlflow
 
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id not in _user_run_stores:
-        _user_run_stores[active.info.run_id] = _absolute(mlflow.get_tracking_uri())
+        _user_run_stores[run_id] = _absolute(mlflow.get_tracking_uri())
 
 
 def config_for_user_run(config: MlflowConfig) -> MlflowConfig:
     """``config``, or a copy whose store is the one the user's active run lives in (a run joined:
     ``tracking.run.nested``, no ``tracking.run.id``, no orchestrator's ``MLFLOW_RUN_ID``)."""
-    if config.tracking.run.id or not config.tracking.run.nested or "mlflow" not in sys.modules:
+    run_id = user_run_id() if config.tracking.run.nested and not config.tracking.run.id else None
+    if run_id is None or os.environ.get("MLFLOW_RUN_ID") not in (None, "", run_id):
         return config
     import mlflow
 
-    active = mlflow.active_run()
-    if active is None or os.environ.get("MLFLOW_RUN_ID") not in (None, "", active.info.run_id):
-        return config
-    run_id = active.info.run_id
     user_uri = _user_run_stores.get(run_id) or _absolute(mlflow.get_tracking_uri())
     configured = config.tracking_uri()
     if user_uri == configured:
