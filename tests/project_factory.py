@@ -297,7 +297,10 @@ def start_kedro_in_fork(*args: str, cwd: Path, log: Path, env: dict[str, str] | 
     """
     import multiprocessing
 
-    from kedro.framework.cli.cli import KedroCLI  # noqa: F401 - imported here once, not in each child
+    # what every plugin run imports, imported here once rather than in each child
+    from kedro.framework.cli.cli import KedroCLI  # noqa: F401
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore  # noqa: F401
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore  # noqa: F401
 
     process = multiprocessing.get_context("fork").Process(target=_kedro_in_child, args=(args, cwd, env, log))
     process.start()
