@@ -264,6 +264,67 @@ def run_kedro_in_process(*args: str, cwd: Path, env: dict[str, str] | None = Non
     return result
 
 
+@dataclass
+class ForkedKedro:
+    """A ``kedro`` command running in a child forked from the test process (``start_kedro_in_fork``)."""
+
+    process: Any  # multiprocessing.Process
+    args: tuple[str, ...]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Its exit code, and its output (stdout then stderr) as ``stdout``, once it ended."""
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+            raise AssertionError(f"kedro {' '.join(self.args)} (pid {self.pid}) did not end in {timeout} s")
+        text = self.log.read_text(encoding="utf-8") if self.log.exists() else ""
+        return subprocess.CompletedProcess(["kedro", *self.args], self.process.exitcode, text, "")
+
+
+def start_kedro_in_fork(*args: str, cwd: Path, log: Path, env: dict[str, str] | None = None) -> ForkedKedro:
+    """``kedro <args>`` from ``cwd`` in a new process forked from this one, which runs
+    ``run_kedro_in_process`` and exits with its code, its output written to ``log``.
+
+    A real process of its own (its own pid, store connections, atexit functions), started at
+    once without the ~5 s of a new interpreter's imports: for tests whose point is two
+    processes at the same time, not a fresh interpreter. ``wait()`` reads back the result.
+    """
+    import multiprocessing
+
+    # what every plugin run imports, imported here once rather than in each child
+    from kedro.framework.cli.cli import KedroCLI  # noqa: F401
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore  # noqa: F401
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore  # noqa: F401
+
+    process = multiprocessing.get_context("fork").Process(target=_kedro_in_child, args=(args, cwd, env, log))
+    process.start()
+    return ForkedKedro(process, tuple(args), log)
+
+
+def _kedro_in_child(args: tuple[str, ...], cwd: Path, env: dict[str, str] | None, log: Path) -> None:
+    import atexit
+
+    atexit._clear()  # the test process's exit functions are not this process's to run
+    with contextlib.suppress(Exception):  # store connections of the test process stay its own
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        for engine in [*SqlAlchemyStore._engine_map.values(), *RegistryStore._engine_map.values()]:
+            engine.dispose(close=False)
+    try:
+        result = run_kedro_in_process(*args, cwd=cwd, env=env)
+        log.write_text(result.stdout + result.stderr, encoding="utf-8")
+    finally:
+        atexit._run_exitfuncs()  # what the command registered, as a process's exit runs it
+    sys.exit(result.returncode)
+
+
 def run_session_in_process(project: Any, env: dict[str, str] | None = None,
                            runtime_params: dict[str, Any] | None = None, **run: Any) -> Any:
     """``bootstrap_project`` then ``KedroSession.create(...).run(**run)`` in this process, as a

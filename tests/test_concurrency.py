@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.project_factory import KEDRO, KedroProject, make_project, project_env
+from tests.project_factory import KedroProject, make_project, start_kedro_in_fork
 from tests.server_fixtures import all_artifacts, make_team_project
 from tests.tracking_helpers import output, runs_of
 
@@ -25,10 +24,9 @@ def test_every_runner_logs_one_complete_run_to_the_server(server_project, mlflow
                                                           mp_context):
     client = mlflow_server.client
     before = {r.info.run_id for r in runs_of(server_project, uri=mlflow_server.uri)}
-    if mp_context:  # ParallelRunner's workers fork or spawn: a process of its own
-        result = server_project.run("run", "--runner", runner, env={"KEDRO_MP_CONTEXT": mp_context})
-    else:
-        result = server_project.run_in_process("run", "--runner", runner)
+    # in the test process: ParallelRunner's workers fork or spawn from it, processes of their own
+    result = server_project.run_in_process("run", "--runner", runner,
+                                           env={"KEDRO_MP_CONTEXT": mp_context} if mp_context else None)
 
     assert result.returncode == 0, output(result)
     new = [r for r in runs_of(server_project, uri=mlflow_server.uri) if r.info.run_id not in before]
@@ -55,15 +53,14 @@ def test_two_kedro_runs_started_together_on_a_fresh_sqlite_store_both_succeed(tm
         project = make_project(tmp_path / f"attempt-{attempt}", catalog={
             "raw": {"type": "pandas.CSVDataset", "filepath": "data/01_raw/raw.csv"}})
         assert not project.db.exists()
-        processes = [
-            subprocess.Popen([KEDRO, "run"], cwd=project.path, env=project_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-            for _ in range(2)
-        ]
-        texts = [process.communicate(timeout=300)[0] for process in processes]
-        for process, text in zip(processes, texts):
-            assert process.returncode == 0, f"attempt {attempt}:\n{text}"
-            assert "database is locked" not in text
+        # Two processes of their own at the same moment, forked from this one: both reach the
+        # fresh store within milliseconds (a new interpreter would spend ~5 s on imports first).
+        processes = [start_kedro_in_fork("run", cwd=project.path, log=tmp_path / f"attempt-{attempt}-{i}.log")
+                     for i in range(2)]
+        results = [process.wait(timeout=300) for process in processes]
+        for result in results:
+            assert result.returncode == 0, f"attempt {attempt}:\n{result.stdout}"
+            assert "database is locked" not in result.stdout
         runs = runs_of(project)
         assert len(runs) == 2, f"attempt {attempt}: {len(runs)} runs"
         assert {r.info.status for r in runs} == {"FINISHED"}

@@ -129,10 +129,9 @@ def artifacts(client: Any, run_id: str, path: str | None = None) -> list[str]:
 def test_every_dataset_lands_in_the_one_run_of_a_kedro_run(ml_project: KedroProject, runner: str,
                                                            mp_context: str | None) -> None:
     before = run_ids(ml_project)
-    if mp_context:  # ParallelRunner's workers fork or spawn: a process of its own
-        result = ml_project.run("run", "--runner", runner, env={"MPLBACKEND": "Agg", "KEDRO_MP_CONTEXT": mp_context})
-    else:
-        result = ml_project.run_in_process("run", "--runner", runner, env={"MPLBACKEND": "Agg"})
+    # in the test process: ParallelRunner's workers fork or spawn from it, processes of their own
+    env = {"MPLBACKEND": "Agg", **({"KEDRO_MP_CONTEXT": mp_context} if mp_context else {})}
+    result = ml_project.run_in_process("run", "--runner", runner, env=env)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
 
     new = run_ids(ml_project) - before

@@ -23,7 +23,7 @@ from kedro_mlflow_starter import KedroPipelineModel
 from kedro_mlflow_starter.errors import KedroPipelineModelError
 from kedro_mlflow_starter.io import MlflowMetricDataset
 from tests.io_fixtures import Run
-from tests.project_factory import project_env, script_result
+from tests.project_factory import kedro_process_state
 from tests.tracking_helpers import only_run, output, runs_of
 
 
@@ -196,7 +196,25 @@ def test_the_kedro_run_is_the_active_run_in_the_projects_own_hooks(project) -> N
     assert hook_failed_run.data.metrics["logged_by_project_hook"] == 1.0
 
     for runtime_params, error in (({}, None), ({"factor": -1}, "ValueError"), ({"fail_hook": 1}, "RuntimeError")):
-        after = script_result("active_run_after_session", {"project_path": str(project.path),
-                                                           "runtime_params": runtime_params},
-                              cwd=project.path, env=project_env())
-        assert after == {"active_after": None, "error": error}
+        assert active_run_after_session(project, runtime_params) == {"active_after": None, "error": error}
+
+
+def active_run_after_session(project, runtime_params: dict) -> dict:
+    """The project's default pipeline run in a ``KedroSession`` (in this process, as a script or
+    a notebook would), then MLflow asked which run is active: the Kedro run must not be left as
+    the fluent active run once ``session.run()`` returned (nor once it raised). The error is the
+    class name of what ``session.run()`` raised, if it did."""
+    import mlflow
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    with kedro_process_state(project.package, project.path):
+        bootstrap_project(project.path)
+        error = None
+        with KedroSession.create(project_path=project.path, runtime_params=runtime_params) as session:
+            try:
+                session.run()
+            except Exception as raised:  # noqa: BLE001 - reported, not hidden
+                error = type(raised).__name__
+        active = mlflow.active_run()
+    return {"active_after": active.info.run_id if active is not None else None, "error": error}

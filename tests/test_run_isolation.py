@@ -14,6 +14,7 @@ PENDING model and nothing in the temp folder.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.orchestrated_fixtures import close_run, new_iris_project, open_run, set_tracking_uri, start_task
+from tests.orchestrated_fixtures import close_run, new_iris_project, open_run, set_tracking_uri
+from tests.project_factory import start_kedro_in_fork
 from tests.starter_fixtures import KEDRO, PACKAGE, GeneratedProject, assert_ok, kedro_env
 
 if TYPE_CHECKING:
@@ -116,18 +118,6 @@ def client_of(uri: str) -> Any:
     return MlflowClient(uri, uri if uri.startswith("sqlite") else None)
 
 
-def start_kedro(project: GeneratedProject, *args: str, env: dict[str, str] | None = None,
-                log: Path) -> subprocess.Popen[str]:
-    with open(log, "w", encoding="utf-8") as out:
-        return subprocess.Popen([KEDRO, *args], cwd=project.path, env=kedro_env(project.home, env), stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-
-
-def wait_ok(process: subprocess.Popen[str], log: Path, what: str) -> None:
-    code = process.wait(timeout=300)
-    assert code == 0, f"{what} ended {code}:\n{log.read_text(encoding='utf-8')[-4000:]}"
-
-
 def models_of(client: Any, run_id: str, name: str | None = None) -> list[Any]:
     run = client.get_run(run_id)
     found = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
@@ -187,12 +177,19 @@ def test_two_runs_at_once_each_log_a_pipeline_model_of_their_own(
         uri = project.tracking_uri
     markers = tmp_path / "markers"
     markers.mkdir()
-    first = start_kedro(project, "run", "--params", "model_options.C=0.05", log=tmp_path / "first.log",
-                        env={"INTERLEAVE_DIR": str(markers), "INTERLEAVE_ROLE": "first"})
-    second = start_kedro(project, "run", "--params", "model_options.C=50.0", log=tmp_path / "second.log",
-                         env={"INTERLEAVE_DIR": str(markers), "INTERLEAVE_ROLE": "second"})
-    wait_ok(first, tmp_path / "first.log", "the first run")
-    wait_ok(second, tmp_path / "second.log", "the second run")
+    # Two processes at once, forked from this one (a new interpreter's imports are not the point;
+    # what the starter's nodes import is imported once, here, for both).
+    for module in ("matplotlib.figure", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection"):
+        importlib.import_module(module)
+    first = start_kedro_in_fork("run", "--params", "model_options.C=0.05", cwd=project.path,
+                                log=tmp_path / "first.log", env={"INTERLEAVE_DIR": str(markers),
+                                                                 "INTERLEAVE_ROLE": "first"})
+    second = start_kedro_in_fork("run", "--params", "model_options.C=50.0", cwd=project.path,
+                                 log=tmp_path / "second.log", env={"INTERLEAVE_DIR": str(markers),
+                                                                   "INTERLEAVE_ROLE": "second"})
+    for process, what in ((first, "the first run"), (second, "the second run")):
+        result = process.wait(timeout=300)
+        assert result.returncode == 0, f"{what} ended {result.returncode}:\n{result.stdout[-4000:]}"
 
     client = client_of(uri)
     for c_value in (0.05, 50.0):

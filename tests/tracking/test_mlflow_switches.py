@@ -1,7 +1,8 @@
 """MLflow's switches from mlflow.yml, end to end in generated projects: what lands in MLflow.
 
 ``tracking.autolog`` under SequentialRunner, ThreadRunner and ParallelRunner (spawn and fork
-workers); ``tracking.system_metrics``.
+workers); ``tracking.system_metrics``. The runs are in the test process (spawned workers are
+fresh interpreters all the same) but the fork one; marked slow: each is a whole ``kedro run``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def autolog_project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path)
     return project
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("runner", "mp_context"),
                          [("SequentialRunner", None), ("ThreadRunner", None), ("ParallelRunner", "spawn"),
                           ("ParallelRunner", "fork")])
@@ -75,7 +77,13 @@ def test_autolog_lands_in_the_kedro_run_under_every_runner(autolog_project, runn
     before = {run.info.run_id for run in all_runs(autolog_project)}
     env = {"KEDRO_MP_CONTEXT": mp_context} if mp_context else {}
 
-    result = autolog_project.run("run", "--runner", runner, env=env)
+    if mp_context == "fork":
+        # A `kedro run` of its own: forked workers inherit their parent's MLflow autologging thread
+        # pool, which the test process's earlier autologged fits started (a worker's fit then waits
+        # forever on it); the parent of a real `kedro run --runner ParallelRunner` never fits.
+        result = autolog_project.run("run", "--runner", runner, env=env)
+    else:  # in the test process; spawned workers are fresh interpreters all the same
+        result = autolog_project.run_in_process("run", "--runner", runner, env=env)
 
     assert result.returncode == 0, output(result)
     new = [run for run in all_runs(autolog_project) if run.info.run_id not in before]
@@ -99,10 +107,11 @@ def test_autolog_lands_in_the_kedro_run_under_every_runner(autolog_project, runn
     assert [model.name for model in models] == ["linear"]
 
 
+@pytest.mark.slow
 def test_autolog_log_models_true_adds_autologgings_own_models(autolog_project) -> None:
     autolog_project.write_yaml("conf/local/mlflow.yml", {"tracking": {"autolog": {"enabled": True, "log_models": True}}})
     try:
-        result = autolog_project.run("run")
+        result = autolog_project.run_in_process("run")
     finally:
         (autolog_project.path / "conf/local/mlflow.yml").unlink()
     assert result.returncode == 0, output(result)
@@ -112,13 +121,14 @@ def test_autolog_log_models_true_adds_autologgings_own_models(autolog_project) -
     assert sorted(model.name for model in models) == ["linear", "model", "model"]  # ours + one per fit
 
 
+@pytest.mark.slow
 def test_autolog_off_by_default_logs_no_fit(tmp_path: Path, migrated_db: Path) -> None:
     import shutil
 
     project = make_project(tmp_path, package="plain_project", nodes=FIT_NODES, registry=FIT_REGISTRY, parameters={},
                            catalog=CATALOG, raw_rows=20)
     shutil.copy(migrated_db, project.db)
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, output(result)
     (run,) = all_runs(project)
     assert "fit_intercept" not in run.data.params and "training_r2_score" not in run.data.metrics
@@ -140,6 +150,7 @@ def total(df: pd.DataFrame, model_options: dict) -> float:
 '''
 
 
+@pytest.mark.slow
 def test_system_metrics_are_logged_into_the_run(tmp_path: Path, migrated_db: Path) -> None:
     import shutil
 
@@ -147,7 +158,7 @@ def test_system_metrics_are_logged_into_the_run(tmp_path: Path, migrated_db: Pat
         "tracking": {"system_metrics": {"enabled": True, "sampling_interval": 0.5}}})
     shutil.copy(migrated_db, project.db)
 
-    result = project.run("run")
+    result = project.run_in_process("run")
 
     assert result.returncode == 0, output(result)
     client = client_for(project)
