@@ -1,7 +1,8 @@
 """Tracking server faults: unreachable at start, silent, and killed in the middle of a run.
 
 The runs whose server is down or silent from the start run in the test process (the same CLI and
-output); the run whose server is killed in the middle is a `kedro run` subprocess.
+output); the run whose server is killed in the middle is a `kedro run` subprocess: stale-runs finds
+it afterwards because its process is gone.
 """
 
 from __future__ import annotations
