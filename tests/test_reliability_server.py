@@ -1,4 +1,9 @@
-"""Tracking server faults: unreachable at start, silent, and killed in the middle of a run."""
+"""Tracking server faults: unreachable at start, silent, and killed in the middle of a run.
+
+The runs whose server is down or silent from the start run in the test process (the same CLI and
+output); the run whose server is killed in the middle is a `kedro run` subprocess: stale-runs finds
+it afterwards because its process is gone.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,14 @@ from tests.tracking_helpers import output
 HANG_GUARD = 60  # seconds: `kedro run` must give up on a bad server well before this
 
 
+def _run_guarded(project, guard: float = HANG_GUARD) -> subprocess.CompletedProcess[str]:
+    """`kedro run` in the test process, failed if it takes longer than ``guard`` seconds."""
+    start = time.monotonic()
+    result = project.run_in_process("run")
+    assert time.monotonic() - start < guard, f"kedro run took {time.monotonic() - start:.0f} s:\n{output(result)}"
+    return result
+
+
 def _error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in output(result).splitlines() if line.startswith("Error: ")]
 
@@ -26,7 +39,7 @@ def test_unreachable_server_stops_the_run_before_any_node_with_one_line(tmp_path
     project = make_team_project(tmp_path, uri)
     raw_before = (project.path / "data/01_raw/raw.csv").read_bytes()
 
-    result = project.run("run", timeout=HANG_GUARD)
+    result = _run_guarded(project)
 
     assert result.returncode != 0
     [line] = _error_lines(result)
@@ -46,7 +59,7 @@ def test_a_server_that_never_answers_is_given_up_on_after_connect_timeout(tmp_pa
         silent.listen(16)
         uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
         project = make_team_project(tmp_path, uri, mlflow_yml={"server": {"connect_timeout": 2}})
-        result = project.run("run", timeout=HANG_GUARD)
+        result = _run_guarded(project)
 
     assert result.returncode != 0
     [line] = _error_lines(result)
@@ -58,7 +71,7 @@ def test_run_untracked_runs_the_pipeline_and_says_so(tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"
     project = make_team_project(tmp_path, uri, mlflow_yml={"server": {"on_unreachable": "run_untracked"}})
 
-    result = project.run("run", timeout=HANG_GUARD * 2)
+    result = _run_guarded(project, HANG_GUARD * 2)
 
     assert result.returncode == 0, output(result)
     text = output(result)
@@ -130,7 +143,7 @@ def test_server_killed_during_the_run_keeps_outputs_and_lists_what_was_not_logge
     # Once the store is reachable again, stale-runs still finds the run and marks it (without a replay).
     project.write_yaml("conf/recovered/mlflow.yml",
                        {"server": {"mlflow_tracking_uri": f"sqlite:///{(server_root / 'server.db').as_posix()}"}})
-    listed = project.run("mlflow", "stale-runs", "--env", "recovered", "--mark-killed")
+    listed = project.run_in_process("mlflow", "stale-runs", "--env", "recovered", "--mark-killed")
     assert listed.returncode == 0, output(listed)
     assert run.info.run_id in output(listed) and "Marked 1 run(s) KILLED" in output(listed)
     assert client.get_run(run.info.run_id).info.status == "KILLED"

@@ -1,11 +1,14 @@
 """One sweep shared by several machines: a PostgreSQL-backed `mlflow server` and an Optuna
-study in PostgreSQL (the team's existing server), two `kedro mlflow sweep` processes started
-at the same moment (one with `--jobs 2`): three workers cooperate on one study and one parent.
+study in PostgreSQL (the team's existing server), two `kedro mlflow sweep` processes at the same
+time (one with `--jobs 2`): three workers cooperate on one study and one parent. The first machine
+is a `kedro` subprocess; the second, started once the first has founded the study, is the test
+process itself (`kedro mlflow sweep` in process; its workers are processes, as always).
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,8 @@ from tests.server_fixtures import MlflowServer
 from tests.starter_fixtures import GeneratedProject, assert_ok, kedro_env, kedro_new, write_config
 
 PACKAGE = "sweep_team"
-TRIALS = 6
+STUDY = f"{PACKAGE}:c_search#1"
+TRIALS = 4  # for three workers: each has one to claim and one is raced for
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +46,20 @@ def test_two_machines_three_workers_share_one_study_and_one_parent(team) -> None
     from mlflow import MlflowClient
 
     project, server, storage = team
-    command = [KEDRO, "mlflow", "sweep", "c_search", "--trials", str(TRIALS), "--storage", storage]
-    machines = [subprocess.Popen([*command, *extra], cwd=project.path, env=kedro_env(project.home),
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                for extra in (["--jobs", "2"], ["--jobs", "1"])]
-    outputs = []
-    for machine in machines:
-        try:
-            outputs.append(machine.communicate(timeout=400)[0])
-        finally:
-            if machine.poll() is None:
-                machine.kill()
-                machine.wait()
-    assert [m.returncode for m in machines] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
+    verbosity = optuna.logging.get_verbosity()
+    options = ["c_search", "--trials", str(TRIALS), "--storage", storage]
+    machine = subprocess.Popen([KEDRO, "mlflow", "sweep", *options, "--jobs", "1"], cwd=project.path,
+                               env=kedro_env(project.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_study(storage, machine)
+        here = project.kedro_in_process("mlflow", "sweep", *options, "--jobs", "2")
+        outputs = [machine.communicate(timeout=400)[0], here.stdout + here.stderr]
+    finally:
+        if machine.poll() is None:
+            machine.kill()
+            machine.wait()
+        optuna.logging.set_verbosity(verbosity)  # as the in-process sweep found it
+    assert [machine.returncode, here.returncode] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
     assert sorted("joined" in o for o in outputs) == [False, True], outputs
 
     studies = [s for s in optuna.get_all_study_names(storage) if s.startswith(f"{PACKAGE}:c_search#")]
@@ -77,3 +82,21 @@ def test_two_machines_three_workers_share_one_study_and_one_parent(team) -> None
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["sweep.completed_trials"] == TRIALS
     assert "sweep/trials.csv" in [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")]
+
+
+def _wait_for_study(storage: str, machine: subprocess.Popen[str]) -> None:
+    """Until the first machine has founded the sweep's study (read with plain SQL: Optuna's own storage
+    object would create its tables, racing the machine that does)."""
+    import psycopg
+
+    deadline = time.monotonic() + 240
+    with psycopg.connect(storage.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
+        while True:
+            try:
+                if connection.execute("SELECT 1 FROM studies WHERE study_name = %s", (STUDY,)).fetchone():
+                    return
+            except psycopg.errors.UndefinedTable:
+                pass
+            assert machine.poll() is None, machine.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the first machine never founded the study"
+            time.sleep(0.2)

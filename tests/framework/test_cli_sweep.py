@@ -1,14 +1,16 @@
 """`kedro mlflow sweep` on a project generated from the starter, against its embedded SQLite store.
 
 One project for the module; each test runs its own sweep (the starter's `c_grid` and
-`c_search`, and sweeps of conf/local/sweeps.yml) as a user would, with `kedro` subprocesses (an invalid
-sweep in process), then reads back what MLflow and the Optuna study hold.
+`c_search`, and sweeps of conf/local/sweeps.yml) as a user would, then reads back what MLflow and the
+Optuna study hold. The trials always run in the sweep's worker processes; the `kedro mlflow sweep`
+command itself runs in the test process (``run_sweep``), except where a signal to it is the point.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import shutil
 import signal
 import subprocess
 import time
@@ -20,10 +22,10 @@ import yaml
 
 from kedro_mlflow_starter.config.sweeps import parse_sweeps
 from kedro_mlflow_starter.errors import SweepConfigError
-from tests.project_factory import KEDRO, project_env
-from tests.starter_fixtures import GeneratedProject, assert_ok, kedro_env, kedro_new, run_summary, write_config
-
-PACKAGE = "sweep_demo"
+from tests.orchestrated_fixtures import new_iris_project
+from tests.project_factory import KEDRO
+from tests.server_fixtures import all_artifacts
+from tests.starter_fixtures import PACKAGE, GeneratedProject, assert_ok, kedro_env
 
 
 PAUSE_TRIAL = '''"""Test-only project hook: with SWEEP_PAUSE_MARKER set, the trial that trains with
@@ -47,12 +49,11 @@ class PauseTrial:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> GeneratedProject:
-    out = tmp_path_factory.mktemp("sweep")
-    config = write_config(out / "config.yml", project_name="Sweep Demo", mlflow_tracking_uri="sqlite:///mlflow.db",
-                          output_dir=str(out))
-    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=starter_home), "kedro new")
-    generated = GeneratedProject(out / "sweep-demo", starter_home)
+def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path, generated_tree: dict[str, bytes],
+            migrated_db: Path) -> GeneratedProject:
+    """A copy of the session's `kedro new --starter=mlflow-iris` project, its embedded SQLite store pre-migrated."""
+    generated = new_iris_project(tmp_path_factory.mktemp("sweep"), starter_home, generated_tree)
+    shutil.copy(migrated_db, generated.path / "mlflow.db")
     package = generated.path / "src" / PACKAGE
     (package / "pause_trial.py").write_text(PAUSE_TRIAL, encoding="utf-8")
     with open(package / "settings.py", "a", encoding="utf-8") as settings:
@@ -60,14 +61,46 @@ def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path) -> Gen
     (generated.path / "conf/local/sweeps.yml").write_text(yaml.safe_dump({
         # trial #1 fails (scikit-learn refuses max_iter=-1); the sweep is SIGTERMed after it
         "slow": {"objective": {"metric": "test.accuracy"}, "method": "grid",
-                 "params": {"model_options.max_iter": [500, -1, 400, 300, 200]}},
+                 "params": {"model_options.max_iter": [500, -1, 300, 200]}},
     }), encoding="utf-8")
     return generated
 
 
+def run_sweep(project: GeneratedProject, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kedro mlflow sweep ARGS`` in the test process (its workers are processes of their own, as always);
+    the Optuna log level the command sets is restored after."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    try:
+        return project.kedro_in_process("mlflow", "sweep", *args)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def experiment_runs(project: GeneratedProject) -> list[dict[str, Any]]:
+    """Every run of the project's experiment, as ``run_summary`` gives them but without their artifacts
+    (``with_artifacts`` adds them to the few runs a test compares: listing them all costs seconds)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(project.tracking_uri)
+    experiment = client.get_experiment_by_name(PACKAGE)
+    if experiment is None:
+        return []
+    return [{"id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+             "params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}
+            for run in client.search_runs([experiment.experiment_id])]
+
+
+def with_artifacts(project: GeneratedProject, run: dict[str, Any]) -> dict[str, Any]:
+    from mlflow import MlflowClient
+
+    return {**run, "artifacts": all_artifacts(MlflowClient(project.tracking_uri), run["id"])}
+
+
 def sweep_runs(project: GeneratedProject, sweep: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The parent run of the last sweep named ``sweep`` and its children."""
-    runs = run_summary(project.tracking_uri, PACKAGE)["runs"]
+    runs = experiment_runs(project)
     parents = [r for r in runs if r["tags"].get("kedro_mlflow.sweep") == sweep]
     assert len(parents) >= 1, [r["name"] for r in runs]
     parent = sorted(parents, key=lambda r: r["tags"]["kedro_mlflow.sweep.study"])[-1]
@@ -94,9 +127,10 @@ def trials_csv(project: GeneratedProject, parent_id: str) -> list[dict[str, str]
 
 
 def test_grid_sweep_is_a_parent_run_with_one_child_per_trial_each_a_plain_kedro_run(project) -> None:
-    result = project.kedro("mlflow", "sweep", "c_grid")
+    result = run_sweep(project, "c_grid")
     assert_ok(result, "kedro mlflow sweep c_grid")
     parent, children = sweep_runs(project, "c_grid")
+    parent = with_artifacts(project, parent)
     assert parent["status"] == "FINISHED"
     assert sorted(c["params"]["model_options.C"] for c in children) == ["0.01", "0.1", "1.0", "10.0"]
     assert all(c["status"] == "FINISHED" for c in children)
@@ -123,10 +157,10 @@ def test_grid_sweep_is_a_parent_run_with_one_child_per_trial_each_a_plain_kedro_
     assert parent["tags"]["best.model_alias.champion"] == f"{PACKAGE} v{champion.version}"
 
     # a child is what a plain `kedro run --params` with the trial's values logs
-    child = next(c for c in children if c["params"]["model_options.C"] == "0.1")
-    assert_ok(project.kedro("run", "--params", "model_options.C=0.1"), "plain kedro run")
-    plain = next(r for r in run_summary(project.tracking_uri, PACKAGE)["runs"]
-                 if "mlflow.parentRunId" not in r["tags"] and "kedro_mlflow.sweep" not in r["tags"])
+    child = with_artifacts(project, next(c for c in children if c["params"]["model_options.C"] == "0.1"))
+    assert_ok(project.kedro_in_process("run", "--params", "model_options.C=0.1"), "plain kedro run")
+    plain = with_artifacts(project, next(r for r in experiment_runs(project)
+                                         if "mlflow.parentRunId" not in r["tags"] and "kedro_mlflow.sweep" not in r["tags"]))
     assert child["params"] == plain["params"]
     assert sorted(child["metrics"]) == sorted(plain["metrics"])
     assert {k: v for k, v in child["metrics"].items() if k.startswith("test.")} == \
@@ -135,15 +169,18 @@ def test_grid_sweep_is_a_parent_run_with_one_child_per_trial_each_a_plain_kedro_
     assert plain["tags"]["kedro.command"] == "kedro run --params=model_options.C=0.1"
     # Kedro's multi-run session records the default pipeline by name: the same command
     assert child["tags"]["kedro.command"] == "kedro run --pipelines=__default__ --params=model_options.C=0.1"
-    from tests.starter_fixtures import logged_models
+    client = MlflowClient(project.tracking_uri)
 
-    models = logged_models(project.tracking_uri, PACKAGE)
-    assert sorted(m["name"] for m in models if m["run_id"] == child["id"]) == \
-           sorted(m["name"] for m in models if m["run_id"] == plain["id"]) == ["iris_pipeline_model", "iris_sklearn_estimator"]
+    def model_names(run: dict[str, Any]) -> list[str]:
+        experiment_id = client.get_experiment_by_name(PACKAGE).experiment_id
+        return sorted(m.name for m in client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{run['id']}'"))
+
+    assert model_names(child) == model_names(plain) == ["iris_pipeline_model", "iris_sklearn_estimator"]
 
 
 def test_optuna_sweep_with_two_workers_runs_exactly_its_trials(project) -> None:
-    assert_ok(project.kedro("mlflow", "sweep", "c_search", "--trials", "4", "--jobs", "2"), "optuna sweep")
+    assert_ok(run_sweep(project, "c_search", "--trials", "4", "--jobs", "2"), "optuna sweep")
     parent, children = sweep_runs(project, "c_search")
     assert parent["status"] == "FINISHED" and len(children) == 4
     assert len({c["tags"]["kedro.pid"] for c in children}) == 2, "two worker processes ran the trials"
@@ -163,7 +200,7 @@ def test_optuna_sweep_with_two_workers_runs_exactly_its_trials(project) -> None:
 def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) -> None:
     """A failing trial is FAILED and the sweep goes on; SIGTERM kills the running trial and the
     parent; --resume completes the rest under the same parent, the failure counted once."""
-    marker = project.path / "data" / "paused-trial"  # trial #3 (max_iter=300) hangs once it has trained
+    marker = project.path / "data" / "paused-trial"  # trial #2 (max_iter=300) hangs once it has trained
     process = subprocess.Popen([KEDRO, "mlflow", "sweep", "slow"], cwd=project.path,
                                env=kedro_env(project.home, {"SWEEP_PAUSE_MARKER": str(marker)}),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -191,19 +228,19 @@ def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) ->
     finished_before = {c["id"] for c in children if c["status"] == "FINISHED"}
     marker.unlink()
 
-    result = project.kedro("mlflow", "sweep", "slow", "--resume")
+    result = run_sweep(project, "slow", "--resume")
     assert_ok(result, "resume")
     resumed, children = sweep_runs(project, "slow")
     assert resumed["id"] == parent["id"] and resumed["status"] == "FINISHED"
     finished = [c for c in children if c["status"] == "FINISHED"]
     assert finished_before <= {c["id"] for c in finished}, "completed trials are kept"
-    assert sorted(int(c["params"]["model_options.max_iter"]) for c in finished) == [200, 300, 400, 500]
+    assert sorted(int(c["params"]["model_options.max_iter"]) for c in finished) == [200, 300, 500]
     assert sorted(c["status"] for c in children if c["status"] != "FINISHED")[0] == "FAILED"
     assert {c["status"] for c in children} == {"FINISHED", "FAILED", "KILLED"}
-    assert resumed["metrics"]["sweep.completed_trials"] == 4 and resumed["metrics"]["sweep.failed_trials"] == 1
+    assert resumed["metrics"]["sweep.completed_trials"] == 3 and resumed["metrics"]["sweep.failed_trials"] == 1
     assert resumed["metrics"]["sweep.killed_trials"] >= 1
     rows = trials_csv(project, resumed["id"])
-    assert sorted(r["status"] for r in rows).count("FINISHED") == 4 and "FAILED" in {r["status"] for r in rows}
+    assert sorted(r["status"] for r in rows).count("FINISHED") == 3 and "FAILED" in {r["status"] for r in rows}
     assert "resumed" in result.stdout
 
 
@@ -218,13 +255,13 @@ def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) ->
 def test_an_invalid_sweep_fails_before_any_trial_naming_file_and_key(project, sweeps, message, kedro_mlflow) -> None:
     (project.path / "conf/local/sweeps_invalid.yml").write_text(yaml.safe_dump(sweeps), encoding="utf-8")
     try:
-        before = len(run_summary(project.tracking_uri, PACKAGE)["runs"])
+        before = len(experiment_runs(project))
         result = kedro_mlflow(project, "sweep", "s")
     finally:
         (project.path / "conf/local/sweeps_invalid.yml").unlink()
     assert result.exit_code != 0
     assert f"conf/local/sweeps_invalid.yml: {message}" in " ".join(result.stderr.split()), result.stderr
-    assert len(run_summary(project.tracking_uri, PACKAGE)["runs"]) == before, "no run was opened"
+    assert len(experiment_runs(project)) == before, "no run was opened"
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -7,6 +7,8 @@ of the project. The server is restarted on the same store (another port, as afte
 redeploy), and `kedro mlflow run replay` logs everything into the run and ends it FINISHED.
 The replayed run is then compared with a run of the same project that had no outage:
 params, metrics with their steps, the artifacts, the logged and the registered models.
+The run with the outage is a `kedro run` subprocess; the run without one and the replays run
+in the test process.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ CATALOG_REGISTERED = {**CATALOG, "regressor_model": {**CATALOG["regressor_model"
 URI_VARIABLE = "TEAM_TRACKING_URI"
 
 
-def _kedro(project: Any, uri: str, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([KEDRO, *args], cwd=project.path, env=project_env({URI_VARIABLE: uri, **(extra or {})}),
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+def _kedro(project: Any, uri: str, *args: str) -> subprocess.CompletedProcess:
+    """``kedro ARGS`` in the test process, the project tracking to ``uri``."""
+    return project.run_in_process(*args, env={URI_VARIABLE: uri})
 
 
 def _run_with_outage_at_fit(project: Any, server: Any, pause: Path) -> tuple[subprocess.Popen, str, float]:

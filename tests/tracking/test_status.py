@@ -2,7 +2,9 @@
 
 Each test starts `kedro run` as a subprocess whose node writes a 'started' marker and then
 waits (for a 'go' file that never comes, bounded by a hang guard), so the test signals it
-while a node is running, as a user's Ctrl-C or a scheduler's SIGTERM would.
+while a node is running, as a user's Ctrl-C or a scheduler's SIGTERM would. The runs and
+commands that nothing signals (a failing node, a finished run, `kedro mlflow stale-runs`) run
+in the test process.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_failing_node_marks_the_run_failed(status_project):
-    result = status_project.run("run", env={"TEST_FAIL_NODE": "1"})
+    result = status_project.run_in_process("run", env={"TEST_FAIL_NODE": "1"})
     assert result.returncode != 0
     assert "node failed on purpose" in output(result)
     [run] = runs_of(status_project)
@@ -156,34 +158,34 @@ def test_a_failing_node_marks_the_run_failed(status_project):
 
 
 def test_kill_9_leaves_a_running_run_that_stale_runs_finds_and_marks_killed(status_project):
-    finished = status_project.run("run")  # no pause: a finished run is never stale
+    finished = status_project.run_in_process("run")  # no pause: a finished run is never stale
     assert finished.returncode == 0, output(finished)
     process, _ = start_paused_run(status_project)
     process.kill()  # SIGKILL: no handler, no atexit
     process.wait(timeout=60)
     [killed] = [r for r in runs_of(status_project) if r.info.status == "RUNNING"]
 
-    listed = status_project.run("mlflow", "stale-runs")
+    listed = status_project.run_in_process("mlflow", "stale-runs")
     assert listed.returncode == 0, output(listed)
     assert killed.info.run_id in output(listed) and f"process {process.pid}" in output(listed)
     assert "--mark-killed" in output(listed)
     assert {r.info.status for r in runs_of(status_project)} == {"FINISHED", "RUNNING"}
 
-    marked = status_project.run("mlflow", "stale-runs", "--mark-killed")
+    marked = status_project.run_in_process("mlflow", "stale-runs", "--mark-killed")
     assert marked.returncode == 0, output(marked)
     assert "Marked 1 run(s) KILLED" in output(marked)
     statuses = {r.info.run_id: r.info.status for r in runs_of(status_project)}
     assert statuses[killed.info.run_id] == "KILLED"
     assert sorted(statuses.values()) == ["FINISHED", "KILLED"]
 
-    again = status_project.run("mlflow", "stale-runs")
+    again = status_project.run_in_process("mlflow", "stale-runs")
     assert "No stale runs" in output(again)
 
 
 def test_stale_runs_leaves_a_live_run_alone(status_project):
     process, pause = start_paused_run(status_project)
     try:
-        listed = status_project.run("mlflow", "stale-runs", "--mark-killed")
+        listed = status_project.run_in_process("mlflow", "stale-runs", "--mark-killed")
         assert listed.returncode == 0, output(listed)
         assert "No stale runs" in output(listed)
     finally:
