@@ -76,6 +76,28 @@ def kedro_new(*args: str, cwd: Path, home: Path, input: str | None = None,
     return run([KEDRO, "new", *args], cwd=cwd, env=kedro_env(home, env), input=input)
 
 
+def kedro_new_in_process(*args: str, cwd: Path, home: Path, input: str | None = None,
+                         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``kedro_new`` in the test process (``run_kedro_in_process``), ``input`` read from stdin
+    (the prompts' answers): for tests that check what ``kedro new`` makes, not its fresh process."""
+    import io
+
+    # The plugin's global `kedro mlflow` group decides on import whether the current folder is a
+    # project (cli_outside_project): imported here, outside one, it would shadow the project's
+    # `kedro mlflow` in later in-process commands. Leave it as it was.
+    outside = "kedro_mlflow_starter.framework.cli_outside_project"
+    saved_stdin, saved_module = sys.stdin, sys.modules.get(outside)
+    sys.stdin = io.StringIO(input or "")
+    try:
+        return run_kedro_in_process("new", *args, cwd=cwd, env={**kedro_env(home), **(env or {})})
+    finally:
+        sys.stdin = saved_stdin
+        if saved_module is None:
+            sys.modules.pop(outside, None)
+        else:
+            sys.modules[outside] = saved_module
+
+
 def write_config(path: Path, **answers: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(answers, sort_keys=False), encoding="utf-8")
@@ -175,7 +197,8 @@ class TrainedProject:
 def trained(tmp_path_factory: pytest.TempPathFactory, generated: GeneratedProject,
             generated_tree: dict[str, bytes]) -> TrainedProject:
     """The generated project's own pytest right after generation, then `kedro run` (read back
-    from MLflow right after), `kedro run --pipelines inference`, `kedro run --pipelines training`.
+    from MLflow right after), `kedro run --pipelines inference`, `kedro run --pipelines training`
+    (these two in the test process).
 
     The first run shows every warning (PYTHONWARNINGS=default) through a plain, unwrapped
     log format so that the warnings test can read each one whole.
@@ -189,8 +212,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, generated: GeneratedProjec
     run_result = project.kedro("run", env={"KEDRO_LOGGING_CONFIG": str(logging_yml), "COLUMNS": "400"})
     summary = run_summary(project.tracking_uri, PACKAGE)
     models = logged_models(project.tracking_uri, PACKAGE)
-    inference_result = project.kedro("run", "--pipelines", "inference")
-    training_result = project.kedro("run", "--pipelines", "training")
+    # in the test process: what these two runs record is checked, not their fresh process's console
+    inference_result = project.kedro_in_process("run", "--pipelines", "inference")
+    training_result = project.kedro_in_process("run", "--pipelines", "training")
     summary_after_training = run_summary(project.tracking_uri, PACKAGE)
     return TrainedProject(project, run_result, summary, models, inference_result, training_result,
                           summary_after_training, pytest_result, files_after_pytest)

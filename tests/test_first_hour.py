@@ -30,7 +30,7 @@ from tests.starter_fixtures import (
     assert_ok,
     iris_frame,
     kedro_env,
-    kedro_new,
+    kedro_new_in_process,
     run_summary,
     write_config,
 )
@@ -58,7 +58,7 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
     home = out / "home"
     config = write_config(out / "config.yml", project_name="First Hour", mlflow_tracking_uri="sqlite:///mlflow.db",
                           output_dir=str(out))
-    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=home), "kedro new")
+    assert_ok(kedro_new_in_process("--starter=mlflow-iris", f"--config={config}", cwd=out, home=home), "kedro new")
     project = GeneratedProject(out / "first-hour", home)
     result = project.kedro("run", env={"COLUMNS": "80"})
     assert_ok(result, "kedro run")
@@ -174,13 +174,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_ui_refuses_a_taken_port_naming_it_and_opens_no_browser(first: FirstRun, tmp_path: Path):
+def test_ui_refuses_a_taken_port_naming_it_and_opens_no_browser(first: FirstRun, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    import webbrowser
+
     env, opened = _browser(tmp_path)
+    # In this process: the browser Python would open is read from $BROWSER anew, as in a new process.
+    monkeypatch.setattr(webbrowser, "_tryorder", None)
+    monkeypatch.setattr(webbrowser, "_browsers", {})
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = first.project.kedro("mlflow", "ui", "--port", str(port), env=env, timeout=120)
+        result = first.project.kedro_in_process("mlflow", "ui", "--port", str(port), env=env)
     assert result.returncode != 0
     message = " ".join((result.stdout + result.stderr).split())
     assert f"Port {port} on 127.0.0.1 is already in use" in message
@@ -200,7 +206,7 @@ def test_ui_opens_the_projects_experiment_in_the_ml_view_once_it_answers(first: 
     try:
         deadline = time.monotonic() + 150
         while not opened.exists() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert opened.exists(), "the browser was not opened"
         seen = json.loads(opened.read_text())
         experiment_id = run_summary(first.project.tracking_uri, PACKAGE)["experiment_id"]

@@ -117,8 +117,8 @@ def shell_script(lines: list[str], rules: list[tuple[str, str, str]], log_dir: P
             out += [
                 f"{command} > {shlex.quote(str(log))} 2>&1 &",
                 "servers+=($!)",
-                f"for _ in $(seq 1 600); do curl -sf http://127.0.0.1:{port}/ping > /dev/null && break; "
-                f"kill -0 $! 2> /dev/null || {{ cat {shlex.quote(str(log))}; exit 1; }}; sleep 0.5; done",
+                f"for _ in $(seq 1 1500); do curl -sf http://127.0.0.1:{port}/ping > /dev/null && break; "
+                f"kill -0 $! 2> /dev/null || {{ cat {shlex.quote(str(log))}; exit 1; }}; sleep 0.2; done",
                 f"curl -sf http://127.0.0.1:{port}/ping > /dev/null",
             ]
     out.append("echo; echo '::: done'")

@@ -27,7 +27,7 @@ from tests.starter_fixtures import (
     dump,
     iris_frame,
     kedro_env,
-    kedro_new,
+    kedro_new_in_process,
     tree,
     write_config,
 )
@@ -93,7 +93,7 @@ def test_repo_path_git_url_interactive_and_name_flag_give_the_same_project(
     for index, (way, (args, answers)) in enumerate(ways.items()):
         out = tmp_path / f"out{index}"
         out.mkdir()
-        result = kedro_new(*args, cwd=out, home=starter_home, input=answers)
+        result = kedro_new_in_process(*args, cwd=out, home=starter_home, input=answers)
         assert_ok(result, f"kedro new ({way})")
         made[way] = tree(out / REPO_NAME)
 
@@ -104,7 +104,7 @@ def test_repo_path_git_url_interactive_and_name_flag_give_the_same_project(
 
 
 def test_interactive_prompt_offers_the_embedded_store_as_default(tmp_path: Path, starter_home: Path):
-    result = kedro_new("--starter=mlflow-iris", cwd=tmp_path, home=starter_home, input="Prompted Iris\n\n")
+    result = kedro_new_in_process("--starter=mlflow-iris", cwd=tmp_path, home=starter_home, input="Prompted Iris\n\n")
 
     assert_ok(result, "kedro new")
     assert "\nTracking Store\n" in result.stdout  # the title as written (issue 21: not "Mlflow Tracking Uri")
@@ -247,7 +247,7 @@ def test_generated_project_tests_pass_right_after_generation(trained: TrainedPro
 
 
 def test_registry_lists_every_pipeline(generated: GeneratedProject):
-    result = generated.kedro("registry", "list")
+    result = generated.kedro_in_process("registry", "list")
 
     assert_ok(result, "kedro registry list")
     listed = set(re.findall(r"^- (\S+)$", result.stdout, flags=re.M))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.pipeline_ml_fixtures import isolated_env
-from tests.project_factory import KEDRO, script_result
+from tests.project_factory import script_result
 from tests.server_fixtures import LOCAL_OUTPUTS, all_artifacts, make_team_project
 from tests.tracking_helpers import output
 
@@ -87,21 +87,21 @@ def test_the_generated_starter_project_tracks_to_the_server(tmp_path, mlflow_ser
         PACKAGE,
         PROJECT_NAME,
         REPO_NAME,
+        GeneratedProject,
         assert_ok,
-        kedro_env,
-        kedro_new,
-        run,
+        kedro_new_in_process,
         write_config,
     )
 
     server = mlflow_server
     config = write_config(tmp_path / "config.yml", project_name=PROJECT_NAME, mlflow_tracking_uri=server.uri,
                           output_dir=str(tmp_path))
-    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=tmp_path, home=tmp_path / "home"),
-              "kedro new")
+    assert_ok(kedro_new_in_process("--starter=mlflow-iris", f"--config={config}", cwd=tmp_path,
+                                   home=tmp_path / "home"), "kedro new")
     project = tmp_path / REPO_NAME
 
-    result = run([str(KEDRO), "run"], cwd=project, env=kedro_env(tmp_path / "home", {"MPLBACKEND": "Agg"}))
+    # in this process: what the run sends to the server is checked, not a fresh process
+    result = GeneratedProject(project, tmp_path / "home").kedro_in_process("run", env={"MPLBACKEND": "Agg"})
 
     assert_ok(result, "kedro run")
     client = server.client

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.project_factory import free_port, script_result
-from tests.starter_fixtures import REPO, GeneratedProject, assert_ok, kedro_env, kedro_new, write_config
+from tests.project_factory import free_port, kedro_process_state, script_result
+from tests.starter_fixtures import REPO, GeneratedProject, assert_ok, kedro_env, kedro_new_in_process, write_config
 
 PACKAGE = "what_a_user_sees"
 PIPELINE_MODEL, ESTIMATOR = "iris_pipeline_model", "iris_sklearn_estimator"
@@ -59,7 +59,7 @@ def user_run(tmp_path_factory: pytest.TempPathFactory) -> UserRun:
     home = tmp_path_factory.mktemp("user-home")
     config = write_config(out / "config.yml", project_name="What a user sees",
                           mlflow_tracking_uri="sqlite:///mlflow.db", output_dir=str(out))
-    assert_ok(kedro_new("--starter=mlflow-iris", f"--config={config}", cwd=out, home=home), "kedro new")
+    assert_ok(kedro_new_in_process("--starter=mlflow-iris", f"--config={config}", cwd=out, home=home), "kedro new")
     project = GeneratedProject(out / "what-a-user-sees", home)
     result = project.kedro("run", env=terminal())
     return UserRun(project, result.stdout + result.stderr, result.returncode)
@@ -248,7 +248,7 @@ def test_kedro_mlflow_ui_serves_a_page_quietly_and_ctrl_c_ends_it_in_one_line(us
                 page = requests.get(f"{base}/", timeout=5)
                 break
             except requests.ConnectionError:
-                time.sleep(0.5)
+                time.sleep(0.2)
         assert page is not None and page.status_code == 200, ui.poll()
         runs = requests.post(f"{base}/ajax-api/2.0/mlflow/runs/search", timeout=30,
                              json={"experiment_ids": [first_run.info.experiment_id]}).json()
@@ -271,7 +271,7 @@ def test_kedro_mlflow_ui_serves_a_page_quietly_and_ctrl_c_ends_it_in_one_line(us
 
 
 def test_kedro_help_in_a_project_has_no_empty_plugin_section(user_run):
-    result = user_run.project.kedro("--help", env=terminal())
+    result = user_run.project.kedro_in_process("--help", env=terminal())
 
     assert result.returncode == 0, result.stderr
     help_text = result.stdout
@@ -295,14 +295,24 @@ def _new_runs(user_run: UserRun, before: set[str]):
     return [r for r in user_run.runs() if r.info.run_id not in before]
 
 
-def test_the_script_of_the_notebooks_page_logs_one_run_like_kedro_run(user_run, first_run, tmp_path):
+def test_the_script_of_the_notebooks_page_logs_one_run_like_kedro_run(user_run, first_run, tmp_path, monkeypatch):
+    """`python train.py` in the project folder; run in this process as ``python`` would run it
+    (``__main__``, its own argv, a fresh project state: ``kedro_process_state``)."""
+    import contextlib
+    import io
+    import runpy
+
     [block] = _python_blocks("notebooks.md", "In a script")
     script = tmp_path / "train.py"
     script.write_text(block, encoding="utf-8")
     before = {r.info.run_id for r in user_run.runs()}
 
-    result = subprocess.run([sys.executable, str(script)], cwd=user_run.project.path, capture_output=True,
-                            text=True, timeout=300, env=kedro_env(user_run.project.home, terminal()))
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    out, err = io.StringIO(), io.StringIO()
+    with kedro_process_state(PACKAGE, user_run.project.path, kedro_env(user_run.project.home, terminal())), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        runpy.run_path(str(script), run_name="__main__")
+    result = subprocess.CompletedProcess(["python", str(script)], 0, out.getvalue(), err.getvalue())
 
     assert result.returncode == 0, result.stdout + result.stderr
     [run] = _new_runs(user_run, before)

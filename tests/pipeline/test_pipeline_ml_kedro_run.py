@@ -1,8 +1,8 @@
 """End to end: `kedro run` of a PipelineML logs a model that predicts anywhere MLflow runs.
 
-One project per module: trained by `kedro run` (tracked by the plugin's hook), then the
-model is loaded in a fresh interpreter outside the project and served with
-`mlflow models serve --env-manager local`.
+One project per module: trained by `kedro run` (tracked by the plugin's hook; all but one of
+its runs in the test process, as ``run_kedro_in_process`` runs the same CLI), then the model is loaded in a fresh
+interpreter outside the project and served with `mlflow models serve --env-manager local`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def client(project):
 @pytest.fixture(scope="module")
 def default_run(project, client):
     """`kedro run` (__default__ = processing + PipelineML): (run id, model id)."""
-    result = project.run("run")
+    result = project.run_in_process("run")
     assert result.returncode == 0, result.stdout + result.stderr
     run = runs_of(client, EXPERIMENT)[-1]
     models = logged_models_of_run(client, run.info.run_id)
@@ -61,7 +61,7 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def direct_predictions(project, default_run) -> pd.DataFrame:
     """The inference pipeline run directly by Kedro on the same instances."""
-    result = project.run("run", "--pipelines", "inference")
+    result = project.run_in_process("run", "--pipelines", "inference")
     assert result.returncode == 0, result.stdout + result.stderr
     return pd.read_csv(project.path / "data/07_model_output/predictions.csv")
 
@@ -114,7 +114,7 @@ def _wait_until_serving(process: subprocess.Popen, url: str, deadline: float) ->
                 return
         except requests.RequestException:
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError("mlflow models serve did not answer /ping within the time limit")
 
 
@@ -166,7 +166,7 @@ def test_mlflow_models_serve_answers_invocations_and_rejects_missing_columns(
 
 
 def test_run_of_the_training_pipeline_alone_logs_the_model(project, client, default_run) -> None:
-    result = project.run("run", "--pipelines", "training")
+    result = project.run_in_process("run", "--pipelines", "training")
     assert result.returncode == 0, result.stdout + result.stderr
     run = runs_of(client, EXPERIMENT)[-1]
     assert run.info.run_id != default_run[0]
@@ -175,6 +175,7 @@ def test_run_of_the_training_pipeline_alone_logs_the_model(project, client, defa
 
 
 def test_to_nodes_cut_that_drops_the_inference_inputs_warns_and_logs_no_model(project, client, default_run) -> None:
+    # a subprocess until kedro_process_state stops stacking Kedro's console handler (its log lines are counted)
     result = project.run("run", "--to-nodes", "fit_scaler")
     assert result.returncode == 0, result.stdout + result.stderr
     output = " ".join((result.stdout + result.stderr).split())  # rich wraps long log lines
