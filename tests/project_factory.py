@@ -173,9 +173,11 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
 
     def configure_keeping_pytest_handlers(logging_config: dict) -> None:
         # Kedro's dictConfig (run the first time a process configures a package) replaces the root
-        # logger's handlers, caplog's among them: the block's log records would reach no test.
+        # logger's handlers, caplog's among them: put pytest's back (only theirs: Kedro's own from an
+        # earlier block would print every line twice).
         saved_configure(logging_config)
-        root.handlers.extend(h for h in saved_root_handlers if h not in root.handlers)
+        root.handlers.extend(h for h in saved_root_handlers
+                             if h not in root.handlers and type(h).__module__.startswith("_pytest"))
 
     kedro_project.LOGGING.configure = configure_keeping_pytest_handlers
     hooks.mlflow_hook = hooks.MlflowHook()
