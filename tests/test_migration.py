@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project_factory import KedroProject, make_project, project_env, run_kedro, script_result
+from tests.project_factory import KedroProject, make_project, project_env, run_kedro_in_process, script_result
 
 # kedro-mlflow 2.x's mlflow.yml, as its `kedro mlflow init` writes it (comments shortened),
 # with the values a user fills in: a store, an experiment with tags, a header provider.
@@ -207,6 +207,15 @@ RENAMES = {
 }
 
 
+@pytest.fixture
+def fresh_process_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The datasets' "no MLflow run is open" warning is once per process: not yet given, as in a new
+    `kedro` process (the runs below are in this one)."""
+    from kedro_mlflow_starter.io import _common
+
+    monkeypatch.setattr(_common, "_warned_no_run", False)
+
+
 def migrate(text: str) -> str:
     """The whole migration: the `type:` prefixes and the import lines, nothing else."""
     for old, new in RENAMES.items():
@@ -328,7 +337,9 @@ def test_the_registry_and_factory_carry_no_kedro_mlflow_name_after_migration(mig
 
 # -- issue 11 §1: opting out never breaks `kedro run` -----------------------------------------------
 
-def test_with_the_hook_disabled_the_migrated_project_runs_locally_with_one_warning(tmp_path: Path) -> None:
+def test_with_the_hook_disabled_the_migrated_project_runs_locally_with_one_warning(
+    tmp_path: Path, fresh_process_warnings: None
+) -> None:
     project = make_project(tmp_path, package="migrated_project", nodes=migrate(NODES),
                            registry=migrate(REGISTRY), parameters={"fit_intercept": True}, catalog={}, raw_rows=6,
                            settings='DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-starter",)\n')
@@ -340,7 +351,7 @@ def test_with_the_hook_disabled_the_migrated_project_runs_locally_with_one_warni
                                                '    mlflow.set_tag("node_saw_run", run.info.run_id)\n'
                                                '    mlflow.log_metric("logged_in_node", 1.0)\n', ""))
 
-    result = project.run("run", "--pipeline=training", timeout=300)  # the warning is once per process
+    result = project.run_in_process("run", "--pipeline=training")  # the warning is once per process
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert (project.path / "data/06_models/regressor.pkl").exists()
@@ -364,7 +375,7 @@ def test_item7_pipeline_model_api(tmp_path: Path) -> None:
 
 
 def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_say(
-    tmp_path: Path, generated_tree: dict[str, bytes]
+    tmp_path: Path, generated_tree: dict[str, bytes], fresh_process_warnings: None
 ) -> None:
     """Issue 11 §1: `kedro new --starter=mlflow-iris` (the session's generated project, copied
     as generated), then the opt-out line the READMEs give."""
@@ -381,7 +392,7 @@ def test_the_starter_project_runs_green_with_the_hook_disabled_as_its_readmes_sa
     assert opt_out in settings.read_text()  # offered in settings.py's docstring
     settings.write_text(settings.read_text() + f"\n{opt_out}\n")
 
-    result = run_kedro("run", cwd=root, timeout=600)  # the warning is once per process
+    result = run_kedro_in_process("run", cwd=root)  # the warning is once per process
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 0, output
     assert output.count("no MLflow run is open") == 1

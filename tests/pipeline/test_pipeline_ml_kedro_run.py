@@ -1,7 +1,7 @@
 """End to end: `kedro run` of a PipelineML logs a model that predicts anywhere MLflow runs.
 
-One project per module: trained by `kedro run` (tracked by the plugin's hook; all but one of
-its runs in the test process, as ``run_kedro_in_process`` runs the same CLI), then the model is loaded in a fresh
+One project per module: trained by `kedro run` (tracked by the plugin's hook; its runs in the
+test process, as ``run_kedro_in_process`` runs the same CLI), then the model is loaded in a fresh
 interpreter outside the project and served with `mlflow models serve --env-manager local`.
 """
 
@@ -175,8 +175,7 @@ def test_run_of_the_training_pipeline_alone_logs_the_model(project, client, defa
 
 
 def test_to_nodes_cut_that_drops_the_inference_inputs_warns_and_logs_no_model(project, client, default_run) -> None:
-    # a subprocess until kedro_process_state stops stacking Kedro's console handler (its log lines are counted)
-    result = project.run("run", "--to-nodes", "fit_scaler")
+    result = project.run_in_process("run", "--to-nodes", "fit_scaler")
     assert result.returncode == 0, result.stdout + result.stderr
     output = " ".join((result.stdout + result.stderr).split())  # rich wraps long log lines
     assert output.count(WARNING_TEXT) == 1, output[-3000:]
