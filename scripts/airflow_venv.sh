@@ -26,8 +26,12 @@ mkdir -p "$(dirname "$venv")"
 # uv (the test extra's, beside the project venv's Python) when there is one: seconds instead of minutes.
 uv="${UV:-$root/.venv/bin/uv}"
 if [[ -x "$uv" ]]; then
-    "$uv" venv --quiet --python "$python" "$venv"
-    "$uv" pip install --quiet --python "$venv/bin/python" -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
+    # uv leaves its build-backend lock files in the temp folder: give it one of its own, removed after.
+    uv_tmp="$(mktemp -d "$(dirname "$venv")/.uv-tmp.XXXXXX")"
+    trap 'rm -rf "$uv_tmp"' EXIT
+    TMPDIR="$uv_tmp" "$uv" venv --quiet --python "$python" "$venv"
+    TMPDIR="$uv_tmp" "$uv" pip install --quiet --python "$venv/bin/python" -r "$root/tests/airflow/requirements.txt" \
+        -e "$root[test]"
 else
     "$python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
