@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tests.project_factory import script_result
+from tests.project_factory import kedro_process_state, script_result, start_kedro_in_fork
 from tests.starter_fixtures import KEDRO, PACKAGE, REPO_NAME, GeneratedProject, assert_ok, kedro_env, kedro_new, \
     run_summary, write_config
 
@@ -99,10 +99,13 @@ def set_tracking_uri(project: GeneratedProject, uri: str) -> None:
 
 
 def waves(project: GeneratedProject, pipeline: str = "__default__") -> list[list[str]]:
-    """The pipeline's nodes in topological waves (Kedro's own grouping), read in a subprocess."""
-    return script_result("pipeline_waves", {"project_path": str(project.path), "pipeline": pipeline},
-                         what="reading the pipeline's waves", cwd=project.path, env=kedro_env(project.home),
-                         timeout=120)["waves"]
+    """The pipeline's nodes in topological waves (Kedro's own grouping), read in the test process."""
+    from kedro.framework.project import pipelines
+    from kedro.framework.startup import bootstrap_project
+
+    with kedro_process_state(PACKAGE, project.path, kedro_env(project.home)):
+        bootstrap_project(project.path)
+        return [sorted(n.name for n in group) for group in pipelines[pipeline].grouped_nodes]
 
 
 def open_run(project: GeneratedProject, *args: str) -> str:
@@ -136,12 +139,16 @@ def task_log(project: GeneratedProject, node: str, log_dir: Path | None = None) 
 
 def fan_out(project: GeneratedProject, run_id: str, plan: list[list[str]], log_dir: Path,
             extra: dict[str, str] | None = None) -> dict[str, int]:
-    """Run every wave, its nodes at the same time; the return code of every task."""
+    """Run every wave, its nodes at the same time, each task a process of its own forked from the
+    test process (``start_kedro_in_fork``: no new interpreter's imports; the tasks signalled by a
+    test use ``start_task``); the return code of every task."""
+    env = kedro_env(project.home, {"MLFLOW_RUN_ID": run_id, **(extra or {})})
     codes: dict[str, int] = {}
     for wave in plan:
-        running = {node: start_task(project, node, run_id, extra, log_dir) for node in wave}
+        running = {node: start_kedro_in_fork("run", "--nodes", node, cwd=project.path, env=env,
+                                             log=log_dir / f"task-{node}.log") for node in wave}
         for node, process in running.items():
-            codes[node] = process.wait(timeout=300)
+            codes[node] = process.wait(timeout=300).returncode
     return codes
 
 

@@ -6,6 +6,11 @@ processes at once), against (a) the project's embedded SQLite store and (b) an `
 on PostgreSQL with proxied artifacts. Each store sees: one run holding everything every task
 logged, params and metric keys equal to those of a plain `kedro run`, the pipeline model, and
 honest statuses when a task is killed with SIGTERM (KILLED) or fails (FAILED).
+
+Each task is a process of its own forked from the test process (``fan_out``), so that the six of
+the last wave start at once without six interpreters' imports; the task a test SIGTERMs is a
+fresh `kedro` process. Airflow's tasks (tests/test_orchestrated_airflow.py and the real
+scheduler's test) are fresh processes throughout.
 """
 
 from __future__ import annotations
