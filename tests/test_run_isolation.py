@@ -59,10 +59,11 @@ class SlowToPickle:
 
 
 class Interleave:
-    """INTERLEAVE_DIR + INTERLEAVE_ROLE=first|second: the first run, once all its nodes ran (and
-    before its pipeline model is logged), waits until the second run has saved its classifier
-    over the first's. FAIL_NODE=<node> raises after that node ran. SLOW_SAVE_MARKER: the
-    sklearn model's save hangs."""
+    """INTERLEAVE_DIR + INTERLEAVE_ROLE=first|second: both runs are open at once; the second runs
+    its nodes once the first's nodes all ran (the project's data files are shared: a node of one
+    must not read a file the other is writing), and the first, before its pipeline model is
+    logged, waits until the second has saved its classifier over the first's. FAIL_NODE=<node>
+    raises after that node ran. SLOW_SAVE_MARKER: the sklearn model's save hangs."""
 
     def __init__(self):
         self._left = None
@@ -73,6 +74,8 @@ class Interleave:
     @hook_impl
     def before_pipeline_run(self, pipeline):
         self._left = len(pipeline.nodes)
+        if os.environ.get("INTERLEAVE_ROLE") == "second":
+            _wait_for(self._marker("first.nodes_done"))
 
     @hook_impl
     def before_dataset_saved(self, dataset_name, data):
