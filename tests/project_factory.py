@@ -137,6 +137,9 @@ def forget_package(package: str) -> None:
         del sys.modules[name]
 
 
+OUTSIDE_PROJECT_CLI = "kedro_mlflow_starter.framework.cli_outside_project"
+
+
 @contextlib.contextmanager
 def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[None]:
     """The test process as a fresh ``kedro`` process of project ``package`` would be, for the block.
@@ -180,6 +183,9 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
                              if h not in root.handlers and type(h).__module__.startswith("_pytest"))
 
     kedro_project.LOGGING.configure = configure_keeping_pytest_handlers
+    # the global `kedro mlflow` group decides on import whether the current folder is a project:
+    # imported anew for the block's folder, as a new process would, and put back after
+    saved_outside_cli = sys.modules.pop(OUTSIDE_PROJECT_CLI, None)
     hooks.mlflow_hook = hooks.MlflowHook()
     inspect.stack = _stack_without_source
     forget_package(package)
@@ -203,6 +209,9 @@ def kedro_process_state(package: str, cwd: Path, env: dict[str, str] | None = No
         KedroCliError.VERBOSE_ERROR, fluent._active_experiment_id = saved_verbose, saved_experiment
         ours.setLevel(saved_level)
         kedro_project.LOGGING.configure = saved_configure
+        sys.modules.pop(OUTSIDE_PROJECT_CLI, None)
+        if saved_outside_cli is not None:
+            sys.modules[OUTSIDE_PROJECT_CLI] = saved_outside_cli
         console._width = saved_width
         hooks.mlflow_hook = saved_mlflow_hook
         inspect.stack = saved_stack

@@ -82,20 +82,11 @@ def kedro_new_in_process(*args: str, cwd: Path, home: Path, input: str | None = 
     (the prompts' answers): for tests that check what ``kedro new`` makes, not its fresh process."""
     import io
 
-    # The plugin's global `kedro mlflow` group decides on import whether the current folder is a
-    # project (cli_outside_project): imported here, outside one, it would shadow the project's
-    # `kedro mlflow` in later in-process commands. Leave it as it was.
-    outside = "kedro_mlflow_starter.framework.cli_outside_project"
-    saved_stdin, saved_module = sys.stdin, sys.modules.get(outside)
-    sys.stdin = io.StringIO(input or "")
+    saved_stdin, sys.stdin = sys.stdin, io.StringIO(input or "")
     try:
         return run_kedro_in_process("new", *args, cwd=cwd, env={**kedro_env(home), **(env or {})})
     finally:
         sys.stdin = saved_stdin
-        if saved_module is None:
-            sys.modules.pop(outside, None)
-        else:
-            sys.modules[outside] = saved_module
 
 
 def write_config(path: Path, **answers: Any) -> Path:
