@@ -79,8 +79,6 @@ class Interleave:
 
     @hook_impl
     def before_dataset_saved(self, dataset_name, data):
-        if dataset_name == "classifier" and os.environ.get("INTERLEAVE_ROLE") == "second":
-            _wait_for(self._marker("first.nodes_done"))
         if dataset_name == "sklearn_model" and os.environ.get("SLOW_SAVE_MARKER"):
             data.slow_to_pickle = SlowToPickle()
 
