@@ -221,24 +221,24 @@ def _replay_item(client: MlflowClient, run: Run, folder: Path, item: dict[str, A
         client.finalize_logged_model(replay["model_id"], getattr(LoggedModelStatus, replay["status"]))
     elif kind == "register":
         register_model(replay["model_id"], replay["name"], replay.get("await_registration_for"))
-    elif kind in ("pipeline_model", "lineage"):
+    elif kind == "pipeline_model":
         from kedro_mlflow_starter.models.logging import log_pipeline_model  # imports mlflow
+
+        context, _, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
+        pipeline = pipelines[replay["pipeline"]]
+        if not isinstance(pipeline, PipelineML):
+            raise ValueError(f"pipeline '{replay['pipeline']}' is no longer a pipeline_ml_factory pipeline")
+        log_pipeline_model(pipeline, context.catalog, run_id)
+    elif kind == "lineage":
         from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder  # imports failures, and so this
 
         context, config, pipelines = session.get(replay.get("env"), replay.get("runtime_params"))
-        if kind == "pipeline_model":
-            pipeline = pipelines[replay["pipeline"]]
-            if not isinstance(pipeline, PipelineML):
-                raise ValueError(f"pipeline '{replay['pipeline']}' is no longer a pipeline_ml_factory pipeline")
-            log_pipeline_model(pipeline, context.catalog, run_id)
-        else:
-            names = replay.get("pipeline_names") or ["__default__"]
-            pipeline = sum((pipelines[name] for name in names[1:]), pipelines[names[0]])
-            recorder = LineageRecorder.from_replay(replay, config.tracking.lineage, pipeline, context.catalog,
-                                                   project_path=config.project_path,
-                                                   secret_patterns=config.tracking.params.secret_patterns)
-            recorder.finish(client, run_id, run.info.experiment_id,
-                            one_task_of_many=bool(replay.get("one_task_of_many")))
+        names = replay.get("pipeline_names") or ["__default__"]
+        pipeline = sum((pipelines[name] for name in names[1:]), pipelines[names[0]])
+        recorder = LineageRecorder.from_replay(replay, config.tracking.lineage, pipeline, context.catalog,
+                                               project_path=config.project_path,
+                                               secret_patterns=config.tracking.params.secret_patterns)
+        recorder.finish(client, run_id, run.info.experiment_id, one_task_of_many=bool(replay.get("one_task_of_many")))
     else:
         raise ValueError(f"unknown item kind {kind!r} (kept by a newer kedro-mlflow-starter?)")
 
