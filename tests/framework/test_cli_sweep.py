@@ -28,13 +28,16 @@ from tests.server_fixtures import all_artifacts
 from tests.starter_fixtures import PACKAGE, GeneratedProject, assert_ok, kedro_env
 
 
-PAUSE_TRIAL = '''"""Test-only project hook: with SWEEP_PAUSE_MARKER set, the trial that trains with
-max_iter=300 writes that file after train_model and hangs, so the test signals a known trial."""
+TRIAL_HOOKS = '''"""Test-only project hooks: with SWEEP_PAUSE_MARKER set, the trial that trains with
+max_iter=300 writes that file after train_model and hangs, so the test signals a known trial. With
+SWEEP_BARRIER set (a folder), each trial waits after saving its split until two trials have, then logs
+how many rows train_model was given."""
 
 import os
 import time
 from pathlib import Path
 
+import mlflow
 from kedro.framework.hooks import hook_impl
 
 
@@ -45,6 +48,22 @@ class PauseTrial:
         if marker and node.name == "train_model" and outputs["classifier"].max_iter == 300:
             Path(marker).write_text(str(os.getpid()))
             time.sleep(120)
+
+
+class TrialBarrier:
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name, node):
+        barrier = os.environ.get("SWEEP_BARRIER")
+        if barrier and node.name == "fit_preprocessor" and dataset_name == "train_set":
+            Path(barrier, str(os.getpid())).touch()
+            deadline = time.monotonic() + 60
+            while len(os.listdir(barrier)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    @hook_impl
+    def before_node_run(self, node, inputs):
+        if os.environ.get("SWEEP_BARRIER") and node.name == "train_model":
+            mlflow.log_metric("rows.train_set", len(inputs["train_set"]))
 '''
 
 
@@ -55,13 +74,15 @@ def project(tmp_path_factory: pytest.TempPathFactory, starter_home: Path, genera
     generated = new_iris_project(tmp_path_factory.mktemp("sweep"), starter_home, generated_tree)
     shutil.copy(migrated_db, generated.path / "mlflow.db")
     package = generated.path / "src" / PACKAGE
-    (package / "pause_trial.py").write_text(PAUSE_TRIAL, encoding="utf-8")
+    (package / "trial_hooks.py").write_text(TRIAL_HOOKS, encoding="utf-8")
     with open(package / "settings.py", "a", encoding="utf-8") as settings:
-        settings.write("\nfrom .pause_trial import PauseTrial\n\nHOOKS = (PauseTrial(),)\n")
+        settings.write("\nfrom .trial_hooks import PauseTrial, TrialBarrier\n\nHOOKS = (PauseTrial(), TrialBarrier())\n")
     (generated.path / "conf/local/sweeps.yml").write_text(yaml.safe_dump({
         # trial #1 fails (scikit-learn refuses max_iter=-1); the sweep is SIGTERMed after it
         "slow": {"objective": {"metric": "test.accuracy"}, "method": "grid",
                  "params": {"model_options.max_iter": [500, -1, 300, 200]}},
+        "split": {"objective": {"metric": "test.accuracy"}, "method": "grid",
+                  "params": {"split_options.test_size": [0.2, 0.6]}},
     }), encoding="utf-8")
     return generated
 
@@ -195,6 +216,26 @@ def test_optuna_sweep_with_two_workers_runs_exactly_its_trials(project) -> None:
     assert parent["params"]["best.trial"] == str(best.number)
     assert parent["metrics"]["best.test.accuracy"] == best.value
     assert parent["params"]["sweep.seed"] == "42"
+
+
+def test_parallel_trials_each_train_on_the_files_their_own_pipeline_wrote(project, tmp_path, monkeypatch) -> None:
+    """Two workers split the data with their own test_size before either trains (the project's barrier
+    hook): each trial's model is trained on its own split, and the project's data files are untouched."""
+    import tempfile
+
+    model_input = project.path / "data" / "05_model_input"
+    before = {p.name: p.read_bytes() for p in model_input.iterdir()}
+    temp = Path(tempfile.gettempdir())
+    temp_before = {p.name for p in temp.iterdir() if p.name.startswith("kedro-mlflow-trial-")}
+    monkeypatch.setenv("SWEEP_BARRIER", str(tmp_path))
+    assert_ok(run_sweep(project, "split", "--jobs", "2"), "sweep split --jobs 2")
+    parent, children = sweep_runs(project, "split")
+    assert parent["status"] == "FINISHED" and [c["status"] for c in children] == ["FINISHED"] * 2
+    assert len({c["tags"]["kedro.pid"] for c in children}) == 2, "the two trials ran at once, in two workers"
+    rows = {c["params"]["split_options.test_size"]: c["metrics"]["rows.train_set"] for c in children}
+    assert rows == {"0.2": 120, "0.6": 60}, "a trial trained on the train_set.csv of another trial"
+    assert {p.name: p.read_bytes() for p in model_input.iterdir()} == before, "the trials wrote the project's files"
+    assert {p.name for p in temp.iterdir() if p.name.startswith("kedro-mlflow-trial-")} == temp_before
 
 
 def test_failed_trial_then_sigterm_then_resume_under_the_same_parent(project) -> None:

@@ -10,6 +10,7 @@ from kedro.framework.hooks import hook_impl
 
 from kedro_mlflow_starter.framework.catalog_checks import build_mlflow_datasets
 from kedro_mlflow_starter.framework.session_tracking import SessionTracking
+from kedro_mlflow_starter.framework.trial_outputs import redirect_trial_outputs
 from kedro_mlflow_starter.models.snapshots import snapshot_saved
 from kedro_mlflow_starter.tracking.current import enter_node_run, leave_node_run
 
@@ -42,6 +43,7 @@ class MlflowHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        redirect_trial_outputs(run_params, pipeline, catalog)
         self.run = self.session.pipeline_started(run_params, pipeline, catalog)
 
     @hook_impl

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from kedro.framework.session import KedroServiceSession
 from kedro.framework.startup import bootstrap_project
 
 from kedro_mlflow_starter.config.sweeps import Sweep, merge, nested
+from kedro_mlflow_starter.framework.trial_outputs import ENV_TRIAL_FOLDER
 from kedro_mlflow_starter.tracking import sweep as sweeps
 from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.failures import call_with_retry, describe_error
@@ -74,7 +76,9 @@ def run_trial(session: KedroServiceSession, client: MlflowClient, spec: dict[str
     os.environ.update({ENV_PARENT_RUN_ID: spec["parent_run_id"], ENV_RUN_NAME: name})
     status, error = "FINISHED", None
     try:
-        session.run(pipeline_names=[sweep.pipeline], runtime_params=runtime_params)
+        with tempfile.TemporaryDirectory(prefix=f"kedro-mlflow-trial-{number}-") as folder:
+            os.environ[ENV_TRIAL_FOLDER] = folder  # the files the trial's pipeline writes (framework/trial_outputs.py)
+            session.run(pipeline_names=[sweep.pipeline], runtime_params=runtime_params)
     except KeyboardInterrupt:  # SIGTERM (the run's status guard) or Ctrl-C during the run
         status = "KILLED"
     except Exception as exc:  # noqa: BLE001 - a failing trial is a FAILED trial, the sweep goes on
@@ -84,6 +88,7 @@ def run_trial(session: KedroServiceSession, client: MlflowClient, spec: dict[str
     finally:
         os.environ.pop(ENV_PARENT_RUN_ID, None)
         os.environ.pop(ENV_RUN_NAME, None)
+        os.environ.pop(ENV_TRIAL_FOLDER, None)
     _stop["requested"] |= status == "KILLED"
     runs = call_with_retry(lambda: client.search_runs(
         [spec["experiment_id"]],
