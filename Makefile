@@ -11,10 +11,14 @@ export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet uv
 
+# The project and its test extra installed by uv: ~10 s where pip took ~1 min on a clean clone, the
+# same versions. uv leaves lock files in the temp folder: it gets one of its own, removed after.
 venv: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	mkdir -p $(VENV)/.uv-tmp
+	TMPDIR="$(abspath $(VENV))/.uv-tmp" $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'
+	rm -rf $(VENV)/.uv-tmp
 
 # The orchestrated-run tests drive Airflow from its own cached virtualenv (.cache/airflow-venv):
 # built once with the test extra's uv (seconds; pip took one to several minutes),
