@@ -29,9 +29,13 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+class ProjectCatalog(DataCatalog):
+    """A project's catalog class (Kedro's own `kedro run` uses a subclass too), from another module."""
+
+
 def _catalog(project: Path) -> DataCatalog:
     data = (project / "data").as_posix()
-    catalog = DataCatalog.from_config({
+    catalog = ProjectCatalog.from_config({
         "raw": {"type": "pandas.CSVDataset", "filepath": f"{data}/raw.csv"},
         "split": {"type": "pandas.CSVDataset", "filepath": f"{data}/split.csv"},
         "remote": {"type": "pandas.CSVDataset", "filepath": "memory://bucket/remote.csv"},

@@ -15,12 +15,12 @@ import os
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from kedro.io import DataCatalog
 from kedro.io.core import AbstractDataset, get_protocol_and_path
 
 from kedro_mlflow_starter import compat
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kedro.io import DataCatalog
     from kedro.pipeline import Pipeline
 
 ENV_TRIAL_FOLDER = "KEDRO_MLFLOW_TRIAL_FOLDER"
@@ -47,7 +47,7 @@ def redirect_trial_outputs(run_params: dict[str, Any], pipeline: Pipeline, catal
             versions = catalog.to_config()[2:]
         load_versions, save_version = versions
         rebuilt = AbstractDataset.from_config(name, moved(config, project, trial), load_versions.get(name), save_version)
-        catalog_logger = logging.getLogger(type(catalog).__module__)
+        catalog_logger = logging.getLogger(DataCatalog.__module__)  # a project's catalog class may be a subclass
         level = catalog_logger.level
         catalog_logger.setLevel(logging.ERROR)  # not Kedro's "Replacing dataset" warning for each output
         try:
