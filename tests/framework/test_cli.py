@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -61,8 +62,16 @@ def test_ui_serves_the_project_store(project):
         assert body["experiment"]["name"] == "demo_project"
         # one server process by default: no worker processes spawned (MLflow's default is 4)
         assert _spawned_workers(server.pid) == [], _spawned_workers(server.pid)
+        assert _group_commands(server.pid), "the UI's server runs in the command's process group"
+        # SIGTERM to `kedro mlflow ui` alone (a service manager's or an IDE's stop) stops its server too
+        server.send_signal(signal.SIGTERM)
+        console, _ = server.communicate(timeout=30)
+        assert server.returncode == 0 and console.rstrip().endswith("MLflow UI stopped."), console
+        assert _group_commands(server.pid) == [], "the MLflow server outlived the command"
+        socket.create_server(("127.0.0.1", port)).close()  # the port is free again
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        if _group_commands(server.pid):
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
@@ -73,8 +82,14 @@ def test_ui_refuses_a_worker_count_below_one(project, kedro_mlflow):
 
 
 def _spawned_workers(group: int) -> list[str]:
-    """Command lines of the multiprocessing workers in process group ``group`` (Linux /proc)."""
-    workers = []
+    """Command lines of the multiprocessing workers in process group ``group``."""
+    return [command for command in _group_commands(group)
+            if "multiprocessing.spawn" in command or "multiprocessing-fork" in command]
+
+
+def _group_commands(group: int) -> list[str]:
+    """Command lines of the live processes in process group ``group`` (Linux /proc; zombies are gone)."""
+    commands = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -84,6 +99,6 @@ def _spawned_workers(group: int) -> list[str]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ProcessLookupError):
             continue
-        if "multiprocessing.spawn" in command or "multiprocessing-fork" in command:
-            workers.append(command)
-    return workers
+        if command:  # a zombie's cmdline is empty
+            commands.append(command)
+    return commands

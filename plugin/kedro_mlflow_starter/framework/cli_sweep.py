@@ -22,7 +22,7 @@ from kedro.framework.project import pipelines
 
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.sweeps import load_sweeps, lookup
-from kedro_mlflow_starter.errors import SweepConfigError, SweepError, TerminatedError
+from kedro_mlflow_starter.errors import SweepConfigError, SweepError
 from kedro_mlflow_starter.framework.project_session import project_metadata, project_session
 from kedro_mlflow_starter.kedro_names import is_parameter, parameter_key
 from kedro_mlflow_starter.tracking import sweep as sweeps
@@ -30,6 +30,7 @@ from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.lineage import METRIC_TYPES
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
 from kedro_mlflow_starter.tracking.run_tags import kedro_command, run_tags
+from kedro_mlflow_starter.tracking.status_guard import sigterm_interrupts
 from kedro_mlflow_starter.tracking.store import check_reachable
 from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
@@ -164,40 +165,38 @@ class Coordinator:
         experiment_id = ensure_experiment(client, config)
         storage, shown = sweeps.open_storage(self.storage_arg, self.root)
         budget = sweep.trial_count(self.trials) if (self.trials or not self.resume) else None
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        handle = None
-        try:
-            handle = sweeps.open_sweep(
-                storage, sweep, client, experiment_id, config.experiment_name, budget=budget, resume=self.resume,
-                parent_params=sweeps.parent_params(sweep, budget or 0, self.fixed,
-                                                   config.tracking.params.secret_patterns),
-                parent_tags=self._parent_tags(shown))
-            how = ("resumed" if handle.resumed else "started") if handle.founded else "joined"
-            click.echo(f"Sweep '{sweep.name}' {how}: parent run {handle.parent_run_id}, Optuna study "
-                       f"'{handle.study_name}' in {shown}, {handle.budget} trials, {self.jobs} worker(s).")
-            progress = self._run_workers(handle)
-            status = sweeps.finish_sweep(handle, client, sweep, interrupted=False)
-        except KeyboardInterrupt:
-            self._stop_workers()
-            if handle is not None:
-                self._drain(None)
-                sweeps.mark_interrupted(handle, client, storage)
-                sweeps.finish_sweep(handle, client, sweep, interrupted=True)
-                click.echo(f"\nSweep '{sweep.name}' interrupted: its running trials and parent run "
-                           f"{handle.parent_run_id} are KILLED. Continue it with: kedro mlflow sweep {sweep.name} "
-                           f"--resume{self._options()}", err=True)
-            sys.exit(130)
-        except Exception:  # a worker died, the store went away: the parent must not stay RUNNING
-            if handle is not None:
+        with sigterm_interrupts("kedro mlflow sweep"):
+            handle = None
+            try:
+                handle = sweeps.open_sweep(
+                    storage, sweep, client, experiment_id, config.experiment_name, budget=budget, resume=self.resume,
+                    parent_params=sweeps.parent_params(sweep, budget or 0, self.fixed,
+                                                       config.tracking.params.secret_patterns),
+                    parent_tags=self._parent_tags(shown))
+                how = ("resumed" if handle.resumed else "started") if handle.founded else "joined"
+                click.echo(f"Sweep '{sweep.name}' {how}: parent run {handle.parent_run_id}, Optuna study "
+                           f"'{handle.study_name}' in {shown}, {handle.budget} trials, {self.jobs} worker(s).")
+                progress = self._run_workers(handle)
+                status = sweeps.finish_sweep(handle, client, sweep, interrupted=False)
+            except KeyboardInterrupt:
                 self._stop_workers()
-                try:
+                if handle is not None:
+                    self._drain(None)
                     sweeps.mark_interrupted(handle, client, storage)
-                    client.set_terminated(handle.parent_run_id, status="FAILED")
-                except Exception as error:  # noqa: BLE001 - report the first problem, not this one
-                    click.echo(f"Could not mark parent run {handle.parent_run_id} FAILED: {error}", err=True)
-            raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+                    sweeps.finish_sweep(handle, client, sweep, interrupted=True)
+                    click.echo(f"\nSweep '{sweep.name}' interrupted: its running trials and parent run "
+                               f"{handle.parent_run_id} are KILLED. Continue it with: kedro mlflow sweep {sweep.name} "
+                               f"--resume{self._options()}", err=True)
+                sys.exit(130)
+            except Exception:  # a worker died, the store went away: the parent must not stay RUNNING
+                if handle is not None:
+                    self._stop_workers()
+                    try:
+                        sweeps.mark_interrupted(handle, client, storage)
+                        client.set_terminated(handle.parent_run_id, status="FAILED")
+                    except Exception as error:  # noqa: BLE001 - report the first problem, not this one
+                        click.echo(f"Could not mark parent run {handle.parent_run_id} FAILED: {error}", err=True)
+                raise
         self._report(handle, progress, status)
 
     def _options(self) -> str:
@@ -362,7 +361,3 @@ def _read_events(fd: int, events: queue.Queue[dict[str, Any]]) -> None:
                 events.put(json.loads(line))
             except ValueError:
                 continue
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise TerminatedError("kedro mlflow sweep received SIGTERM")

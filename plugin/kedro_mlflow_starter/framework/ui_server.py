@@ -21,6 +21,7 @@ import click
 from kedro_mlflow_starter.framework.project_session import project_config, project_metadata
 from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
+from kedro_mlflow_starter.tracking.status_guard import sigterm_interrupts
 from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env
 from kedro_mlflow_starter.tracking.ui_url import experiment_url, ui_base
 
@@ -86,18 +87,22 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
     # a db_init_lock-<hash> file in the temp folder. Opt back in with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     click.echo(f"Starting the MLflow UI for {uri} on port {port}...")
-    process = start_ui(command, config.project_path, dict(os.environ), base, host, port, verbose=verbose)
-    try:
-        click.echo(f"MLflow UI ready (Ctrl-C to stop):\n{url}")
-        if not no_browser:
-            webbrowser.open(url)
-        code = process.wait()
-    except KeyboardInterrupt:
-        stop(process)
-        click.echo("MLflow UI stopped.")
-        code = 0
-    finally:
-        stop(process)
+    process = None
+    with sigterm_interrupts("kedro mlflow ui"):  # SIGTERM stops the server too, as Ctrl-C does
+        try:
+            process = start_ui(command, config.project_path, dict(os.environ), base, host, port, verbose=verbose)
+            click.echo(f"MLflow UI ready (Ctrl-C to stop):\n{url}")
+            if not no_browser:
+                webbrowser.open(url)
+            code = process.wait()
+        except KeyboardInterrupt:
+            if process is not None:
+                stop(process)
+            click.echo("MLflow UI stopped.")
+            code = 0
+        finally:
+            if process is not None:
+                stop(process)
     sys.exit(code)
 
 
@@ -167,18 +172,21 @@ def start_ui(command: Sequence[str], cwd: Path, env: dict[str, str], base: str, 
     process.output = ServerOutput(process.stdout, verbose)  # type: ignore[attr-defined]
     process.output.start()  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
-    while (code := process.poll()) is None:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:  # noqa: S310 - our own http URL
-                if response.status == 200 and process.poll() is None:  # noqa: PLR2004 - ours, not another server
-                    return process
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            stop(process)
-            raise click.ClickException(f"The MLflow UI did not answer at {base}/health within {timeout:.0f} s; "
-                                       "stopped it. Its messages are above.")
-        time.sleep(POLL_INTERVAL)
+    try:
+        while (code := process.poll()) is None:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:  # noqa: S310 - our own URL
+                    if response.status == 200 and process.poll() is None:  # noqa: PLR2004 - ours, not another server
+                        return process
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"The MLflow UI did not answer at {base}/health within {timeout:.0f} s; "
+                                           "stopped it. Its messages are above.")
+            time.sleep(POLL_INTERVAL)
+    except BaseException:  # no answer in time, Ctrl-C or SIGTERM while it starts: no server left behind
+        stop(process)
+        raise
     process.output.join(timeout=5)  # type: ignore[attr-defined] - its last lines first
     raise click.ClickException(
         f"The MLflow UI stopped before answering (exit code {code}); its messages are above. "

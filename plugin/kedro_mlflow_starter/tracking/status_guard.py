@@ -1,15 +1,17 @@
 """Keep a run's status honest when ``kedro run`` is interrupted: SIGTERM becomes an interruption
-(passed on to ParallelRunner's workers), and a run still open at interpreter exit is KILLED."""
+(passed on to ParallelRunner's workers), and a run still open at interpreter exit is KILLED; the
+long-running ``kedro mlflow`` commands take SIGTERM as Ctrl-C the same way (``sigterm_interrupts``)."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -71,3 +73,17 @@ def _terminate_workers() -> None:
             child.terminate()
         except (OSError, AttributeError):
             continue
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(command: str) -> Iterator[None]:
+    """In the block, SIGTERM (a service manager, an IDE's stop button) raises ``TerminatedError``, a
+    ``KeyboardInterrupt``, so the command cleans up (its child processes, its runs) as on Ctrl-C."""
+    def raise_terminated(signum: int, frame: FrameType | None) -> None:
+        raise TerminatedError(f"{command} received SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
