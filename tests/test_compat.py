@@ -211,3 +211,15 @@ def test_split_params_reads_params_as_kedro_run_does() -> None:
     assert compat.split_params(context, option, "a=1, b.c=x,d.e=true") == {"a": 1, "b": {"c": "x"}, "d": {"e": True}}
     with pytest.raises(click.UsageError, match="Item `a` must contain a key and a value"):
         compat.split_params(context, option, "a")
+
+
+def test_renew_autologging_pools_gives_new_pools_of_mlflow_sizes() -> None:
+    from mlflow.utils.autologging_utils import client, metrics_queue
+
+    old = (client._AUTOLOGGING_QUEUEING_CLIENT_THREAD_POOL, metrics_queue._thread_pool)
+    compat.renew_autologging_pools()
+    new = (client._AUTOLOGGING_QUEUEING_CLIENT_THREAD_POOL, metrics_queue._thread_pool)
+    for before, after in zip(old, new):
+        assert after is not before, "mlflow.utils.autologging_utils' module-level thread pools"
+        assert (after._max_workers, after._thread_name_prefix) == (before._max_workers, before._thread_name_prefix)
+    assert new[1].submit(lambda: 42).result(timeout=10) == 42

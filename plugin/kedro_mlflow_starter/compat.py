@@ -11,6 +11,7 @@ another package.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -236,6 +237,29 @@ def register_request_header_provider(provider: Any) -> None:
     providers = _attribute(holder, "_registry", "mlflow RequestHeaderProviderRegistry._registry")
     providers[:] = [p for p in providers if type(p) is not type(provider)]
     providers.append(provider)
+
+
+# -- MLflow: autologging's thread pools ----------------------------------------------------------
+# Autologging sends its params and metrics through two module-level ThreadPoolExecutors. A process
+# forked after a fit (ParallelRunner's fork workers, after an autologged run in the same notebook)
+# inherits them without their threads: its first autologged fit then waits forever.
+
+_AUTOLOGGING_POOLS = (("mlflow.utils.autologging_utils.client", "_AUTOLOGGING_QUEUEING_CLIENT_THREAD_POOL"),
+                      ("mlflow.utils.autologging_utils.metrics_queue", "_thread_pool"))
+
+
+def renew_autologging_pools() -> None:
+    """Give this (forked) process autologging thread pools of its own, sized as MLflow sized them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for module_name, attribute in _AUTOLOGGING_POOLS:
+        module = sys.modules.get(module_name)
+        if module is None:  # never imported: MLflow makes it when needed
+            continue
+        pool = _attribute(module, attribute, f"{module_name}.{attribute}")
+        setattr(module, attribute, ThreadPoolExecutor(
+            max_workers=_attribute(pool, "_max_workers", "ThreadPoolExecutor._max_workers"),
+            thread_name_prefix=_attribute(pool, "_thread_name_prefix", "ThreadPoolExecutor._thread_name_prefix")))
 
 
 # -- Optuna: a trial's storage id ----------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 ``tracking.autolog`` under SequentialRunner, ThreadRunner and ParallelRunner (spawn and fork
 workers); ``tracking.system_metrics``. The runs are in the test process (spawned workers are
-fresh interpreters all the same) but the fork one; marked slow: each is a whole ``kedro run``.
+fresh interpreters all the same; forked ones come after an autologged run of the same process, as
+in a notebook); marked slow: each is a whole ``kedro run``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,15 +78,14 @@ def autolog_project(tmp_path_factory: pytest.TempPathFactory, migrated_db: Path)
                          [("SequentialRunner", None), ("ThreadRunner", None), ("ParallelRunner", "spawn"),
                           ("ParallelRunner", "fork")])
 def test_autolog_lands_in_the_kedro_run_under_every_runner(autolog_project, runner, mp_context) -> None:
-    before = {run.info.run_id for run in all_runs(autolog_project)}
     env = {"KEDRO_MP_CONTEXT": mp_context} if mp_context else {}
-
     if mp_context == "fork":
-        # A `kedro run` of its own: forked workers inherit their parent's MLflow autologging thread
-        # pool, which the test process's earlier autologged fits started (a worker's fit then waits
-        # forever on it); the parent of a real `kedro run --runner ParallelRunner` never fits.
-        result = autolog_project.run("run", "--runner", runner, env=env)
-    else:  # in the test process; spawned workers are fresh interpreters all the same
+        # The notebook case: an autologged run in this process first, whose fits start MLflow's autologging
+        # thread pools; the forked workers of the next run inherit them (without their threads, they hung).
+        assert autolog_project.run_in_process("run").returncode == 0
+    before = {run.info.run_id for run in all_runs(autolog_project)}
+
+    with _fails_after(seconds=240):  # in the test process; spawned workers are fresh interpreters all the same
         result = autolog_project.run_in_process("run", "--runner", runner, env=env)
 
     assert result.returncode == 0, output(result)
@@ -185,3 +188,18 @@ def test_system_metrics_without_psutil_fail_before_the_run_naming_the_key(monkey
     with pytest.raises(MlflowConfigError, match=r"tracking.system_metrics.enabled.*pip install psutil"):
         check_switches(TrackingConfig(system_metrics={"enabled": True}))
     check_switches(TrackingConfig())  # off: nothing is needed
+
+
+@contextlib.contextmanager
+def _fails_after(seconds: int) -> Iterator[None]:
+    """A run that hangs fails the test (TimeoutError in the main thread) instead of the whole suite."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the run did not end within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

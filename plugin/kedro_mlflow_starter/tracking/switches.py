@@ -9,6 +9,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.mlflow_config import TrackingConfig
 from kedro_mlflow_starter.errors import MlflowConfigError
 from kedro_mlflow_starter.tracking.current import PublishedEnvironment, enter_pipeline_run, store_uris
@@ -75,6 +76,9 @@ def autolog_in_this_process() -> None:
         return
     import mlflow
 
+    if not _state.get("renews_pools_in_forks"):  # once per process; forked children inherit it
+        os.register_at_fork(after_in_child=compat.renew_autologging_pools)
+        _state["renews_pools_in_forks"] = True
     mlflow.autolog(**json.loads(wanted), exclusive=False)
     _state["autolog"] = wanted
 
