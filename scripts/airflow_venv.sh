@@ -10,7 +10,7 @@ python="${PYTHON:-python3}"
 venv="${AIRFLOW_VENV:-$root/.cache/airflow-venv}"
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-key="$( { cat "$root/tests/airflow/requirements.txt" "$root/pyproject.toml"; \
+key="$( { cat "$root/tests/airflow/requirements.txt" "$root/pyproject.toml" "$0"; \
           "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
 stamp="$venv/.requirements-sha256"
 
@@ -30,8 +30,9 @@ if [[ -x "$uv" ]]; then
     uv_tmp="$(mktemp -d "$(dirname "$venv")/.uv-tmp.XXXXXX")"
     trap 'rm -rf "$uv_tmp"' EXIT
     TMPDIR="$uv_tmp" "$uv" venv --quiet --python "$python" "$venv"
-    TMPDIR="$uv_tmp" "$uv" pip install --quiet --python "$venv/bin/python" -r "$root/tests/airflow/requirements.txt" \
-        -e "$root[test]"
+    # byte-compiled as pip does (where PYTHONDONTWRITEBYTECODE is set, each task would compile Airflow again)
+    TMPDIR="$uv_tmp" "$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" \
+        -r "$root/tests/airflow/requirements.txt" -e "$root[test]"
 else
     "$python" -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
