@@ -42,6 +42,8 @@ def _catalog(project: Path) -> DataCatalog:
         "report": {"type": "kedro_mlflow_starter.io.MlflowArtifactDataset",
                    "dataset": {"type": "text.TextDataset", "filepath": f"{data}/report.txt"}},
         "{name}_features": {"type": "pandas.CSVDataset", "filepath": f"{data}/{{name}}.features.csv"},
+        "table@pandas": {"type": "pandas.CSVDataset", "filepath": f"{data}/table.csv"},
+        "table@text": {"type": "text.TextDataset", "filepath": f"{data}/table.csv"},
     })
     build_mlflow_datasets(catalog)  # as after_catalog_created does: `report` is built already
     return catalog
@@ -53,6 +55,8 @@ PIPELINE = Pipeline([
     node(_identity, "split", "remote", name="c"),
     node(_identity, "split", "report", name="d"),
     node(_identity, "split", "in_memory", name="e"),
+    node(_identity, "split", "table@pandas", name="f"),
+    node(_identity, "table@text", "in_memory_text", name="g"),
 ])
 
 
@@ -66,6 +70,8 @@ def test_every_local_output_moves_under_the_trial_folder_and_inputs_stay(project
     assert str(file_target(catalog.get("raw"))) == f"{project.as_posix()}/data/raw.csv", "an input is read in place"
     assert str(file_target(catalog.get("split"))) == f"{folder.as_posix()}/data/split.csv"
     assert str(file_target(catalog.get("iris_features"))) == f"{folder.as_posix()}/data/iris.features.csv"
+    assert str(file_target(catalog.get("table@text"))) == f"{folder.as_posix()}/data/table.csv", \
+        "a transcoded form the pipeline reads is the file it wrote"
     remote = catalog.get("remote")  # fsspec's memory:// stands for s3:// and the like
     assert (protocol(remote), str(file_target(remote))) == ("memory", "/remote.csv"), "a remote path is left as it is"
     catalog.save("split", catalog.load("raw"))

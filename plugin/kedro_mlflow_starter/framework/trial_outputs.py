@@ -2,10 +2,11 @@
 read each other's files (a trial's ``split_data`` rewriting ``train_set.csv`` while another trains).
 
 The sweep worker names the folder in ``KEDRO_MLFLOW_TRIAL_FOLDER`` for one trial; before the trial's
-pipeline runs, every local ``filepath``/``path`` of a dataset the pipeline outputs moves under it,
-keeping its place relative to the project (``data/05_model_input/train_set.csv`` ->
-``<folder>/data/05_model_input/train_set.csv``). Inputs the pipeline does not produce (raw data) are
-read where the catalog says; remote paths (``s3://``...) are left as they are.
+pipeline runs, every local ``filepath``/``path`` of a dataset the pipeline outputs (in any of its
+transcoded forms) moves under it, keeping its place relative to the project
+(``data/05_model_input/train_set.csv`` -> ``<folder>/data/05_model_input/train_set.csv``). Inputs the
+pipeline does not produce (raw data) are read where the catalog says; remote paths (``s3://``...) are
+left as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kedro.io import DataCatalog
 from kedro.io.core import AbstractDataset, get_protocol_and_path
 
 from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.kedro_names import strip_transcoding
 
 if TYPE_CHECKING:  # pragma: no cover
     from kedro.pipeline import Pipeline
@@ -34,7 +36,8 @@ def redirect_trial_outputs(run_params: dict[str, Any], pipeline: Pipeline, catal
         return
     project, trial = PurePosixPath(run_params["project_path"]), PurePosixPath(folder)
     versions = None
-    for name in sorted(pipeline.all_outputs()):
+    produced = {strip_transcoding(name) for name in pipeline.all_outputs()}  # `data@pandas` written, `data@spark` read
+    for name in sorted(name for name in pipeline.datasets() if strip_transcoding(name) in produced):
         lazy = compat.lazy_dataset_config(catalog, name)
         if lazy is not None:  # not built yet: change the config it will be built from
             compat.replace_lazy_dataset_config(catalog, name, moved(lazy, project, trial))
