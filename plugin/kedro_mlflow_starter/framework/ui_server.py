@@ -94,15 +94,13 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
             click.echo(f"MLflow UI ready (Ctrl-C to stop):\n{url}")
             if not no_browser:
                 webbrowser.open(url)
-            code = process.wait()
+            code = process.wait()  # the server may end first: Ctrl-C in a terminal reaches it too
         except KeyboardInterrupt:
-            if process is not None:
-                stop(process)
-            click.echo("MLflow UI stopped.")
             code = 0
         finally:
             if process is not None:
-                stop(process)
+                stop(process)  # silences the server first: our line is the last one
+    click.echo("MLflow UI stopped." if code == 0 else f"MLflow UI stopped (exit code {code}); its messages are above.")
     sys.exit(code)
 
 
