@@ -44,12 +44,13 @@ def redirect_trial_outputs(run_params: dict[str, Any], pipeline: Pipeline, catal
             continue
         dataset = catalog.get(name)  # built already (our datasets), or resolved now from a dataset factory
         config = compat.dataset_init_config(dataset) if dataset is not None else None
-        if not config or moved(config, project, trial) == config:
+        target = moved(config, project, trial) if config else config
+        if target == config:
             continue
         if versions is None:
             versions = catalog.to_config()[2:]
         load_versions, save_version = versions
-        rebuilt = AbstractDataset.from_config(name, moved(config, project, trial), load_versions.get(name), save_version)
+        rebuilt = AbstractDataset.from_config(name, target, load_versions.get(name), save_version)
         catalog_logger = logging.getLogger(DataCatalog.__module__)  # a project's catalog class may be a subclass
         level = catalog_logger.level
         catalog_logger.setLevel(logging.ERROR)  # not Kedro's "Replacing dataset" warning for each output

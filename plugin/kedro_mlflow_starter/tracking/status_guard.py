@@ -82,6 +82,9 @@ def sigterm_interrupts(command: str) -> Iterator[None]:
     def raise_terminated(signum: int, frame: FrameType | None) -> None:
         raise TerminatedError(f"{command} received SIGTERM")
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
