@@ -21,6 +21,7 @@ from tests.starter_fixtures import GeneratedProject, assert_ok, kedro_env, kedro
 PACKAGE = "sweep_team"
 STUDY = f"{PACKAGE}:c_search#1"
 TRIALS = 4  # for three workers: each has one to claim and one is raced for
+PASSWORD = "sweep-storage-s3cret"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def team(tmp_path_factory: pytest.TempPathFactory, starter_home: Path, postgres:
         f"server:\n  mlflow_tracking_uri: {pg_mlflow_server.uri}\n", encoding="utf-8")
     with psycopg.connect(postgres.uri("postgres"), autocommit=True) as connection:
         connection.execute("CREATE DATABASE sweeps")
-    storage = postgres.uri("sweeps").replace("postgresql://", "postgresql+psycopg://")
+    # with a password (trust authentication ignores it): it must reach no tag or param
+    storage = postgres.uri("sweeps").replace("postgresql://postgres@", f"postgresql+psycopg://postgres:{PASSWORD}@")
     return project, pg_mlflow_server.uri, storage
 
 
@@ -82,6 +84,11 @@ def test_two_machines_three_workers_share_one_study_and_one_parent(team) -> None
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["sweep.completed_trials"] == TRIALS
     assert "sweep/trials.csv" in [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")]
+    redacted = storage.replace(f"postgres:{PASSWORD}@", "***@")
+    assert parent.data.tags["kedro.command"] == f"kedro mlflow sweep c_search --storage={redacted} --trials={TRIALS}"
+    assert parent.data.tags["kedro_mlflow.sweep.storage"] == redacted
+    for run in [parent, *children]:
+        assert PASSWORD not in repr((run.data.tags, run.data.params)), run.info.run_name
 
 
 def _wait_for_study(storage: str, machine: subprocess.Popen[str]) -> None:

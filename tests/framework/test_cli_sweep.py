@@ -171,6 +171,9 @@ def test_grid_sweep_is_a_parent_run_with_one_child_per_trial_each_a_plain_kedro_
     by_run = {c["id"]: c for c in children}
     assert all(float(r["metrics.test.f1_macro"]) == by_run[r["run_id"]]["metrics"]["test.f1_macro"] for r in rows)
     assert "Top trials of c_grid" in result.stdout and parent["id"] in result.stdout
+    assert parent["tags"]["kedro.command"] == "kedro mlflow sweep c_grid"
+    started = result.stdout[result.stdout.index("Sweep 'c_grid' started"):].splitlines()[:2]
+    assert started[1].startswith("4 trials, 1 worker(s), Optuna study") and max(map(len, started)) <= 80, started
     from mlflow import MlflowClient
 
     champion = MlflowClient(project.tracking_uri).get_model_version_by_alias(PACKAGE, "champion")
@@ -216,6 +219,7 @@ def test_optuna_sweep_with_two_workers_runs_exactly_its_trials(project) -> None:
     assert parent["params"]["best.trial"] == str(best.number)
     assert parent["metrics"]["best.test.accuracy"] == best.value
     assert parent["params"]["sweep.seed"] == "42"
+    assert parent["tags"]["kedro.command"] == "kedro mlflow sweep c_search --trials=4 --jobs=2", "the command as run"
 
 
 def test_parallel_trials_each_train_on_the_files_their_own_pipeline_wrote(project, tmp_path, monkeypatch) -> None:

@@ -21,6 +21,7 @@ import click
 from kedro.framework.project import pipelines
 
 from kedro_mlflow_starter import compat
+from kedro_mlflow_starter.config.redaction import redact_uri
 from kedro_mlflow_starter.config.sweeps import load_sweeps, lookup
 from kedro_mlflow_starter.errors import SweepConfigError, SweepError
 from kedro_mlflow_starter.framework.project_session import project_metadata, project_session
@@ -174,8 +175,9 @@ class Coordinator:
                                                        config.tracking.params.secret_patterns),
                     parent_tags=self._parent_tags(shown))
                 how = ("resumed" if handle.resumed else "started") if handle.founded else "joined"
-                click.echo(f"Sweep '{sweep.name}' {how}: parent run {handle.parent_run_id}, Optuna study "
-                           f"'{handle.study_name}' in {shown}, {handle.budget} trials, {self.jobs} worker(s).")
+                click.echo(f"Sweep '{sweep.name}' {how}: parent run {handle.parent_run_id},\n"
+                           f"{handle.budget} trials, {self.jobs} worker(s), Optuna study '{handle.study_name}' in\n"
+                           f"{shown}")
                 progress = self._run_workers(handle)
                 status = sweeps.finish_sweep(handle, client, sweep, interrupted=False)
             except KeyboardInterrupt:
@@ -199,9 +201,12 @@ class Coordinator:
                 raise
         self._report(handle, progress, status)
 
-    def _options(self) -> str:
-        return "".join(f" --{key}={value}" for key, value in (("env", self.env), ("storage", self.storage_arg))
-                       if value)
+    def _options(self, redact: bool = False) -> str:
+        """The command's options as typed (``redact``: the storage URL without its password, for MLflow)."""
+        storage = redact_uri(self.storage_arg) if redact and self.storage_arg else self.storage_arg
+        options = (("env", self.env), ("storage", storage), ("trials", self.trials),
+                   ("jobs", self.jobs if self.jobs > 1 else None))
+        return "".join(f" --{key}={value}" for key, value in options if value)
 
     def _parent_tags(self, storage_shown: str) -> dict[str, str]:
         secret_patterns = self.config.tracking.params.secret_patterns
@@ -209,7 +214,7 @@ class Coordinator:
                         self.config.package_name, secret_patterns)
         for key in ("kedro.session_id", "kedro.runner"):
             tags.pop(key, None)
-        command = f"kedro mlflow sweep {self.sweep.name}{self._options()}"
+        command = f"kedro mlflow sweep {self.sweep.name}{self._options(redact=True)}"
         if self.fixed:
             command += " " + kedro_command({"runtime_params": self.fixed}, secret_patterns).split(" ", 2)[2]
         tags["kedro.command"] = command
@@ -326,10 +331,10 @@ class Coordinator:
         top = sorted(completed, key=lambda t: (sign * t.value, t.number))[:5]
         if top:
             table = Table(title=f"Top trials of {self.sweep.name} ({objective.direction} {objective.metric})")
-            for column in ("trial", objective.metric):
-                table.add_column(column, justify="right")
+            for column in ("trial", objective.metric):  # long names fold onto a second line, never cut
+                table.add_column(column, justify="right", overflow="fold")
             for name in self.sweep.spaces:
-                table.add_column(name)
+                table.add_column(name, overflow="fold")
             table.add_column("run id", no_wrap=True)
             for trial in top:  # floats to 4 significant digits, so that the run ids fit 80 columns
                 table.add_row(str(trial.number), f"{trial.value:.6g}",
@@ -344,7 +349,7 @@ class Coordinator:
         if status is None:
             summary += "; other workers are still running trials: the last one to finish closes the parent run."
         else:
-            summary += f"; parent run {status}" + ("" if uri.startswith("http") else " (`kedro mlflow ui` serves it)")
+            summary += f"; parent run {status}" + ("" if uri.startswith("http") else "\n(`kedro mlflow ui` serves it)")
         click.echo(summary + ":")
         base = ui_base(uri, self.config.ui.host, self.config.ui.port)
         sys.stdout.write(f"Run:   {run_url(base, handle.experiment_id, handle.parent_run_id)}\n")
