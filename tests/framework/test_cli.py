@@ -75,6 +75,63 @@ def test_ui_serves_the_project_store(project):
         server.wait(timeout=30)
 
 
+def test_ctrl_c_typed_in_a_terminal_ends_the_ui_with_a_clean_last_line(project):
+    """In a terminal (a pty, the command its session's foreground), Ctrl-C is typed: the terminal echoes
+    ``^C`` and signals the whole group, server included. What the terminal shows last is our line."""
+    import fcntl
+    import pty
+    import termios
+
+    port = free_port()
+    master, slave = pty.openpty()
+
+    def in_a_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # stdin, the pty, becomes the session's terminal
+
+    ui = subprocess.Popen([KEDRO, "mlflow", "ui", "--port", str(port), "--no-browser"], cwd=project.path,
+                          env=project_env({"NO_COLOR": "1", "COLUMNS": "80"}), stdin=slave, stdout=slave, stderr=slave,
+                          preexec_fn=in_a_terminal)
+    os.close(slave)
+    try:
+        shown = _read_terminal(master, until="MLflow UI ready", timeout=120)
+        os.write(master, b"\x03")  # Ctrl-C
+        shown += _read_terminal(master, until=None, timeout=60)
+        ui.wait(timeout=30)
+    finally:
+        if _group_commands(ui.pid):
+            os.killpg(ui.pid, signal.SIGKILL)
+        ui.wait(timeout=30)
+        os.close(master)
+    lines = [_as_shown(line) for line in shown.replace("\r\n", "\n").split("\n") if line.strip()]
+    assert "^C" in shown and lines[-1] == "MLflow UI stopped.", shown[-2000:]
+    assert ui.returncode == 0 and _group_commands(ui.pid) == []
+
+
+def _read_terminal(master: int, until: str | None, timeout: float) -> str:
+    """What the terminal receives until ``until`` appears (None: until the command's end)."""
+    import select
+
+    text, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline and (until is None or until not in text):
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every process holding the terminal has exited
+                return text
+            text += chunk.decode(errors="replace")
+    assert until is None or until in text, f"no {until!r} within {timeout} s:\n{text[-2000:]}"
+    return text
+
+
+def _as_shown(line: str) -> str:
+    """A line as a terminal shows it: after a carriage return, the text that follows overwrites it."""
+    shown = ""
+    for part in line.split("\r"):
+        shown = part + shown[len(part):]
+    return shown.rstrip()
+
+
 def test_ui_refuses_a_worker_count_below_one(project, kedro_mlflow):
     result = kedro_mlflow(project, "ui", "--workers", "0", "--no-browser")
     assert result.exit_code == 2, explained(result)

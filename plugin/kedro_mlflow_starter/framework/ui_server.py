@@ -100,7 +100,8 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
         finally:
             if process is not None:
                 stop(process)  # silences the server first: our line is the last one
-    click.echo("MLflow UI stopped." if code == 0 else f"MLflow UI stopped (exit code {code}); its messages are above.")
+    stopped = "MLflow UI stopped." if code == 0 else f"MLflow UI stopped (exit code {code}); its messages are above."
+    click.echo(("\r" if sys.stdout.isatty() else "") + stopped)  # over the "^C" a terminal echoes
     sys.exit(code)
 
 
