@@ -68,6 +68,10 @@ def _filtered(pipeline: Pipeline, tags: Iterable[str], node_names: Iterable[str]
         raise OrchestratedRunError(f"--tags/--nodes: {error}") from None
 
 
+def _tag_list(tags: Mapping[str, str], key: str) -> list[str]:
+    return [value for value in tags.get(key, "").split(",") if value]
+
+
 def open_pipeline_run(  # noqa: PLR0913
     project_path: Project,
     pipeline_name: str = "__default__",
@@ -157,8 +161,8 @@ def close_pipeline_run(  # noqa: PLR0913
             return {"run_id": run_id, "status": current, "already_closed": True, "model_uri": None,
                     "summary": f"already {current}"}
         name = pipeline_name or tags.get("kedro.pipeline_names", "__default__")
-        pipeline = _filtered(_pipeline(pipelines, name), *([value for value in tags.get(FILTER_TAGS[key], "").split(",")
-                                                             if value] for key in ("tags", "node_names")))
+        pipeline = _filtered(_pipeline(pipelines, name), _tag_list(tags, FILTER_TAGS["tags"]),
+                             _tag_list(tags, FILTER_TAGS["node_names"]))
         outcome = derive_outcome(tags, status, failed_tasks, killed_tasks,
                                  expected_nodes=sorted(node.name for node in pipeline.nodes))
 
