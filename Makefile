@@ -28,7 +28,7 @@ venv: $(BIN)/python
 airflow-venv: venv
 	UV="$(abspath $(BIN))/uv" scripts/airflow_venv.sh >/dev/null
 
-# The plugin is installed editable, so pip does not byte-compile it; where PYTHONDONTWRITEBYTECODE
+# The plugin is installed editable, so the install does not byte-compile it; where PYTHONDONTWRITEBYTECODE
 # is set, each of the suite's hundreds of Python processes would compile it again (~0.1 s each).
 # `--dist worksteal`: an idle worker takes half of another's remaining tests, so no module order
 # needs keeping by hand.
