@@ -237,9 +237,12 @@ def logged_models(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
     return found
 
 
-def run_summary(tracking_uri: str, experiment: str) -> dict[str, Any]:
-    """Every run of ``experiment`` read back with a fresh MlflowClient (JSON-friendly)."""
+def run_summary(tracking_uri: str, experiment: str, artifacts: bool = True) -> dict[str, Any]:
+    """Every run of ``experiment`` read back with a fresh MlflowClient (JSON-friendly); ``artifacts``
+    False leaves out their artifact lists (listing every run's costs seconds on a busy store)."""
     from mlflow.tracking import MlflowClient
+
+    from tests.server_fixtures import all_artifacts
 
     client = MlflowClient(tracking_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
@@ -254,16 +257,9 @@ def run_summary(tracking_uri: str, experiment: str) -> dict[str, Any]:
             "params": dict(run_.data.params),
             "metrics": dict(run_.data.metrics),
             "tags": dict(run_.data.tags),
-            "artifacts": sorted(_artifact_paths(client, run_.info.run_id)),
+            **({"artifacts": all_artifacts(client, run_.info.run_id)} if artifacts else {}),
         })
     return {"experiment_id": exp.experiment_id, "runs": runs}
-
-
-def _artifact_paths(client: Any, run_id: str, path: str | None = None) -> list[str]:
-    found = []
-    for info in client.list_artifacts(run_id, path):
-        found.extend(_artifact_paths(client, run_id, info.path) if info.is_dir else [info.path])
-    return found
 
 
 def dump(obj: Any) -> str:

@@ -25,7 +25,7 @@ from kedro_mlflow_starter.errors import SweepConfigError
 from tests.orchestrated_fixtures import new_iris_project
 from tests.project_factory import KEDRO
 from tests.server_fixtures import all_artifacts
-from tests.starter_fixtures import PACKAGE, GeneratedProject, assert_ok, kedro_env
+from tests.starter_fixtures import PACKAGE, GeneratedProject, assert_ok, kedro_env, run_summary
 
 
 TRIAL_HOOKS = '''"""Test-only project hooks: with SWEEP_PAUSE_MARKER set, the trial that trains with
@@ -100,17 +100,9 @@ def run_sweep(project: GeneratedProject, *args: str) -> subprocess.CompletedProc
 
 
 def experiment_runs(project: GeneratedProject) -> list[dict[str, Any]]:
-    """Every run of the project's experiment, as ``run_summary`` gives them but without their artifacts
-    (``with_artifacts`` adds them to the few runs a test compares: listing them all costs seconds)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(project.tracking_uri)
-    experiment = client.get_experiment_by_name(PACKAGE)
-    if experiment is None:
-        return []
-    return [{"id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
-             "params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags)}
-            for run in client.search_runs([experiment.experiment_id])]
+    """Every run of the project's experiment, without artifacts (``with_artifacts`` adds them to the few
+    runs a test compares)."""
+    return run_summary(project.tracking_uri, PACKAGE, artifacts=False)["runs"]
 
 
 def with_artifacts(project: GeneratedProject, run: dict[str, Any]) -> dict[str, Any]:
