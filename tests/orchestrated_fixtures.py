@@ -91,10 +91,14 @@ def add_fanout_nodes(project: GeneratedProject) -> None:
             {f"fanout_{name}": {"type": "kedro_mlflow_starter.io.MlflowMetricDataset"} for name in FANOUT_NODES}))
 
 
-def set_tracking_uri(project: GeneratedProject, uri: str) -> None:
+def set_tracking_uri(project: GeneratedProject, uri: str, experiment: str | None = None) -> None:
+    """Point the project at ``uri``; ``experiment``: log to that experiment, not the package's (a test
+    sharing the session's server with a test that reads back its whole experiment)."""
     path = project.path / "conf" / "base" / "mlflow.yml"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config["server"]["mlflow_tracking_uri"] = uri
+    if experiment is not None:
+        config["tracking"]["experiment"]["name"] = experiment
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 

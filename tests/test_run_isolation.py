@@ -154,8 +154,8 @@ def assert_same_classifier(packed: Any, own: Any, run_id: str) -> None:
     assert packed.coef_.tolist() == own.coef_.tolist(), f"run {run_id}: another run's classifier"
 
 
-def run_id_of(client: Any, c_value: float) -> str:
-    experiment = client.get_experiment_by_name(PACKAGE)
+def run_id_of(client: Any, c_value: float, experiment_name: str = PACKAGE) -> str:
+    experiment = client.get_experiment_by_name(experiment_name)
     runs = client.search_runs([experiment.experiment_id], filter_string=f"params.`model_options.C` = '{c_value}'")
     assert len(runs) == 1, [r.info.run_id for r in runs]
     return runs[0].info.run_id
@@ -166,13 +166,14 @@ def test_two_runs_at_once_each_log_a_pipeline_model_of_their_own(
         iris: GeneratedProject, store: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """The first run logs its model after the second overwrote data/06_models/classifier.pkl
     (its nodes all ran before: the file was theirs while they read it)."""
-    project = iris
+    project, experiment = iris, PACKAGE
     if store == "postgres":
         server: MlflowServer = request.getfixturevalue("pg_mlflow_server")
-        uri = server.uri
+        # the session's server is shared: the fan-out's group run must stay the only run of its experiment
+        uri, experiment = server.uri, "two_runs_at_once"
         mlflow_yml = project.path / "conf" / "base" / "mlflow.yml"
         saved = mlflow_yml.read_text(encoding="utf-8")
-        set_tracking_uri(project, uri)
+        set_tracking_uri(project, uri, experiment)
         request.addfinalizer(lambda: mlflow_yml.write_text(saved, encoding="utf-8"))
     else:
         uri = project.tracking_uri
@@ -194,7 +195,7 @@ def test_two_runs_at_once_each_log_a_pipeline_model_of_their_own(
 
     client = client_of(uri)
     for c_value in (0.05, 50.0):
-        run_id = run_id_of(client, c_value)
+        run_id = run_id_of(client, c_value, experiment)
         assert client.get_run(run_id).info.status == "FINISHED"
         packed = classifier_of_pipeline_model(client, run_id, tmp_path / f"pipeline-{c_value}")
         assert packed.C == c_value
