@@ -31,7 +31,7 @@ from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.lineage import METRIC_TYPES
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
 from kedro_mlflow_starter.tracking.run_tags import kedro_command, run_tags
-from kedro_mlflow_starter.tracking.status_guard import sigterm_interrupts
+from kedro_mlflow_starter.tracking.status_guard import signals_interrupt
 from kedro_mlflow_starter.tracking.store import check_reachable
 from kedro_mlflow_starter.tracking.ui_url import run_url, ui_base
 
@@ -166,7 +166,7 @@ class Coordinator:
         experiment_id = ensure_experiment(client, config)
         storage, shown = sweeps.open_storage(self.storage_arg, self.root)
         budget = sweep.trial_count(self.trials) if (self.trials or not self.resume) else None
-        with sigterm_interrupts("kedro mlflow sweep"):
+        with signals_interrupt("kedro mlflow sweep"):
             handle = None
             try:
                 handle = sweeps.open_sweep(

@@ -3,9 +3,11 @@ server answers ``/health``), quiet unless ``--verbose``; for a tracking server, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +23,7 @@ import click
 from kedro_mlflow_starter.framework.project_session import project_config, project_metadata
 from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.experiment import ensure_experiment
-from kedro_mlflow_starter.tracking.status_guard import sigterm_interrupts
+from kedro_mlflow_starter.tracking.status_guard import signals_interrupt
 from kedro_mlflow_starter.tracking.store import check_reachable, file_store_env
 from kedro_mlflow_starter.tracking.ui_url import experiment_url, ui_base
 
@@ -88,13 +90,15 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     click.echo(f"Starting the MLflow UI for {uri} on port {port}...")
     process = None
-    with sigterm_interrupts("kedro mlflow ui"):  # SIGTERM stops the server too, as Ctrl-C does
+    # SIGTERM, and SIGHUP (the terminal closed: the server, in a session of its own, does not get it), stop
+    # the server as Ctrl-C does
+    with signals_interrupt("kedro mlflow ui", (signal.SIGTERM, signal.SIGHUP)):
         try:
             process = start_ui(command, config.project_path, dict(os.environ), base, host, port, verbose=verbose)
             click.echo(f"MLflow UI ready (Ctrl-C to stop):\n{url}")
             if not no_browser:
                 webbrowser.open(url)
-            code = process.wait()  # the server may end first: Ctrl-C in a terminal reaches it too
+            code = process.wait()
         except KeyboardInterrupt:
             code = 0
         finally:
@@ -102,7 +106,7 @@ def ui(metadata: ProjectMetadata | None, env: str | None, host: str | None, port
                 stop(process)  # silences the server first: our line is the last one
     stopped = "MLflow UI stopped." if code == 0 else f"MLflow UI stopped (exit code {code}); its messages are above."
     click.echo(("\r" if sys.stdout.isatty() else "") + stopped)  # over the "^C" a terminal echoes
-    sys.exit(code)
+    sys.exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell says it
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -166,8 +170,9 @@ def start_ui(command: Sequence[str], cwd: Path, env: dict[str, str], base: str, 
     if not verbose:
         env = {**env, "PYTHONWARNINGS": ",".join(w for w in (env.get("PYTHONWARNINGS"), QUIET_WARNINGS) if w)}
         command = [*command, "--uvicorn-opts", QUIET_UVICORN_OPTS]
+    # a session of its own: `stop` ends the whole of it, and Ctrl-C reaches only us (we stop it, then say so)
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,  # noqa: S603 - our own argv
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+                               stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
     process.output = ServerOutput(process.stdout, verbose)  # type: ignore[attr-defined]
     process.output.start()  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
@@ -193,16 +198,18 @@ def start_ui(command: Sequence[str], cwd: Path, env: dict[str, str], base: str, 
 
 
 def stop(process: subprocess.Popen[str]) -> None:
-    """Stop the server (its last words are not copied: the caller says it stopped)."""
+    """Stop the server and what it started, its process group: uvicorn outlives an ``mlflow ui`` that died.
+    Its last words are not copied: the caller says it stopped."""
     output = getattr(process, "output", None)
     if output is not None:
         output.silence()
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with contextlib.suppress(ProcessLookupError):  # nothing of it is left
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     if output is not None:
         output.join(timeout=5)

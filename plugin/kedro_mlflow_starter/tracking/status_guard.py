@@ -1,6 +1,6 @@
 """Keep a run's status honest when ``kedro run`` is interrupted: SIGTERM becomes an interruption
 (passed on to ParallelRunner's workers), and a run still open at interpreter exit is KILLED; the
-long-running ``kedro mlflow`` commands take SIGTERM as Ctrl-C the same way (``sigterm_interrupts``)."""
+long-running ``kedro mlflow`` commands take SIGTERM as Ctrl-C the same way (``signals_interrupt``)."""
 
 from __future__ import annotations
 
@@ -76,17 +76,19 @@ def _terminate_workers() -> None:
 
 
 @contextlib.contextmanager
-def sigterm_interrupts(command: str) -> Iterator[None]:
-    """In the block, SIGTERM (a service manager, an IDE's stop button) raises ``TerminatedError``, a
-    ``KeyboardInterrupt``, so the command cleans up (its child processes, its runs) as on Ctrl-C."""
+def signals_interrupt(command: str, signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)) -> Iterator[None]:
+    """In the block, each of ``signals`` (SIGTERM: a service manager, an IDE's stop button; SIGHUP: the
+    terminal closed) raises ``TerminatedError``, a ``KeyboardInterrupt``, so the command cleans up (its child
+    processes, its runs) as on Ctrl-C."""
     def raise_terminated(signum: int, frame: FrameType | None) -> None:
-        raise TerminatedError(f"{command} received SIGTERM")
+        raise TerminatedError(f"{command} received {signal.Signals(signum).name}")
 
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    previous = {each: signal.signal(each, raise_terminated) for each in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for each, handler in previous.items():
+            signal.signal(each, handler)
