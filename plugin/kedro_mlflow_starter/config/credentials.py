@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from kedro.config import AbstractConfigLoader
 
 
-def export_credentials(config_loader: AbstractConfigLoader, name: str) -> list[str]:
-    """Set each key of credentials entry ``name`` as an environment variable; return the keys."""
+def export_credentials(config_loader: AbstractConfigLoader, name: str) -> None:
+    """Set each key of credentials entry ``name`` as an environment variable."""
     try:
         credentials = config_loader["credentials"]
     except (KeyError, MissingConfigException):
@@ -29,4 +29,3 @@ def export_credentials(config_loader: AbstractConfigLoader, name: str) -> list[s
     for key, value in entry.items():
         if value is not None:
             os.environ[str(key)] = str(value)
-    return list(entry)

@@ -109,6 +109,13 @@ def load_sweeps(config_loader: AbstractConfigLoader, project_path: Path) -> dict
     return parse_sweeps(dict(raw or {}), files)
 
 
+_FILLED_KEYS = ("name", "source", "spaces")  # filled in by parse_sweeps, never written by the user
+
+
+def _user_keys(model: type[BaseModel]) -> list[str]:
+    return [key for key in model.model_fields if key not in _FILLED_KEYS]
+
+
 def parse_sweeps(raw: Mapping[str, Any], files: list[Path] | None = None) -> dict[str, Sweep]:
     files = files or []
     sweeps = {}
@@ -116,10 +123,9 @@ def parse_sweeps(raw: Mapping[str, Any], files: list[Path] | None = None) -> dic
         where = file_defining(files, (str(name),)) or "conf/*/sweeps.yml"
         if not isinstance(body, Mapping):
             raise SweepConfigError(f"{where}: sweep '{name}' must be a mapping with the keys "
-                                   f"{', '.join(k for k in Sweep.model_fields if k not in ('name', 'source', 'spaces'))}.")
-        if any(key in body for key in ("name", "source", "spaces")):
-            raise SweepConfigError(f"{where}: {name}: unknown key. Allowed keys: pipeline, objective, method, "
-                                   "trials, seed, best_alias, params.")
+                                   f"{', '.join(_user_keys(Sweep))}.")
+        if any(key in body for key in _FILLED_KEYS):
+            raise SweepConfigError(f"{where}: {name}: unknown key. Allowed keys: {', '.join(_user_keys(Sweep))}.")
         try:
             sweep = Sweep.model_validate(dict(body))
         except ValidationError as error:
@@ -179,8 +185,7 @@ def _describe(error: ValidationError, name: str, where: str) -> str:
         key = ".".join([name, *(str(part) for part in issue["loc"])])
         if issue["type"] == "extra_forbidden":
             model = Objective if issue["loc"][0] == "objective" else Sweep
-            allowed = [k for k in model.model_fields if k not in ("name", "source", "spaces")]
-            lines.append(f"unknown key '{key}'. Allowed keys here: {', '.join(allowed)}.")
+            lines.append(f"unknown key '{key}'. Allowed keys here: {', '.join(_user_keys(model))}.")
         elif issue["type"] == "missing":
             lines.append(f"'{key}' is missing: it is required.")
         elif issue["loc"] == ("method",):

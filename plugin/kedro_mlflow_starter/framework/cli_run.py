@@ -173,10 +173,7 @@ def close_pipeline_run(  # noqa: PLR0913
         if problem:
             raise OrchestratedRunError(f"MLflow run '{run_id}' could not be closed ({problem}): run "
                                        "`kedro mlflow run close` again once the tracking server is back.")
-        model_uri = role.model_uri
-        if model_uri and not str(model_uri).startswith("models:/"):
-            model_uri = f"models:/{model_uri}"
-        return {"run_id": run_id, "status": outcome.status, "already_closed": False, "model_uri": model_uri,
+        return {"run_id": run_id, "status": outcome.status, "already_closed": False, "model_uri": role.model_uri,
                 "summary": outcome.describe(), "failed_tasks": outcome.failed, "killed_tasks": outcome.killed}
 
 

@@ -168,7 +168,7 @@ class MlflowModelTrackingDataset(AbstractDataset[Any, Any]):
         run_id = run_to_read(self.run_id)
         if run_id is None:
             raise DatasetError(
-                f"{describe_entry('MlflowModelTrackingDataset', self._entry, name)} has nothing to load: "
+                f"{self._what()} has nothing to load: "
                 "it saved no model in this session and has no run to look in. Set `load_args: "
                 "{model_uri: models:/<id or name@alias>}` or `run_id:`, or load it inside `kedro run`."
             )

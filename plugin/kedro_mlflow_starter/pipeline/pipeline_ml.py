@@ -51,7 +51,6 @@ class PipelineML(Pipeline):
                 f"pipeline_ml_factory: 'inference' must be a kedro Pipeline, got {type(inference).__name__}. "
                 "Build it with kedro.pipeline.pipeline([...]).")
         self.inference = inference if type(inference) is Pipeline else Pipeline(inference.nodes)
-        self.input_name = input_name
         self.kpm_kwargs = _checked_kwargs("kpm_kwargs", kpm_kwargs, KPM_KWARGS)
         self.log_model_kwargs = {
             "name": DEFAULT_MODEL_NAME,

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kedro_mlflow_starter.tracking.params import INVALID_KEY_CHARS, MAX_KEY_LENGTH
+
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
     from mlflow.entities import RunTag
@@ -27,9 +29,7 @@ KILLED_TASKS_TAG = "kedro.killed_tasks"
 HEARTBEAT_TAG = "kedro.heartbeat"
 HEARTBEAT_SECONDS = 60.0
 _ATTEMPTS = re.compile(r"^\w+ after (\d+) attempts")
-_MAX_KEY = 250
 _MAX_VALUE = 5000
-_UNSAFE = re.compile(r"[^/\w.\- :]")
 
 
 def is_orchestrated(tags: Mapping[str, str]) -> bool:
@@ -65,11 +65,11 @@ def check_same_env(run_id: str, run_tags: Mapping[str, str], run_params: Mapping
 
 def task_tag_key(label: str, prefix: str = TASK_TAG_PREFIX) -> str:
     """A valid MLflow tag key for ``label``; a long label keeps a hash so keys stay distinct."""
-    key = prefix + _UNSAFE.sub("_", label)
-    if len(key) <= _MAX_KEY:
+    key = prefix + INVALID_KEY_CHARS.sub("_", label)
+    if len(key) <= MAX_KEY_LENGTH:
         return key
     digest = hashlib.sha256(label.encode()).hexdigest()[:12]
-    return key[: _MAX_KEY - 13] + "~" + digest
+    return key[: MAX_KEY_LENGTH - 13] + "~" + digest
 
 
 @dataclass

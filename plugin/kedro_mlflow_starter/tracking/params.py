@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 MAX_KEY_LENGTH = 250
-_INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
+INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
 @dataclass
@@ -90,7 +90,7 @@ def prepare_params(values: Mapping[str, Any], config: ParamsConfig) -> PreparedP
     flat = flatten(values, dict_params.sep, dict_params.recursive) if dict_params.flatten else dict(values)
     prepared = PreparedParams()
     for raw_key, value in flat.items():
-        key = _INVALID_KEY_CHARS.sub("_", str(raw_key))[:MAX_KEY_LENGTH]
+        key = INVALID_KEY_CHARS.sub("_", str(raw_key))[:MAX_KEY_LENGTH]
         if key != raw_key:
             prepared.renamed[str(raw_key)] = key
         if is_secret(key, config.secret_patterns):

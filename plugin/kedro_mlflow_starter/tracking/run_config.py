@@ -43,14 +43,6 @@ def catalog_entries(catalog: DataCatalog, names: Iterable[str]) -> dict[str, dic
     return entries
 
 
-def _plain(value: Any) -> Any:
-    """What JSON cannot write: a set as a list, an object as its text (its class name, never a repr)."""
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    text = str(value)
-    return type(value).__name__ if " object at 0x" in text else text
-
-
 def kedro_folder_files(
     *,
     parameters: Mapping[str, Any] | None,
@@ -64,7 +56,7 @@ def kedro_folder_files(
     patterns = list(secret_patterns)
 
     def dump(data: Mapping[str, Any]) -> str:
-        plain = json.loads(json.dumps(redact_nested(dict(data), patterns, credentials_by_name=True), default=_plain))
+        plain = json.loads(json.dumps(redact_nested(dict(data), patterns, credentials_by_name=True)))
         return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
     files: dict[str, str] = {}
