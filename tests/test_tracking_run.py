@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import pytest
 import yaml
 
 from tests.project_factory import make_project
@@ -87,15 +88,16 @@ def test_local_mlflow_yml_overrides_one_key_and_keeps_the_others(project):
     assert run.info.run_name == "from-local"
 
 
-def test_run_name_interpolation_env_and_random_name(project):
+@pytest.mark.parametrize("random_name", ["${km.random_name:}", "${km.random_name:null}"])  # ours, kedro-mlflow's
+def test_run_name_interpolation_env_and_random_name(project, random_name):
     project.write(
         "conf/base/mlflow.yml",
-        """
+        f"""
         tracking:
           experiment:
-            name: ${oc.env:EXPERIMENT_FROM_ENV}
+            name: ${{oc.env:EXPERIMENT_FROM_ENV}}
           run:
-            name: ${km.random_name:}
+            name: "{random_name}"
         """,
     )
     result = project.run_in_process("run", env={"EXPERIMENT_FROM_ENV": "from_env"})
@@ -132,6 +134,40 @@ def test_resume_a_run_by_id(project):
     assert result.returncode == 0, output(result)
     again = only_run(project)
     assert again.info.run_id == first.info.run_id and again.info.status == "FINISHED"
+
+
+def test_resuming_a_run_with_other_parameter_values_is_refused_and_leaves_the_run_as_it_was(project):
+    assert project.run_in_process("run").returncode == 0
+    first = only_run(project)
+    project.write_yaml("conf/base/mlflow.yml", {"tracking": {"run": {"id": first.info.run_id}}})
+    data = {path: path.read_bytes() for path in (project.path / "data").rglob("*") if path.is_file()}
+
+    result = project.run_in_process("run", "--params", "factor=3")
+
+    assert result.returncode == 1, output(result)
+    text = output(result)
+    assert "Traceback" not in text and len(text.splitlines()) < 25, text
+    assert f"MLflow run {first.info.run_id}" in text and "factor: '2.0' logged, '3' now" in text, text
+    assert "`tracking.run.id` in mlflow.yml: remove that key to log a new run" in text, text
+    again = only_run(project)
+    assert again.info.status == "FINISHED", "the refused resume reopened the run"
+    assert again.data.params == first.data.params and again.info.end_time == first.info.end_time
+    assert {path: path.read_bytes() for path in data} == data
+
+
+def test_a_run_id_that_names_no_run_says_where_the_id_came_from(project):
+    missing = "0123456789abcdef0123456789abcdef"
+    from_env = project.run_in_process("run", env={"MLFLOW_RUN_ID": missing})
+    project.write_yaml("conf/base/mlflow.yml", {"tracking": {"run": {"id": missing}}})
+    from_yml = project.run_in_process("run")
+
+    for result, source in ((from_env, "handed down by MLFLOW_RUN_ID: unset it"),
+                           (from_yml, "resumed by `tracking.run.id` in mlflow.yml")):
+        text = output(result)
+        assert result.returncode == 1 and "Traceback" not in text, text
+        assert f"MLflow run '{missing}' was not found in sqlite:///" in text and source in text, text
+        assert len(text.splitlines()) < 25, text
+    assert runs_of(project) == []
 
 
 def test_secret_runtime_params_are_redacted_everywhere(project):

@@ -16,6 +16,7 @@ _NOUNS = (
 )
 
 
-def random_run_name() -> str:
+def random_run_name(_ignored: object = None) -> str:
+    """``_ignored``: kedro-mlflow's resolver takes one argument, so its ``${km.random_name:null}`` works too."""
     rng = random.SystemRandom()
     return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randint(0, 999)}"

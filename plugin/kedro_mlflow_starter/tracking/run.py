@@ -117,7 +117,7 @@ class TrackedRun:
                 tags = run_tags(run_params, config.project_path, config.package_name,
                                 config.tracking.params.secret_patterns)
                 tracked = cls._start_or_join(config, client, experiment_id, run_name, tags, environment,
-                                             run_params, nodes)
+                                             run_params, nodes, params.params)
                 tracked.role.join(tracked, params, tags)
         except BaseException:
             environment.restore()
@@ -171,6 +171,7 @@ class TrackedRun:
         environment: PublishedEnvironment,
         run_params: Mapping[str, Any],
         nodes: Sequence[str],
+        params: Mapping[str, str],
     ) -> TrackedRun:
         from mlflow.entities import RunStatus
 
@@ -179,16 +180,22 @@ class TrackedRun:
         nested = config.tracking.run.nested and resume_id is None
         joined = (os.environ.get("MLFLOW_RUN_ID") or user_run_id()) if nested else None
         if resume_id or joined:
-            run = client.get_run(resume_id or joined)
+            source = ("It is resumed by `tracking.run.id` in mlflow.yml: remove that key to log a new run"
+                      if resume_id else "It was handed down by MLFLOW_RUN_ID: unset it to log a new run"
+                      if os.environ.get("MLFLOW_RUN_ID") else "It is the run your code opened with "
+                      "mlflow.start_run(): end it first, or set `tracking.run.nested: false` to log a new run")
+            run = _existing_run(client, resume_id or joined, config.tracking_uri(), source)
             if joined and run.info.status != "RUNNING":  # logging into it would set a closed run RUNNING again
                 raise RunNotJoinableError(
                     f"MLflow run {run.info.run_id} ('{run.info.run_name}') is {run.info.status}, so this kedro run "
-                    "cannot join it (that would reopen a closed run). It was handed down by MLFLOW_RUN_ID: unset it "
-                    "to log a new run, or open a new group run with `kedro mlflow run open` and give its id to every "
-                    "task.")
+                    f"cannot join it (that would reopen a closed run). {source}, or open a new group run with "
+                    "`kedro mlflow run open` and give its id to every task.")
+            grouped = joined and orchestrated.is_orchestrated(run.data.tags)
+            if not grouped:  # a group run's tasks share what they log (tracking/orchestrated.py)
+                _check_params_unchanged(run, params, source)
             if joined:
                 role: OwnedRun = (GroupTask(orchestrated.task_label(run_params), nodes, run_params)
-                                  if orchestrated.is_orchestrated(run.data.tags) else JoinedRun())
+                                  if grouped else JoinedRun())
             else:  # an explicit `tracking.run.id` resumes the run, as kedro-mlflow does
                 client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
                 role = OwnedRun(resumed=True)
@@ -345,6 +352,32 @@ class TrackedRun:
         sys.stdout.write(f"Run:   {run_url(base, self.experiment_id, self.run_id)}\n"
                          + (f"Model: {model_uri}\n" if model_uri else ""))
         sys.stdout.flush()
+
+
+def _existing_run(client: MlflowClient, run_id: str, tracking_uri: str, source: str) -> Run:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise RunNotFoundError(f"MLflow run '{run_id}' was not found in {redact_uri(tracking_uri)}. {source}, or "
+                               "give the id of a run of this store (`kedro mlflow ui` lists them).") from None
+
+
+def _check_params_unchanged(run: Run, params: Mapping[str, str], source: str) -> None:
+    """MLflow never changes a logged parameter: a run joined or resumed with other values is refused
+    before anything is logged into it or its status changes."""
+    logged = run.data.params
+    changed = [f"{key}: {logged[key]!r} logged, {value!r} now" for key, value in params.items()
+               if key in logged and logged[key] != value]
+    if changed:
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise RunNotJoinableError(
+            f"MLflow run {run.info.run_id} ('{run.info.run_name}') holds other values of {len(changed)} parameter(s) "
+            f"of this kedro run: {'; '.join(changed[:3])}{more}. MLflow never changes a logged parameter. {source}, "
+            "or run with the values it logged.")
 
 
 def default_run_name(config: MlflowConfig, pipeline_names: Sequence[str], now: datetime | None = None) -> str:
