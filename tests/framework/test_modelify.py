@@ -39,7 +39,9 @@ def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_mod
     )
     assert result.exit_code == 0, explained(result)
     model_id = _model_id(result.stdout)
-    assert "mlflow models serve -m models:/" in result.stdout
+    # the printed commands work from the folder it ran in: they name the project's store
+    assert f"  export MLFLOW_TRACKING_URI={project.tracking_uri}\n  mlflow models serve -m models:/{model_id} " \
+           "--env-manager local" in result.stdout, result.stdout
 
     run = runs_of(client, "iris_ml")[-1]
     assert run.info.run_name == "from-artifacts"
@@ -165,3 +167,19 @@ def test_importing_the_command_does_not_import_mlflow():
     imported = script_result("modules_imported_by", {"imports": ["kedro_mlflow_starter.framework.modelify:modelify"]},
                              timeout=60)
     assert "mlflow" not in imported["modules"]
+
+
+def test_modelify_before_training_names_the_missing_artifact_and_leaves_no_run(project, client, kedro_mlflow):
+    classifier = project.path / "data" / "06_models" / "classifier.pkl"  # versioned: a folder of versions
+    hidden = classifier.with_name(classifier.name + ".away")
+    runs_before = len(runs_of(client, "iris_ml"))
+    classifier.rename(hidden)
+    try:
+        result = kedro_mlflow(project, "modelify", "--pipeline", "training")
+    finally:
+        hidden.rename(classifier)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.exit_code != 0 and "Traceback" not in text, text
+    assert "its artifact(s) classifier do not exist yet" in text, text
+    assert "`kedro run --to-outputs=classifier`" in text, text
+    assert len(runs_of(client, "iris_ml")) == runs_before, "a failed modelify left an empty run"

@@ -52,3 +52,17 @@ def test_lost_insert_race_is_only_a_unique_constraint_error_of_the_store(message
     from mlflow.exceptions import MlflowException
 
     assert lost_insert_race(MlflowException(message)) is lost
+
+
+@pytest.mark.parametrize(("env", "command"), [
+    ("other", "`kedro mlflow run replay --run-id r1 --env other`"),  # its mlflow.yml names the run's store
+    ("local", "`kedro mlflow run replay --run-id r1`"),
+    (None, "`kedro mlflow run replay --run-id r1`"),
+])
+def test_the_replay_command_of_an_outage_report_names_the_runs_env(env, command, monkeypatch):
+    from kedro_mlflow_starter.tracking.failures import describe_failures
+
+    monkeypatch.delenv("KEDRO_MLFLOW_PENDING_DIR", raising=False)
+    kept = [{"what": "metric 'r2'", "error": "ConnectionError: refused", "pending": True}]
+    report = describe_failures(kept, "r1", "FAILED", status_recorded=False, env=env)
+    assert f"{command} logs them into the run" in report, report

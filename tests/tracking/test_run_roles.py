@@ -63,6 +63,26 @@ def test_a_task_tags_its_outcome_and_close_ends_the_group_run_with_what_the_task
     assert run.data.metrics["time.pipeline"] >= 0
 
 
+def test_a_retried_close_marks_the_model_an_interrupted_close_left_pending_failed(config: MlflowConfig) -> None:
+    """A first close killed while it uploaded the pipeline model left it PENDING; the retry logs it again."""
+    client = MlflowClient(config.tracking_uri())
+    opened = TrackedRun.create(config, "group", {ORCHESTRATED_TAG: "true"})
+    cut_short = client.create_logged_model(opened.experiment_id, name="pipeline_model", source_run_id=opened.run_id)
+
+    def log_model() -> str:
+        logged = client.create_logged_model(opened.experiment_id, name="pipeline_model", source_run_id=opened.run_id)
+        client.finalize_logged_model(logged.model_id, "READY")
+        return f"models:/{logged.model_id}"
+
+    closing = TrackedRun.attach(config, opened.run_id)
+    role = closing.role = GroupClose(derive_outcome(closing.tags), log_model, pipeline_time=False)
+    closing.close(role.outcome.status, announce=False)
+    assert client.get_run(opened.run_id).info.status == "FINISHED"
+    statuses = {model.model_id: str(model.status) for model in client.search_logged_models([opened.experiment_id])}
+    assert statuses.pop(cut_short.model_id) == "FAILED"
+    assert list(statuses.values()) == ["READY"] and role.model_uri == f"models:/{next(iter(statuses))}"
+
+
 def test_close_of_a_finished_group_run_fails_it_when_its_pipeline_model_cannot_be_logged(
         config: MlflowConfig) -> None:
     opened = TrackedRun.create(config, "group", {ORCHESTRATED_TAG: "true"})

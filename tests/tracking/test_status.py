@@ -30,6 +30,10 @@ import pandas as pd
 
 
 def double(df: pd.DataFrame, factor: float) -> pd.DataFrame:
+    if os.environ.get("TEST_PENDING_MODEL"):  # a model whose upload the failure or the kill cuts short
+        import mlflow
+
+        mlflow.initialize_logged_model(name="half_saved")
     folder = os.environ.get("TEST_PAUSE_DIR")
     if folder:
         Path(folder, "started").write_text(str(os.getpid()))
@@ -149,21 +153,32 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_failing_node_marks_the_run_failed(status_project):
-    result = status_project.run_in_process("run", env={"TEST_FAIL_NODE": "1"})
+    result = status_project.run_in_process("run", env={"TEST_FAIL_NODE": "1", "TEST_PENDING_MODEL": "1"})
     assert result.returncode != 0
     assert "node failed on purpose" in output(result)
     [run] = runs_of(status_project)
     assert run.info.status == "FAILED"
+    assert _model_statuses(status_project, run) == {"half_saved": "FAILED"}, "a model was left PENDING"
+    assert "model 'half_saved'" in output(result) and "marked FAILED" in output(result)
     assert_nothing_left_running(status_project)
+
+
+def _model_statuses(project: KedroProject, run) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(project.tracking_uri)
+    return {model.name: str(model.status) for model in client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")}
 
 
 def test_kill_9_leaves_a_running_run_that_stale_runs_finds_and_marks_killed(status_project):
     finished = status_project.run_in_process("run")  # no pause: a finished run is never stale
     assert finished.returncode == 0, output(finished)
-    process, _ = start_paused_run(status_project)
+    process, _ = start_paused_run(status_project, env={"TEST_PENDING_MODEL": "1"})
     process.kill()  # SIGKILL: no handler, no atexit
     process.wait(timeout=60)
     [killed] = [r for r in runs_of(status_project) if r.info.status == "RUNNING"]
+    assert _model_statuses(status_project, killed) == {"half_saved": "PENDING"}
 
     listed = status_project.run_in_process("mlflow", "stale-runs")
     assert listed.returncode == 0, output(listed)
@@ -177,6 +192,7 @@ def test_kill_9_leaves_a_running_run_that_stale_runs_finds_and_marks_killed(stat
     statuses = {r.info.run_id: r.info.status for r in runs_of(status_project)}
     assert statuses[killed.info.run_id] == "KILLED"
     assert sorted(statuses.values()) == ["FINISHED", "KILLED"]
+    assert _model_statuses(status_project, killed) == {"half_saved": "FAILED"}, "the killed upload stayed PENDING"
 
     again = status_project.run_in_process("mlflow", "stale-runs")
     assert "No stale runs" in output(again)

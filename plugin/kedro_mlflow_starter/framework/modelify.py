@@ -10,6 +10,7 @@ import click
 from kedro.framework.project import pipelines
 
 from kedro_mlflow_starter import models
+from kedro_mlflow_starter.config.redaction import redact_uri
 from kedro_mlflow_starter.errors import KedroMlflowPipelineMLError
 from kedro_mlflow_starter.framework.project_session import project_metadata, project_session
 from kedro_mlflow_starter.kedro_names import is_parameter
@@ -99,6 +100,12 @@ def modelify(  # noqa: PLR0913
             model = models.KedroPipelineModel(pipeline, catalog, input_name, copy_mode=copy_mode)
         except (KedroMlflowPipelineMLError, TypeError) as error:
             raise KedroMlflowPipelineMLError(f"Cannot modelify with --input-name {input_name}: {error}") from error
+        missing = [name for name in model.artifact_names if not catalog.exists(name)]
+        if missing:  # checked before a run is created: a failed modelify leaves no empty run behind
+            raise KedroMlflowPipelineMLError(
+                f"Cannot modelify pipeline '{pipeline_name}': its artifact(s) {', '.join(missing)} do not exist yet "
+                f"(the model packs them). Produce them first, e.g. `kedro run --to-outputs={','.join(missing)}`, "
+                "then run modelify again.")
         run = (TrackedRun.attach(config, run_id) if run_id
                else TrackedRun.create(config, run_name or f"modelify-{pipeline_name}", {"kedro.command": "modelify"}))
         run.publish()
@@ -116,4 +123,6 @@ def modelify(  # noqa: PLR0913
     click.echo(f"Logged pipeline '{pipeline_name}' as {model_uri} (MLflow run {run.run_id}).")
     if registered_model_name:
         click.echo(f"Registered as '{registered_model_name}'.")
-    click.echo(f"Serve it with: mlflow models serve -m {model_uri} --env-manager local")
+    # from any folder: the model lives in the project's store, which MLflow's default (./mlflow.db) is not
+    click.echo(f"Serve it with:\n  export MLFLOW_TRACKING_URI={redact_uri(config.tracking_uri())}\n"
+               f"  mlflow models serve -m {model_uri} --env-manager local")

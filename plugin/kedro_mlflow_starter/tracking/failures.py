@@ -101,7 +101,8 @@ def is_transient(error: BaseException) -> bool:
     return "Max retries exceeded" in text or "Connection refused" in text or "database is locked" in text
 
 
-def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, status_recorded: bool) -> str:
+def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, status_recorded: bool,  # noqa: PLR0913
+                      env: str | None = None) -> str:
     """The message of ``TrackingIncompleteError``: each lost item, its local copy, what to do."""
     lines = [f"The pipeline ran, but {len(failures)} item(s) could not be logged to MLflow run {run_id}:"]
     for entry in failures:
@@ -109,10 +110,10 @@ def describe_failures(failures: list[dict[str, Any]], run_id: str, status: str, 
         lines.append(f"  - {entry['what']}{where}: {entry['error']}")
     lines.append("Your pipeline's outputs are on disk (nothing was deleted).")
     if all(entry.get("pending") for entry in failures if not entry.get("status_only")):
-        from kedro_mlflow_starter.tracking.replay import pending_folder_hint
+        from kedro_mlflow_starter.tracking.replay import pending_folder_hint, replay_command
 
         lines.append(f"Each item is kept in {pending_folder_hint(run_id)}: once the tracking server is back, "
-                     f"`kedro mlflow run replay --run-id {run_id}` logs them into the run and ends it with the "
+                     f"`{replay_command(run_id, env)}` logs them into the run and ends it with the "
                      "status it earned (FINISHED when the pipeline succeeded).")
         if not status_recorded:
             lines.append("Until then the run shows as RUNNING.")

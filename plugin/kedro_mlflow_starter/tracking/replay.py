@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+from kedro_mlflow_starter.tracking.pending_models import fail_pending_models
 
 if TYPE_CHECKING:  # pragma: no cover
     from contextlib import AbstractContextManager
@@ -50,6 +51,11 @@ def is_kept(local_path: str) -> bool:
 def pending_dir(project_path: Path | str | None, run_id: str) -> Path:
     """The pending folder of ``run_id`` in the project (the current folder when unknown)."""
     return Path(project_path or Path.cwd()) / PENDING_ROOT / run_id
+
+
+def replay_command(run_id: str, env: str | None) -> str:
+    """What to type once the server is back: with the run's ``--env``, whose mlflow.yml names its store."""
+    return f"kedro mlflow run replay --run-id {run_id}" + (f" --env {env}" if env and env != "local" else "")
 
 
 def pending_folder_hint(run_id: str) -> str:
@@ -162,7 +168,7 @@ def replay_run(client: MlflowClient, folder: Path, run_id: str, session: Session
     from kedro_mlflow_starter.tracking.failures import describe_error  # failures imports this module
 
     result = ReplayResult(run_id)
-    client.get_run(run_id)  # a run that is gone fails here, before anything is logged
+    experiment_id = client.get_run(run_id).info.experiment_id  # a run that is gone fails here, before anything is logged
     remaining = read_items(folder)
     for item in list(remaining):
         if result.failed and item["replay"].get("kind") in ("pipeline_model", "lineage"):  # built from the run
@@ -185,6 +191,7 @@ def replay_run(client: MlflowClient, folder: Path, run_id: str, session: Session
     if recorded.get("owned", True):
         earned = recorded.get("earned_status") or "FAILED"
         result.status = "FAILED" if remaining else earned
+        fail_pending_models(client, experiment_id, run_id)  # uploads the outage cut short
         client.set_terminated(run_id, status=result.status)
     if not remaining:
         shutil.rmtree(folder, ignore_errors=True)

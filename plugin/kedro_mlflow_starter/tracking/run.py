@@ -33,7 +33,8 @@ from kedro_mlflow_starter.tracking.failures import (
     read_failures,
 )
 from kedro_mlflow_starter.tracking.params import PreparedParams
-from kedro_mlflow_starter.tracking.replay import has_pending, pending_dir, seal
+from kedro_mlflow_starter.tracking.pending_models import fail_pending_models
+from kedro_mlflow_starter.tracking.replay import has_pending, pending_dir, replay_command, seal
 from kedro_mlflow_starter.tracking.run_roles import GroupTask, JoinedRun, OwnedRun
 from kedro_mlflow_starter.tracking import orchestrated
 from kedro_mlflow_starter.tracking.run_tags import ENV_RUN_NAME, run_tags
@@ -299,7 +300,8 @@ class TrackedRun:
                              "status_only": True})
         if failures:
             raise TrackingIncompleteError(
-                describe_failures(failures, self.run_id, status, status_recorded=not unrecorded)
+                describe_failures(failures, self.run_id, status, status_recorded=not unrecorded,
+                                  env=self.tags.get("kedro.env"))
             )
 
     def close(self, status: str, model_uri: str | None = None, announce: bool = True) -> str | None:
@@ -324,20 +326,29 @@ class TrackedRun:
         if outage.error is None:
             return None
         problem = describe_error(outage.error)
-        fix = (f"`kedro mlflow run replay --run-id {self.run_id}`" if has_pending(self._pending)
+        fix = (f"`{replay_command(self.run_id, self.tags.get('kedro.env'))}`" if has_pending(self._pending)
                else "`kedro mlflow stale-runs --mark-killed`")
         logger.warning("MLflow: could not mark run %s %s (%s). It shows as RUNNING until you run %s once the "
                        "tracking server is back.", self.run_id, status, problem, fix)
         return problem
 
     def end(self, status: str) -> None:
-        """Set the run's end status; drop it from MLflow's fluent stack if user code joined it."""
+        """Set the run's end status (a run that did not finish: its models still PENDING end FAILED); drop
+        it from MLflow's fluent stack if user code joined it."""
+        if status != "FINISHED":
+            self.fail_pending_models()
         if user_run_id() == self.run_id:
             import mlflow
 
             mlflow.end_run(status=status)
         else:
             call_with_retry(lambda: self.client.set_terminated(self.run_id, status=status))
+
+    def fail_pending_models(self) -> None:
+        try:
+            fail_pending_models(self.client, self.experiment_id, self.run_id)
+        except Exception as error:  # noqa: BLE001 - the run's status matters more
+            logger.debug("MLflow: the PENDING models of run %s were not checked: %s", self.run_id, error)
 
     def _announce(self, status: str, model_uri: str | None) -> None:
         """One log line for the run, then its URL and the model's URI, printed: Kedro's rich log handler

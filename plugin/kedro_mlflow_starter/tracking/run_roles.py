@@ -104,6 +104,7 @@ class GroupClose(OwnedRun):
         from mlflow.entities import Metric, RunTag
 
         outcome = self.outcome
+        run.fail_pending_models()  # every task has reported: a PENDING model is an upload cut short (a retried close)
         if outcome.status == "FINISHED" and self.log_model is not None:
             try:
                 self.model_uri = self.log_model()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kedro_mlflow_starter.config.mlflow_config import MlflowConfig
 from kedro_mlflow_starter.tracking.client import client_for
 from kedro_mlflow_starter.tracking.orchestrated import is_orchestrated, last_seen_ms
+from kedro_mlflow_starter.tracking.pending_models import fail_pending_models
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
@@ -57,4 +58,5 @@ def find_stale_runs(config: MlflowConfig, older_than_hours: float, idle_minutes:
 def mark_killed(config: MlflowConfig, runs: list[Run]) -> None:
     client = client_for(config.tracking_uri(), config.registry_uri())
     for run in runs:
+        fail_pending_models(client, run.info.experiment_id, run.info.run_id)
         client.set_terminated(run.info.run_id, status="KILLED")
