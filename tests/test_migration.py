@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.project_factory import KedroProject, make_project, project_env, run_kedro_in_process, script_result
+from tests.tracking_helpers import runs_of
 
 # kedro-mlflow 2.x's mlflow.yml, as its `kedro mlflow init` writes it (comments shortened),
 # with the values a user fills in: a store, an experiment with tags, a header provider.
@@ -407,3 +408,30 @@ def test_item8_init_with_a_missing_environment_says_so_and_creates_nothing(tmp_p
     assert "Environment 'staging' does not exist" in result.stderr + result.stdout
     assert "base, local" in result.stderr + result.stdout
     assert not (project.path / "conf/staging").exists()
+
+
+def test_past_mlruns_runs_move_into_the_project_store_with_the_command_the_doc_gives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 2 of docs/migrating-from-kedro-mlflow.md: a kedro-mlflow project's ./mlruns runs, copied once
+    into the store `mlflow_tracking_uri: null` now means, sit beside the first run of the plugin."""
+    command = "mlflow migrate-filestore --source mlruns --target sqlite:///mlflow.db"
+    assert f"   {command}\n" in (Path(__file__).parents[1] / "docs/migrating-from-kedro-mlflow.md").read_text()
+    project = make_project(tmp_path, mlflow_yml={"server": {"mlflow_tracking_uri": None}})
+    with monkeypatch.context() as patch:  # the run kedro-mlflow logged to its default ./mlruns
+        from mlflow import MlflowClient
+
+        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        file_store = MlflowClient(str(project.path / "mlruns"))
+        past = file_store.create_run(file_store.create_experiment("demo_project"), run_name="past").info.run_id
+        file_store.log_metric(past, "accuracy", 0.9)
+        file_store.log_param(past, "C", "1")
+        file_store.set_terminated(past)
+    moved = subprocess.run(command.split(), cwd=project.path, env=project_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    result = run_kedro_in_process("run", cwd=project.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    [old, new] = sorted(runs_of(project), key=lambda run: run.info.start_time)
+    assert (old.info.run_id, old.data.metrics, old.data.params) == (past, {"accuracy": 0.9}, {"C": "1"})
+    assert new.info.status == "FINISHED" and new.data.params["factor"] == "2.0"

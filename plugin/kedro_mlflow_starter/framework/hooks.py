@@ -75,8 +75,10 @@ class MlflowHook:
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
         snapshot_saved(dataset_name, data)  # in every worker: the run's own copy of a model artifact
-        if self.run is not None and node is not None:
-            self.run.node_finished(node.name)
+        if self.run is not None:
+            self.run.dataset_saved(dataset_name)
+            if node is not None:
+                self.run.node_finished(node.name)
 
     @hook_impl(wrapper=True)  # around the project's own after_pipeline_run, which sees the run active
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,

@@ -24,6 +24,7 @@ from kedro_mlflow_starter.pipeline.pipeline_ml import warn_if_model_not_logged
 from kedro_mlflow_starter.tracking.current import PublishedEnvironment, register_request_header_provider
 from kedro_mlflow_starter.tracking.failures import is_transient, outage_policy
 from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
+from kedro_mlflow_starter.tracking.overwritten_files import OverwriteWatch
 from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params, read_quietly
 from kedro_mlflow_starter.tracking.retries import shared_run_environment
 from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
@@ -98,6 +99,7 @@ class SessionTracking:
             warn_if_model_not_logged(pipeline)  # the user's own filter dropped the model: say it once
             if isinstance(pipeline, PipelineML):
                 run.log_model = partial(_log_pipeline_model, pipeline, catalog, names[0], run_params)
+        run.watch = OverwriteWatch(pipeline, catalog)
         if any(config.tracking.lineage.model_dump().values()):
             run.lineage = LineageRecorder(config.tracking.lineage, pipeline, catalog, run_params,
                                           project_path=config.project_path,

@@ -32,6 +32,7 @@ from kedro_mlflow_starter.tracking.failures import (
     outage_policy,
     read_failures,
 )
+from kedro_mlflow_starter.tracking.overwritten_files import OVERWRITTEN_TAG, OverwriteWatch
 from kedro_mlflow_starter.tracking.params import PreparedParams
 from kedro_mlflow_starter.tracking.pending_models import fail_pending_models
 from kedro_mlflow_starter.tracking.replay import has_pending, pending_dir, replay_command, seal
@@ -69,6 +70,7 @@ class TrackedRun:
         self.experiment_name = experiment_name
         self.role = role
         self.lineage: LineageRecorder | None = None
+        self.watch: OverwriteWatch | None = None  # files another process rewrote under this run
         self.log_model: Callable[[TrackedRun], str | None] | None = None  # the pipeline model, when one is logged
         self._environment = environment or PublishedEnvironment()
         self._guard: StatusGuard | None = None
@@ -246,8 +248,17 @@ class TrackedRun:
             self.lineage.node_started(node_name)
 
     def dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        if self.watch is not None and self.watch.changed_since_saved(dataset_name):
+            try:
+                call_with_retry(lambda: self.client.set_tag(self.run_id, OVERWRITTEN_TAG, self.watch.tag_value()))
+            except Exception as error:  # noqa: BLE001 - the warning above already told the user
+                logger.debug("MLflow: tag %s not set on run %s: %s", OVERWRITTEN_TAG, self.run_id, error)
         if self.lineage is not None:
             self.lineage.dataset_loaded(dataset_name, data)
+
+    def dataset_saved(self, dataset_name: str) -> None:
+        if self.watch is not None:
+            self.watch.saved(dataset_name)
 
     def node_finished(self, node_name: str) -> None:
         if self.lineage is not None:
