@@ -12,8 +12,10 @@ guide's text: ``kedro_mlflow.io.artifacts.``/``kedro_mlflow.io.models.`` become
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,7 @@ class Guide:
         self.project = project
         self.catalog = {name: dict(entry) for name, entry in SPACEFLIGHTS_CATALOG.items()}
         self.runs: dict[str, Any] = {}
+        self.done: set[str] = set()  # the guide's steps already taken in this project
 
     @property
     def store(self) -> str:
@@ -155,6 +158,24 @@ class Guide:
         return found
 
 
+STEPS: list[Callable[[Guide], None]] = []
+
+
+def step(test: Callable[[Guide], None]) -> Callable[[Guide], None]:
+    """One step of the guide, which builds on the steps before it: those not yet taken in this
+    worker's project (pytest-xdist may hand a module's tests to two workers) are taken first."""
+    STEPS.append(test)
+
+    @functools.wraps(test)
+    def take(guide: Guide) -> None:
+        for earlier in STEPS[:STEPS.index(test) + 1]:
+            if earlier.__name__ not in guide.done:
+                earlier(guide)
+                guide.done.add(earlier.__name__)
+
+    return take
+
+
 @pytest.fixture(scope="module")
 def guide(tmp_path_factory: pytest.TempPathFactory) -> Guide:
     rng = np.random.default_rng(0)
@@ -178,6 +199,7 @@ def _file_store_allowed(monkeypatch: pytest.MonkeyPatch, guide: Guide) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", guide.store)
 
 
+@step
 def test_1_easy_tracking_with_only_the_tracking_uri_in_mlflow_yml(guide: Guide) -> None:
     guide.project.write_yaml("conf/local/mlflow.yml", {"server": {"mlflow_tracking_uri": "mlflow_runs"}})
 
@@ -190,6 +212,7 @@ def test_1_easy_tracking_with_only_the_tracking_uri_in_mlflow_yml(guide: Guide) 
     assert not (guide.project.path / "mlflow.db").exists(), "mlflow.yml's store was not used"
 
 
+@step
 def test_2_the_confusion_matrix_wrapped_in_mlflow_artifact_dataset(guide: Guide) -> None:
     guide.catalog["dummy_confusion_matrix"] = {
         "type": PKG + "MlflowArtifactDataset",
@@ -205,6 +228,7 @@ def test_2_the_confusion_matrix_wrapped_in_mlflow_artifact_dataset(guide: Guide)
     assert (guide.project.path / "data/08_reporting/dummy_confusion_matrix.png").is_file()
 
 
+@step
 def test_3_the_regressor_as_a_registered_model_tracking_dataset(guide: Guide) -> None:
     guide.catalog["regressor"] = {"type": PKG + "MlflowModelTrackingDataset", "flavor": "mlflow.sklearn",
                                   "save_args": {"registered_model_name": "spaceflights-regressor"}}
@@ -221,6 +245,7 @@ def test_3_the_regressor_as_a_registered_model_tracking_dataset(guide: Guide) ->
     guide.runs["trained"] = run
 
 
+@step
 def test_4_the_model_loaded_back_from_a_run_given_as_a_runtime_param(guide: Guide) -> None:
     trained = guide.runs["trained"]
     guide.catalog.update({
@@ -239,6 +264,7 @@ def test_4_the_model_loaded_back_from_a_run_given_as_a_runtime_param(guide: Guid
                                                filter_string=f"source_run_id = '{evaluation.info.run_id}'") == []
 
 
+@step
 def test_5_a_project_hook_tags_the_run_with_mlflow_set_tags(guide: Guide) -> None:
     guide.project.write(f"src/{guide.project.package}/hooks.py", PROJECT_HOOKS)
     guide.project.write(f"src/{guide.project.package}/settings.py",
@@ -251,6 +277,7 @@ def test_5_a_project_hook_tags_the_run_with_mlflow_set_tags(guide: Guide) -> Non
     assert run.info.status == "FINISHED"
 
 
+@step
 def test_6_the_python_api_joins_the_users_run_where_it_lives(guide: Guide) -> None:
     before = {run.info.run_id for run in guide.all_runs()}
 

@@ -225,3 +225,34 @@ def test_a_replay_cut_short_is_resumed_without_logging_anything_twice(tmp_path, 
     assert len(client.get_metric_history(run_id, "acc")) == 1
     assert [a.path for a in client.list_artifacts(run_id, "reports")] == ["reports/report.txt"]
     assert not (tmp_path / "project" / ".kedro-mlflow").exists()
+
+
+def test_a_group_task_hit_by_an_outage_gets_its_outcome_from_the_replay_and_close_finishes_the_run(
+        tmp_path, migrated_db, monkeypatch):
+    """The outage kept a task's metric and its outcome tags from the group run; once replayed, `run close`
+    sees every node reported and ends the run FINISHED (it failed it, naming the task, before)."""
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+    from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG, derive_outcome, record_task_outcome
+    from kedro_mlflow_starter.tracking.replay import Session, keep_for_replay, replay_run, seal
+
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("group", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment, tags={ORCHESTRATED_TAG: "true"}).info.run_id
+    record_task_outcome(client, run_id, "split", "FINISHED", nodes=["split"])
+    folder = tmp_path / "project" / ".kedro-mlflow" / "pending" / run_id
+    monkeypatch.setenv(ENV_PENDING_DIR, str(folder))
+    keep_for_replay("metric 'loss'", None, {"kind": "metrics", "points": [["loss", 0.5, 0, 1000]]})
+    seal(folder, run_id, earned="FINISHED", closed_as="FAILED", owned=False, task={"label": "train", "nodes": ["train"]})
+    before = derive_outcome(client.get_run(run_id).data.tags, "FINISHED", expected_nodes=["split", "train"])
+    assert before.status == "FAILED" and "train" in before.describe()
+
+    result = replay_run(client, folder, run_id, Session(lambda env, params: pytest.fail("no session needed")))
+
+    run = client.get_run(run_id)
+    assert result.replayed == ["metric 'loss'"] and result.status is None and run.info.status == "RUNNING"
+    assert run.data.tags["kedro.task.train"] == "FINISHED" and run.data.tags["kedro.node.train"] == "FINISHED"
+    after = derive_outcome(run.data.tags, "FINISHED", expected_nodes=["split", "train"])
+    assert after.status == "FINISHED", after.describe()

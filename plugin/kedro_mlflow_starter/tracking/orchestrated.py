@@ -134,13 +134,14 @@ def task_outcome(status: str, error: str | None, previous: str | None) -> str:
     return value if not error else f"{value}: {error}"
 
 
-def record_task_outcome(client: MlflowClient, run_id: str, label: str, status: str, error: str | None = None,
-                        nodes: Iterable[str] = ()) -> None:
-    """Tag the run with how this task and each of its nodes ended (``close`` reads these tags)."""
+def record_task_outcome(client: MlflowClient, run_id: str, label: str, status: str, error: str | None = None,  # noqa: PLR0913
+                        nodes: Iterable[str] = (), retried: bool = True) -> None:
+    """Tag the run with how this task and each of its nodes ended (``close`` reads these tags); ``retried``
+    False: this is the same attempt's outcome (a replay), not one more attempt."""
     from mlflow.entities import RunTag
 
     key = task_tag_key(label)
-    previous = client.get_run(run_id).data.tags.get(key)
+    previous = client.get_run(run_id).data.tags.get(key) if retried else None
     tags = [RunTag(key, task_outcome(status, error, previous)[:_MAX_VALUE]), heartbeat_tag()]
     tags += [RunTag(task_tag_key(node, NODE_TAG_PREFIX), status) for node in nodes]
     client.log_batch(run_id, tags=tags)  # the client sends MLflow's 100-tag chunks

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+from kedro_mlflow_starter.tracking.orchestrated import record_task_outcome
 from kedro_mlflow_starter.tracking.pending_models import fail_pending_models
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,13 +98,15 @@ def has_pending(folder: Path | str | None) -> bool:
     return bool(folder) and (Path(folder) / ITEMS).is_file()
 
 
-def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True) -> None:
+def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True,  # noqa: PLR0913
+         task: Mapping[str, Any] | None = None) -> None:
     """Record, when the run ends, the status it earned (replay sets it) and the one it got;
-    ``owned`` False (a task of an orchestrated run): replay leaves the status to ``run close``."""
+    ``owned`` False: replay leaves the run's status to whoever owns it, and for a ``task`` of a group
+    run ({label, nodes}) records the outcome it earned, which ``run close`` reads."""
     if not has_pending(folder):
         return
     (Path(folder) / RUN_FILE).write_text(json.dumps({
-        "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned,
+        "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned, "task": task,
         "ended_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=2) + "\n", encoding="utf-8")
 
@@ -193,6 +196,10 @@ def replay_run(client: MlflowClient, folder: Path, run_id: str, session: Session
         result.status = "FAILED" if remaining else earned
         fail_pending_models(client, experiment_id, run_id)  # uploads the outage cut short
         client.set_terminated(run_id, status=result.status)
+    elif recorded.get("task") and not remaining:  # the task's outcome, which the outage kept from `run close`
+        task = recorded["task"]
+        record_task_outcome(client, run_id, task["label"], recorded.get("earned_status") or "FAILED",
+                            nodes=task["nodes"], retried=False)
     if not remaining:
         shutil.rmtree(folder, ignore_errors=True)
         for parent in (folder.parent, folder.parent.parent):  # pending/, .kedro-mlflow/

@@ -307,8 +307,8 @@ class TrackedRun:
         self._earned = "FINISHED"  # the pipeline succeeded: what `kedro mlflow run replay` sets once all is in
         unrecorded = self.close(status, model_uri=model_uri)
         if unrecorded:
-            failures.append({"what": f"the run's final status {status}", "local_path": None, "error": unrecorded,
-                             "status_only": True})
+            what = f"the run's final status {status}" if self.owned else f"this task's outcome {status}"
+            failures.append({"what": what, "local_path": None, "error": unrecorded, "status_only": True})
         if failures:
             raise TrackingIncompleteError(
                 describe_failures(failures, self.run_id, status, status_recorded=not unrecorded,
@@ -333,7 +333,8 @@ class TrackedRun:
             self._environment.restore()
             if self._failure_log:
                 Path(self._failure_log).unlink(missing_ok=True)
-            seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned)
+            task = {"label": self.role.label, "nodes": self.role.nodes} if isinstance(self.role, GroupTask) else None
+            seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned, task=task)
         if outage.error is None:
             return None
         problem = describe_error(outage.error)
