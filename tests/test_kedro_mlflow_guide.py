@@ -124,6 +124,7 @@ class Guide:
         self.catalog = {name: dict(entry) for name, entry in SPACEFLIGHTS_CATALOG.items()}
         self.runs: dict[str, Any] = {}
         self.done: set[str] = set()  # the guide's steps already taken in this project
+        self.last_output = ""  # what the last kedro_run printed
 
     @property
     def store(self) -> str:
@@ -142,6 +143,7 @@ class Guide:
         before = {run.info.run_id for run in self.all_runs()}
         result = self.project.run_in_process("run", *args)
         assert result.returncode == 0, output(result)
+        self.last_output = output(result)
         new = [run for run in self.all_runs() if run.info.run_id not in before]
         assert len(new) == 1, f"expected one new run, got {len(new)}:\n{output(result)}"
         return new[0]
@@ -242,6 +244,10 @@ def test_3_the_regressor_as_a_registered_model_tracking_dataset(guide: Guide) ->
     assert [model.name for model in models] == ["regressor"]
     (version,) = client.search_model_versions("name = 'spaceflights-regressor'")
     assert version.run_id == run.info.run_id
+    # MLflow's bare registration prints are one of our log lines
+    assert "Successfully registered model" not in guide.last_output and "Created version" not in guide.last_output
+    assert "MLflow: registered version 1 of model 'spaceflights-regressor' (a new registered model)." in \
+        " ".join(guide.last_output.split()), guide.last_output
     guide.runs["trained"] = run
 
 

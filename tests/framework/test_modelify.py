@@ -42,6 +42,7 @@ def test_modelify_plain_pipeline_from_a_subfolder_logs_a_loadable_registered_mod
     # the printed commands work from the folder it ran in: they name the project's store
     assert f"  export MLFLOW_TRACKING_URI={project.tracking_uri}\n  mlflow models serve -m models:/{model_id} " \
            "--env-manager local" in result.stdout, result.stdout
+    assert "Successfully registered model" not in result.stdout + result.stderr  # MLflow's print is a log line
 
     run = runs_of(client, "iris_ml")[-1]
     assert run.info.run_name == "from-artifacts"

@@ -16,6 +16,7 @@ from kedro_mlflow_starter.framework.project_session import project_metadata, pro
 from kedro_mlflow_starter.kedro_names import is_parameter
 from kedro_mlflow_starter.models.logging import log_kedro_pipeline_model
 from kedro_mlflow_starter.pipeline import PipelineML
+from kedro_mlflow_starter.tracking.registration_prints import mlflow_prints_logged
 from kedro_mlflow_starter.tracking.run import TrackedRun
 
 if TYPE_CHECKING:
@@ -110,12 +111,13 @@ def modelify(  # noqa: PLR0913
                else TrackedRun.create(config, run_name or f"modelify-{pipeline_name}", {"kedro.command": "modelify"}))
         run.publish()
         try:
-            model_uri = log_kedro_pipeline_model(
-                model, catalog, run.run_id, name=model_name, registered_model_name=registered_model_name,
-                signature="auto" if infer_signature else None, input_example="auto" if infer_input_example else None,
-                pip_requirements=_requirements(pip_requirements),
-                extra_pip_requirements=_requirements(extra_pip_requirements),
-                conda_env=conda_env, code_paths=list(code_paths) or None, await_registration_for=await_registration_for)
+            with mlflow_prints_logged():
+                model_uri = log_kedro_pipeline_model(
+                    model, catalog, run.run_id, name=model_name, registered_model_name=registered_model_name,
+                    signature="auto" if infer_signature else None, input_example="auto" if infer_input_example else None,
+                    pip_requirements=_requirements(pip_requirements),
+                    extra_pip_requirements=_requirements(extra_pip_requirements),
+                    conda_env=conda_env, code_paths=list(code_paths) or None, await_registration_for=await_registration_for)
         except BaseException:
             run.close("FAILED")
             raise

@@ -16,7 +16,8 @@ _clients: dict[tuple[int, str | None, str | None], MlflowClient] = {}
 
 # MLflow narrates routine steps at INFO ("Creating initial MLflow database tables..."); a kedro run
 # prints its own summary. Their warnings still show, and a level the project set is left alone.
-_CHATTY_MLFLOW_LOGGERS = ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models.model")
+_CHATTY_MLFLOW_LOGGERS = ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models.model",
+                          "mlflow.store.model_registry.abstract_store")  # "Waiting up to 300 seconds for model version..."
 
 
 def client_for(tracking_uri: str | None, registry_uri: str | None = None) -> MlflowClient:

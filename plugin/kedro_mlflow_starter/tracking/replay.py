@@ -19,6 +19,7 @@ from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
 from kedro_mlflow_starter.tracking.orchestrated import record_task_outcome
 from kedro_mlflow_starter.tracking.pending_models import fail_pending_models
+from kedro_mlflow_starter.tracking.registration_prints import mlflow_prints_logged
 
 if TYPE_CHECKING:  # pragma: no cover
     from contextlib import AbstractContextManager
@@ -288,4 +289,5 @@ def _replay_model(client: MlflowClient, run: Run, copy: Path, replay: Mapping[st
 def register_model(model_id: str, name: str, await_for: int | None = None) -> None:
     import mlflow
 
-    mlflow.register_model(f"models:/{model_id}", name, await_registration_for=int(await_for or 0))
+    with mlflow_prints_logged():
+        mlflow.register_model(f"models:/{model_id}", name, await_registration_for=int(await_for or 0))

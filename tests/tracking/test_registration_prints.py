@@ -18,7 +18,7 @@ import pytest
 def test_mlflow_registration_prints_become_one_log_line(mlflow_prints, logged, capsys, caplog) -> None:
     import sys
 
-    from kedro_mlflow_starter.framework.console import mlflow_prints_logged
+    from kedro_mlflow_starter.tracking.registration_prints import mlflow_prints_logged
 
     with caplog.at_level("INFO", logger="kedro_mlflow_starter"), mlflow_prints_logged():
         sys.stderr.write(mlflow_prints)
