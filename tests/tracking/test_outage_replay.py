@@ -117,6 +117,12 @@ def test_an_outage_is_replayed_into_the_run_which_then_equals_a_run_without_outa
     print(f"from the kill to the end of kedro run: {after_kill:.1f} s")
     assert after_kill < 90, f"{after_kill:.0f} s from the kill to the end of the run:\n{text}"
 
+    down = _kedro(project, server.uri, "mlflow", "run", "replay")  # too early: the server is still down
+    assert down.returncode == 1 and "Traceback" not in output(down) and len(output(down).splitlines()) < 12, output(down)
+    assert f"MLflow tracking server {server.uri} is still unreachable" in output(down), output(down)
+    assert "Run `kedro mlflow run replay` again once the server answers." in " ".join(output(down).split())
+    assert (run_dir / "items.jsonl").read_text() == kept
+
     server = start_server(server_root)  # the same store, on another port
     try:
         replayed = _kedro(project, server.uri, "mlflow", "run", "replay")

@@ -16,12 +16,13 @@ from kedro.framework.project import pipelines
 
 from kedro_mlflow_starter import compat
 from kedro_mlflow_starter.config.redaction import redact_uri
-from kedro_mlflow_starter.errors import OrchestratedRunError, RunNotFoundError
+from kedro_mlflow_starter.errors import OrchestratedRunError, RunNotFoundError, TrackingStoreUnreachableError
 from kedro_mlflow_starter.framework.console import log_run_pipeline_model
 from kedro_mlflow_starter.framework.project_session import Project, project_metadata, project_session
 from kedro_mlflow_starter.models.logging import check_pipeline_ml_catalog
 from kedro_mlflow_starter.pipeline import PipelineML
 from kedro_mlflow_starter.tracking.client import client_for
+from kedro_mlflow_starter.tracking.failures import describe_error, is_transient
 from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
 from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG, derive_outcome, is_orchestrated
 from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params, read_quietly
@@ -199,9 +200,24 @@ def replay_pending_runs(project_path: Project, run_id: str | None = None, env: s
     session = Session(open_session)
     try:
         _, config, _ = session.get(None, {})
-        check_reachable(config.tracking_uri(), config.server.connect_timeout)
+        again = (f"what is still kept in {root / PENDING_ROOT} stays there. Run `kedro mlflow run replay` again "
+                 "once the server answers.")
+        try:
+            check_reachable(config.tracking_uri(), config.server.connect_timeout)
+        except TrackingStoreUnreachableError as error:
+            raise OrchestratedRunError(f"MLflow tracking server {error.uri} is still unreachable ({error.problem}): "
+                                       + again) from None
         client = client_for(config.tracking_uri(), config.registry_uri())
-        return [replay_run(client, pending_dir(root, pending), pending, session) for pending in run_ids]
+        results = []
+        for pending in run_ids:
+            try:
+                results.append(replay_run(client, pending_dir(root, pending), pending, session))
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                raise OrchestratedRunError(f"The tracking server went away while run {pending} was replayed "
+                                           f"({describe_error(error)}): " + again) from None
+        return results
     finally:
         session.close()
 
