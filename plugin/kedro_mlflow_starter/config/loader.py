@@ -121,7 +121,9 @@ def _describe_validation_error(error: ValidationError, files: list[Path]) -> str
         where = file_defining(files, loc) or ", ".join(str(p) for p in files) or "mlflow.yml"
         if issue["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
-            allowed = ", ".join(parent.model_fields) if parent else "see the documented mlflow.yml"
+            # fields the plugin fills in itself (exclude=True: project_path, package_name) are not the user's to write
+            allowed = (", ".join(name for name, field in parent.model_fields.items() if not field.exclude) if parent
+                       else "see the documented mlflow.yml")
             lines.append(f"{where}: unknown key '{key}'. Allowed keys here: {allowed}.")
         else:
             lines.append(f"{where}: {invalid_value(key, issue)}")
