@@ -19,6 +19,12 @@ import pytest
 from tests.project_factory import KedroProject, make_project, project_env, run_kedro_in_process, script_result
 from tests.tracking_helpers import runs_of
 
+
+def client_for_uri(uri: str):  # noqa: ANN201
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
 # kedro-mlflow 2.x's mlflow.yml, as its `kedro mlflow init` writes it (comments shortened),
 # with the values a user fills in: a store, an experiment with tags, a header provider.
 KEDRO_MLFLOW_YML = """
@@ -410,28 +416,27 @@ def test_item8_init_with_a_missing_environment_says_so_and_creates_nothing(tmp_p
     assert not (project.path / "conf/staging").exists()
 
 
-def test_past_mlruns_runs_move_into_the_project_store_with_the_command_the_doc_gives(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Step 2 of docs/migrating-from-kedro-mlflow.md: a kedro-mlflow project's ./mlruns runs, copied once
-    into the store `mlflow_tracking_uri: null` now means, sit beside the first run of the plugin."""
-    command = "mlflow migrate-filestore --source mlruns --target sqlite:///mlflow.db"
-    assert f"   {command}\n" in (Path(__file__).parents[1] / "docs/migrating-from-kedro-mlflow.md").read_text()
+def test_past_mlruns_runs_move_into_the_project_store_with_the_commands_the_doc_gives(tmp_path: Path) -> None:
+    """Step 2 of docs/migrating-from-kedro-mlflow.md: a kedro-mlflow project's ./mlruns runs (a metric, then a
+    model, as kedro-mlflow logs the pipeline model last), copied once into the store `mlflow_tracking_uri: null`
+    now means, sit beside the first run of the plugin."""
+    doc = (Path(__file__).parents[1] / "docs/migrating-from-kedro-mlflow.md").read_text()
+    commands = [line.strip() for line in doc.split("   ```bash\n", 1)[1].split("   ```", 1)[0].splitlines()]
+    assert commands[-1] == "mlflow migrate-filestore --source mlruns --target sqlite:///mlflow.db"
     project = make_project(tmp_path, mlflow_yml={"server": {"mlflow_tracking_uri": None}})
-    with monkeypatch.context() as patch:  # the run kedro-mlflow logged to its default ./mlruns
-        from mlflow import MlflowClient
-
-        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-        file_store = MlflowClient(str(project.path / "mlruns"))
-        past = file_store.create_run(file_store.create_experiment("demo_project"), run_name="past").info.run_id
-        file_store.log_metric(past, "accuracy", 0.9)
-        file_store.log_param(past, "C", "1")
-        file_store.set_terminated(past)
-    moved = subprocess.run(command.split(), cwd=project.path, env=project_env(), capture_output=True, text=True,
-                           timeout=300)
-    assert moved.returncode == 0, moved.stdout + moved.stderr
+    past = script_result("log_a_kedro_mlflow_run", {"tracking_uri": "mlruns", "experiment": "demo_project"},
+                         cwd=project.path, env=project_env({"MLFLOW_ALLOW_FILE_STORE": "true"}))
+    for command in commands:
+        moved = subprocess.run(command, shell=True, cwd=project.path, env=project_env(), capture_output=True,  # noqa: S602
+                               text=True, timeout=300)
+        assert moved.returncode == 0, f"{command}:\n{moved.stdout}{moved.stderr}"
     result = run_kedro_in_process("run", cwd=project.path)
     assert result.returncode == 0, result.stdout + result.stderr
 
     [old, new] = sorted(runs_of(project), key=lambda run: run.info.start_time)
-    assert (old.info.run_id, old.data.metrics, old.data.params) == (past, {"accuracy": 0.9}, {"C": "1"})
+    assert (old.info.run_id, old.data.metrics, old.data.params) == (past["run_id"], {"accuracy": 0.9}, {"C": "1"})
+    client = client_for_uri(project.tracking_uri)
+    assert [(m.value, m.step) for m in client.get_metric_history(old.info.run_id, "accuracy")] == [(0.9, 0)]
+    [model] = client.search_logged_models([old.info.experiment_id], filter_string=f"source_run_id = '{past['run_id']}'")
+    assert (model.name, str(model.status)) == ("old_model", "READY")
     assert new.info.status == "FINISHED" and new.data.params["factor"] == "2.0"

@@ -262,3 +262,38 @@ def test_a_group_task_hit_by_an_outage_gets_its_outcome_from_the_replay_and_clos
     assert run.data.tags["kedro.task.train"] == "FINISHED" and run.data.tags["kedro.node.train"] == "FINISHED"
     after = derive_outcome(run.data.tags, "FINISHED", expected_nodes=["split", "train"])
     assert after.status == "FINISHED", after.describe()
+
+
+def test_replay_logs_into_the_store_of_the_env_the_run_ran_with(tmp_path, migrated_db, monkeypatch):
+    """`kedro run --env other` kept items for its run in other.db's store; a plain `kedro mlflow run replay`
+    finds that store, and an --env naming another store says so instead of a traceback."""
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+    from kedro_mlflow_starter.tracking.replay import keep_for_replay, seal
+    from tests.project_factory import make_project
+
+    project = make_project(tmp_path, mlflow_yml={"server": {"mlflow_tracking_uri": "sqlite:///local.db"}})
+    project.write_yaml("conf/other/mlflow.yml", {"server": {"mlflow_tracking_uri": "sqlite:///other.db"}})
+    for name in ("local.db", "other.db"):
+        shutil.copy(migrated_db, project.path / name)
+    other = MlflowClient(f"sqlite:///{project.path / 'other.db'}")
+    experiment = other.create_experiment("demo_project", artifact_location=(project.path / "mlartifacts").as_uri())
+    run_id = other.create_run(experiment).info.run_id
+    folder = project.path / ".kedro-mlflow" / "pending" / run_id
+    with monkeypatch.context() as patch:
+        patch.setenv(ENV_PENDING_DIR, str(folder))
+        keep_for_replay("metric 'r2'", None, {"kind": "metrics", "points": [["r2", 0.75, 0, 1000]]})
+    seal(folder, run_id, earned="FINISHED", closed_as="FAILED", env="other")
+
+    wrong = project.run_in_process("mlflow", "run", "replay", "--env", "local")
+    assert wrong.returncode == 1 and "Traceback" not in output(wrong), output(wrong)
+    assert f"MLflow run {run_id} is not in sqlite:///" in output(wrong) and "the --env the run ran with" in output(wrong)
+    assert folder.is_dir()
+
+    replayed = project.run_in_process("mlflow", "run", "replay")
+    assert replayed.returncode == 0, output(replayed)
+    run = other.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics == {"r2": 0.75}
+    local = MlflowClient(f"sqlite:///{project.path / 'local.db'}")
+    assert [e.name for e in local.search_experiments()] == ["Default"], "the replay touched the default env's store"

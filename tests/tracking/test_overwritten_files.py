@@ -54,6 +54,8 @@ def test_of_two_runs_at_once_the_one_whose_file_the_other_rewrote_says_so(tmp_pa
     for factor, result in zip(("2", "3"), results):
         told = "changed on disk after this run saved it" in result.stdout
         assert told == bool(tags[factor]), result.stdout
+        summary = "this run read back doubled, which another process rewrote after this run saved it"
+        assert (summary in " ".join(result.stdout.split())) == told, result.stdout
         assert tags[factor] in (None, f"doubled ({doubled})")
 
 def test_a_run_alone_reads_its_own_files_and_is_not_tagged(project):

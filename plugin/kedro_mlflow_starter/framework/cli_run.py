@@ -26,7 +26,14 @@ from kedro_mlflow_starter.tracking.failures import describe_error, is_transient
 from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder
 from kedro_mlflow_starter.tracking.orchestrated import ORCHESTRATED_TAG, derive_outcome, is_orchestrated
 from kedro_mlflow_starter.tracking.params import pipeline_parameters, prepare_params, read_quietly
-from kedro_mlflow_starter.tracking.replay import PENDING_ROOT, Session, pending_dir, pending_runs, replay_run
+from kedro_mlflow_starter.tracking.replay import (
+    PENDING_ROOT,
+    Session,
+    pending_dir,
+    pending_runs,
+    recorded_env,
+    replay_run,
+)
 from kedro_mlflow_starter.tracking.run import TrackedRun, default_run_name
 from kedro_mlflow_starter.tracking.run_roles import GroupClose
 from kedro_mlflow_starter.tracking.run_tags import open_command, run_tags
@@ -199,27 +206,36 @@ def replay_pending_runs(project_path: Project, run_id: str | None = None, env: s
 
     session = Session(open_session)
     try:
-        _, config, _ = session.get(None, {})
-        again = (f"what is still kept in {root / PENDING_ROOT} stays there. Run `kedro mlflow run replay` again "
-                 "once the server answers.")
-        try:
-            check_reachable(config.tracking_uri(), config.server.connect_timeout)
-        except TrackingStoreUnreachableError as error:
-            raise OrchestratedRunError(f"MLflow tracking server {error.uri} is still unreachable ({error.problem}): "
-                                       + again) from None
-        client = client_for(config.tracking_uri(), config.registry_uri())
         results = []
-        for pending in run_ids:
-            try:
-                results.append(replay_run(client, pending_dir(root, pending), pending, session))
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                raise OrchestratedRunError(f"The tracking server went away while run {pending} was replayed "
-                                           f"({describe_error(error)}): " + again) from None
+        for pending in run_ids:  # each in the store of the --env it ran with (unless --env is given)
+            _, config, _ = session.get(recorded_env(pending_dir(root, pending)), {})
+            results.append(_replay_into_store(config, root, pending, session))
         return results
     finally:
         session.close()
+
+
+def _replay_into_store(config: MlflowConfig, root: Path, run_id: str, session: Session) -> ReplayResult:
+    uri = redact_uri(config.tracking_uri())
+    again = (f"what is still kept in {root / PENDING_ROOT} stays there. Run `kedro mlflow run replay` again "
+             "once the server answers.")
+    try:
+        check_reachable(config.tracking_uri(), config.server.connect_timeout)
+    except TrackingStoreUnreachableError as error:
+        raise OrchestratedRunError(f"MLflow tracking server {error.uri} is still unreachable ({error.problem}): "
+                                   + again) from None
+    client = client_for(config.tracking_uri(), config.registry_uri())
+    try:
+        return replay_run(client, pending_dir(root, run_id), run_id, session)
+    except Exception as error:
+        if getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
+            raise OrchestratedRunError(
+                f"MLflow run {run_id} is not in {uri}: give `kedro mlflow run replay` the --env the run ran with "
+                "(its mlflow.yml names the run's store).") from None
+        if not is_transient(error):
+            raise
+        raise OrchestratedRunError(f"The tracking server went away while run {run_id} was replayed "
+                                   f"({describe_error(error)}): " + again) from None
 
 
 def _joined(split: Callable[[click.Context, click.Parameter, str], Any]) -> Callable[..., Any]:

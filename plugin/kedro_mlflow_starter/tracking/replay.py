@@ -100,14 +100,14 @@ def has_pending(folder: Path | str | None) -> bool:
 
 
 def seal(folder: Path | str | None, run_id: str, earned: str, closed_as: str | None, owned: bool = True,  # noqa: PLR0913
-         task: Mapping[str, Any] | None = None) -> None:
+         task: Mapping[str, Any] | None = None, env: str | None = None) -> None:
     """Record, when the run ends, the status it earned (replay sets it) and the one it got;
     ``owned`` False: replay leaves the run's status to whoever owns it, and for a ``task`` of a group
     run ({label, nodes}) records the outcome it earned, which ``run close`` reads."""
     if not has_pending(folder):
         return
     (Path(folder) / RUN_FILE).write_text(json.dumps({
-        "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned, "task": task,
+        "run_id": run_id, "earned_status": earned, "closed_as": closed_as, "owned": owned, "task": task, "env": env,
         "ended_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }, indent=2) + "\n", encoding="utf-8")
 
@@ -119,6 +119,15 @@ def pending_runs(project_path: Path | str) -> list[str]:
         return []
     found = [path for path in root.iterdir() if (path / ITEMS).is_file()]
     return [path.name for path in sorted(found, key=lambda path: path.stat().st_mtime)]
+
+
+def recorded_env(folder: Path) -> str | None:
+    """The ``--env`` the run kept in ``folder`` ran with (its mlflow.yml names the run's store), if recorded."""
+    try:
+        env = json.loads((folder / RUN_FILE).read_text(encoding="utf-8")).get("env")
+    except (FileNotFoundError, ValueError):
+        env = None
+    return env or next((item["replay"]["env"] for item in read_items(folder) if item["replay"].get("env")), None)
 
 
 def read_items(folder: Path) -> list[dict[str, Any]]:
@@ -243,7 +252,8 @@ def _replay_item(client: MlflowClient, run: Run, folder: Path, item: dict[str, A
         pipeline = pipelines[replay["pipeline"]]
         if not isinstance(pipeline, PipelineML):
             raise ValueError(f"pipeline '{replay['pipeline']}' is no longer a pipeline_ml_factory pipeline")
-        log_pipeline_model(pipeline, context.catalog, run_id)
+        with mlflow_prints_logged():
+            log_pipeline_model(pipeline, context.catalog, run_id)
     elif kind == "lineage":
         from kedro_mlflow_starter.tracking.lineage_recorder import LineageRecorder  # imports failures, and so this
 

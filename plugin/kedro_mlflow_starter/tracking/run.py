@@ -307,7 +307,8 @@ class TrackedRun:
         self._earned = "FINISHED"  # the pipeline succeeded: what `kedro mlflow run replay` sets once all is in
         unrecorded = self.close(status, model_uri=model_uri)
         if unrecorded:
-            what = f"the run's final status {status}" if self.owned else f"this task's outcome {status}"
+            what = (f"the run's end status ({status} while items are missing; the replay sets FINISHED)" if self.owned
+                    else f"this task's outcome ({status} while items are missing; the replay records FINISHED)")
             failures.append({"what": what, "local_path": None, "error": unrecorded, "status_only": True})
         if failures:
             raise TrackingIncompleteError(
@@ -334,7 +335,8 @@ class TrackedRun:
             if self._failure_log:
                 Path(self._failure_log).unlink(missing_ok=True)
             task = {"label": self.role.label, "nodes": self.role.nodes} if isinstance(self.role, GroupTask) else None
-            seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned, task=task)
+            seal(self._pending, self.run_id, self._earned or status, closed_as=status, owned=self.owned, task=task,
+                 env=self.tags.get("kedro.env"))
         if outage.error is None:
             return None
         problem = describe_error(outage.error)
@@ -370,6 +372,10 @@ class TrackedRun:
         how = "" if uri.startswith(("http://", "https://")) else " (`kedro mlflow ui` serves it)"
         logger.info("MLflow run '%s' (%s) %s in experiment '%s'%s:", self.run_name, self.run_id,
                     self.role.state(status), self.experiment_name, how)
+        if self.watch is not None and self.watch.overwritten:  # said mid-log already: said again where it is read
+            logger.warning("MLflow: this run read back %s, which another process rewrote after this run saved it: "
+                           "what it computed from them may not be its own (tag %s).",
+                           ", ".join(sorted(self.watch.overwritten)), OVERWRITTEN_TAG)
         for handler in logging.getLogger().handlers:  # let the log line above reach the terminal first
             handler.flush()
         sys.stdout.write(f"Run:   {run_url(base, self.experiment_id, self.run_id)}\n"
