@@ -116,7 +116,14 @@ def open_run(project: GeneratedProject, *args: str) -> str:
     """``kedro mlflow run open`` (in the test process: the orchestrator's step, no state of its own)."""
     result = project.kedro_in_process("mlflow", "run", "open", *args)
     assert_ok(result, "kedro mlflow run open")
-    return result.stdout.strip().splitlines()[-1]
+    run_id = result.stdout.strip().splitlines()[-1]
+    lines = result.stderr.splitlines()
+    said = lines[next(i for i, line in enumerate(lines) if line.startswith("Opened MLflow run")):][:4]
+    # what to do next, at 80 columns: only the store's URI may be longer (a path is as long as it is)
+    assert said[2:] == [f"Run every task with MLFLOW_RUN_ID={run_id}, then:",
+                        f"  kedro mlflow run close --run-id {run_id}"], result.stderr
+    assert all(len(line) <= 80 for line in (said[0], *said[2:])), said
+    return run_id
 
 
 def close_run(project: GeneratedProject, run_id: str, *args: str) -> subprocess.CompletedProcess[str]:

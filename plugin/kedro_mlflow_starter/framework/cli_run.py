@@ -284,10 +284,10 @@ def open_cli(metadata: ProjectMetadata | None, pipeline_name: str, env: str | No
     text = {"json": json.dumps(opened), "env": f"MLFLOW_RUN_ID={opened['run_id']}"}.get(output, opened["run_id"])
     if output_file:
         Path(output_file).write_text(text + "\n", encoding="utf-8")
-    click.echo(
-        f"Opened MLflow run '{opened['run_name']}' ({opened['run_id']}) in experiment "
-        f"'{opened['experiment_name']}' at {opened['tracking_uri']}. Run every task with "
-        f"MLFLOW_RUN_ID={opened['run_id']}, then `kedro mlflow run close --run-id {opened['run_id']}`.",
+    click.echo(  # on lines of their own: a terminal of 80 columns never breaks the id or the command
+        f"Opened MLflow run '{opened['run_name']}' in experiment '{opened['experiment_name']}' at\n"
+        f"{opened['tracking_uri']}.\nRun every task with MLFLOW_RUN_ID={opened['run_id']}, then:\n"
+        f"  kedro mlflow run close --run-id {opened['run_id']}",
         err=True,
     )
     click.echo(text)
