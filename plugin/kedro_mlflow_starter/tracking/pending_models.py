@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("kedro_mlflow_starter")
 
 
-def fail_pending_models(client: MlflowClient, experiment_id: str, run_id: str) -> list[str]:
-    """Mark FAILED every model of run ``run_id`` that is still PENDING; return their names. Called once
-    no process logs into the run any more (it ends, or is found stale)."""
+def fail_pending_models(client: MlflowClient, experiment_id: str, run_id: str) -> None:
+    """Mark FAILED every model of run ``run_id`` that is still PENDING. Called once no process logs
+    into the run any more (it ends, or is found stale)."""
     from mlflow.entities import LoggedModelStatus
 
     models = call_with_retry(lambda: client.search_logged_models(
@@ -27,4 +27,3 @@ def fail_pending_models(client: MlflowClient, experiment_id: str, run_id: str) -
         call_with_retry(lambda model=model: client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED))
         logger.warning("MLflow: model '%s' (%s) of run %s was never fully logged; it is marked FAILED.",
                        model.name, model.model_id, run_id)
-    return [model.name for model in pending]

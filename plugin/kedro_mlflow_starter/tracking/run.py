@@ -150,16 +150,9 @@ class TrackedRun:
     @classmethod
     def attach(cls, config: MlflowConfig, run_id: str, role: OwnedRun | GroupClose | None = None) -> TrackedRun:
         """An existing run, by id: logged into and left as it is, unless ``role`` says otherwise."""
-        from mlflow.exceptions import MlflowException
-
         client = client_for(config.tracking_uri(), config.registry_uri())
-        try:
-            run = client.get_run(run_id)
-        except MlflowException as error:
-            raise RunNotFoundError(
-                f"MLflow run '{run_id}' was not found in {redact_uri(config.tracking_uri())}. Check the id "
-                "(`kedro mlflow ui`), or leave out --run-id to log into a new run."
-            ) from error
+        run = _existing_run(client, run_id, config.tracking_uri(),
+                            "Check the id (`kedro mlflow ui`), or leave out --run-id to log into a new run.")
         experiment = client.get_experiment(run.info.experiment_id)
         return cls(config, client, run, experiment.name, role or JoinedRun())
 
@@ -187,7 +180,8 @@ class TrackedRun:
                       if resume_id else "It was handed down by MLFLOW_RUN_ID: unset it to log a new run"
                       if os.environ.get("MLFLOW_RUN_ID") else "It is the run your code opened with "
                       "mlflow.start_run(): end it first, or set `tracking.run.nested: false` to log a new run")
-            run = _existing_run(client, resume_id or joined, config.tracking_uri(), source)
+            run = _existing_run(client, resume_id or joined, config.tracking_uri(),
+                                f"{source}, or give the id of a run of this store (`kedro mlflow ui` lists them).")
             if joined and run.info.status != "RUNNING":  # logging into it would set a closed run RUNNING again
                 raise RunNotJoinableError(
                     f"MLflow run {run.info.run_id} ('{run.info.run_name}') is {run.info.status}, so this kedro run "
@@ -383,7 +377,9 @@ class TrackedRun:
         sys.stdout.flush()
 
 
-def _existing_run(client: MlflowClient, run_id: str, tracking_uri: str, source: str) -> Run:
+def _existing_run(client: MlflowClient, run_id: str, tracking_uri: str, fix: str) -> Run:
+    """The run ``run_id``; ``RunNotFoundError`` naming the store and ``fix`` when the store has no such run
+    (any other error of the store is raised as it is: an outage is not a wrong id)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -391,16 +387,14 @@ def _existing_run(client: MlflowClient, run_id: str, tracking_uri: str, source: 
     except MlflowException as error:
         if error.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        raise RunNotFoundError(f"MLflow run '{run_id}' was not found in {redact_uri(tracking_uri)}. {source}, or "
-                               "give the id of a run of this store (`kedro mlflow ui` lists them).") from None
+        raise RunNotFoundError(f"MLflow run '{run_id}' was not found in {redact_uri(tracking_uri)}. {fix}") from None
 
 
 def _check_params_unchanged(run: Run, params: Mapping[str, str], source: str) -> None:
     """MLflow never changes a logged parameter: a run joined or resumed with other values is refused
     before anything is logged into it or its status changes."""
-    logged = run.data.params
-    changed = [f"{key}: {logged[key]!r} logged, {value!r} now" for key, value in params.items()
-               if key in logged and logged[key] != value]
+    conflicts = orchestrated.plan_join(run.data.params, {}, params, {}).conflicts  # the comparison a join makes
+    changed = [f"{key}: {logged!r} logged, {value!r} now" for key, (logged, value) in conflicts.items()]
     if changed:
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         raise RunNotJoinableError(
