@@ -159,14 +159,6 @@ def bootstrap(project: KedroProject) -> None:
     bootstrap_project(project.path)
 
 
-def logged_models_of_run(client, run_id: str) -> list:
-    """The LoggedModels whose source run is ``run_id``."""
-    run = client.get_run(run_id)
-    return client.search_logged_models(
-        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
-    )
-
-
 def runs_of(client, experiment_name: str) -> list:
     """Runs of the experiment, oldest first."""
     experiment = client.get_experiment_by_name(experiment_name)

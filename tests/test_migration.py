@@ -17,13 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.project_factory import KedroProject, make_project, project_env, run_kedro_in_process, script_result
-from tests.tracking_helpers import runs_of
-
-
-def client_for_uri(uri: str):  # noqa: ANN201
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
+from tests.tracking_helpers import client_for, logged_models_of_run, runs_of
 
 # kedro-mlflow 2.x's mlflow.yml, as its `kedro mlflow init` writes it (comments shortened),
 # with the values a user fills in: a store, an experiment with tags, a header provider.
@@ -435,8 +429,8 @@ def test_past_mlruns_runs_move_into_the_project_store_with_the_commands_the_doc_
 
     [old, new] = sorted(runs_of(project), key=lambda run: run.info.start_time)
     assert (old.info.run_id, old.data.metrics, old.data.params) == (past["run_id"], {"accuracy": 0.9}, {"C": "1"})
-    client = client_for_uri(project.tracking_uri)
+    client = client_for(project)
     assert [(m.value, m.step) for m in client.get_metric_history(old.info.run_id, "accuracy")] == [(0.9, 0)]
-    [model] = client.search_logged_models([old.info.experiment_id], filter_string=f"source_run_id = '{past['run_id']}'")
+    [model] = logged_models_of_run(client, past["run_id"])
     assert (model.name, str(model.status)) == ("old_model", "READY")
     assert new.info.status == "FINISHED" and new.data.params["factor"] == "2.0"

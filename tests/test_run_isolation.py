@@ -28,6 +28,7 @@ import pytest
 from tests.orchestrated_fixtures import close_run, new_iris_project, open_run, set_tracking_uri
 from tests.project_factory import start_kedro_in_fork
 from tests.starter_fixtures import KEDRO, PACKAGE, GeneratedProject, assert_ok, kedro_env
+from tests.tracking_helpers import logged_models_of_run
 
 if TYPE_CHECKING:
     from tests.server_fixtures import MlflowServer
@@ -120,9 +121,7 @@ def client_of(uri: str) -> Any:
 
 
 def models_of(client: Any, run_id: str, name: str | None = None) -> list[Any]:
-    run = client.get_run(run_id)
-    found = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
-    return [model for model in found if name is None or model.name == name]
+    return [model for model in logged_models_of_run(client, run_id) if name is None or model.name == name]
 
 
 def downloaded_model(client: Any, run_id: str, name: str, into: Path) -> str:

@@ -13,6 +13,14 @@ def client_for(project: KedroProject, uri: str | None = None) -> Any:
     return MlflowClient(tracking_uri=uri or project.tracking_uri)
 
 
+def logged_models_of_run(client: Any, run_id: str) -> list[Any]:
+    """The LoggedModels whose source run is ``run_id``."""
+    run = client.get_run(run_id)
+    return client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+
+
 def runs_of(project: KedroProject, experiment: str | None = None, uri: str | None = None) -> list[Any]:
     client = client_for(project, uri)
     found = client.get_experiment_by_name(experiment or project.package)

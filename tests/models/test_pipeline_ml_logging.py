@@ -12,13 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline_ml_fixtures import (
-    FEATURES,
-    SETTINGS_WITHOUT_PLUGIN_HOOK,
-    bootstrap,
-    logged_models_of_run,
-    make_iris_project,
-)
+from tests.pipeline_ml_fixtures import FEATURES, SETTINGS_WITHOUT_PLUGIN_HOOK, bootstrap, make_iris_project
+from tests.tracking_helpers import logged_models_of_run
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,8 @@ import pandas as pd
 import pytest
 
 from tests.project_factory import free_port, script_result
-from tests.pipeline_ml_fixtures import (
-    FEATURES,
-    isolated_env,
-    logged_models_of_run,
-    make_iris_project,
-    runs_of,
-)
+from tests.pipeline_ml_fixtures import FEATURES, isolated_env, make_iris_project, runs_of
+from tests.tracking_helpers import logged_models_of_run
 
 EXPERIMENT = "iris_ml"
 WARNING_TEXT = "pipeline model will not be logged"

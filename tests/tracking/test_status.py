@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.project_factory import KEDRO, KedroProject, make_project, project_env
-from tests.tracking_helpers import output, runs_of
+from tests.tracking_helpers import client_for, logged_models_of_run, output, runs_of
 
 NODES = '''
 import os
@@ -164,11 +164,7 @@ def test_a_failing_node_marks_the_run_failed(status_project):
 
 
 def _model_statuses(project: KedroProject, run) -> dict[str, str]:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(project.tracking_uri)
-    return {model.name: str(model.status) for model in client.search_logged_models(
-        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")}
+    return {model.name: str(model.status) for model in logged_models_of_run(client_for(project), run.info.run_id)}
 
 
 def test_kill_9_leaves_a_running_run_that_stale_runs_finds_and_marks_killed(status_project):
