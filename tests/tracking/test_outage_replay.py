@@ -297,3 +297,49 @@ def test_replay_logs_into_the_store_of_the_env_the_run_ran_with(tmp_path, migrat
     assert run.info.status == "FINISHED" and run.data.metrics == {"r2": 0.75}
     local = MlflowClient(f"sqlite:///{project.path / 'local.db'}")
     assert [e.name for e in local.search_experiments()] == ["Default"], "the replay touched the default env's store"
+
+
+def test_a_server_gone_during_the_replay_is_one_error_and_keeps_what_is_left(tmp_path, migrated_db, monkeypatch):
+    """The server answers the replay's health check, then is gone (stopped right after: a second outage) when
+    the replay's first call reaches it: one Error that says what stays kept, not a traceback."""
+    import http.server
+    import threading
+
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_starter.tracking.current import ENV_PENDING_DIR
+    from kedro_mlflow_starter.tracking.replay import ITEMS, keep_for_replay, seal
+    from tests.project_factory import free_port, make_project
+
+    class AnswersHealthOnce(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = free_port()
+    server = http.server.HTTPServer(("127.0.0.1", port), AnswersHealthOnce)
+    serving = threading.Thread(target=lambda: (server.handle_request(), server.server_close()))
+    serving.start()
+    project = make_project(tmp_path, mlflow_yml={"server": {"mlflow_tracking_uri": f"http://127.0.0.1:{port}"}})
+    shutil.copy(migrated_db, tmp_path / "kept-for.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'kept-for.db'}")  # only to make a real run id
+    run_id = client.create_run(client.create_experiment("demo_project")).info.run_id
+    folder = project.path / ".kedro-mlflow" / "pending" / run_id
+    with monkeypatch.context() as patch:
+        patch.setenv(ENV_PENDING_DIR, str(folder))
+        keep_for_replay("metric 'r2'", None, {"kind": "metrics", "points": [["r2", 0.75, 0, 1000]]})
+    seal(folder, run_id, earned="FINISHED", closed_as="FAILED")
+    kept = (folder / ITEMS).read_text()
+
+    result = project.run_in_process("mlflow", "run", "replay", env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    serving.join(timeout=10)
+
+    text = output(result)
+    assert result.returncode == 1 and "Traceback" not in text and len(text.splitlines()) < 12, text
+    assert f"The tracking server went away while run {run_id} was replayed" in text, text
+    assert "Connection refused" in text and "stays there" in " ".join(text.split()), text
+    assert (folder / ITEMS).read_text() == kept
